@@ -1,0 +1,28 @@
+--- actionqueue-storage: read, write, check and repair ActionQueue storage.
+-- The umbrella module; submodules load lazily on first use, so
+-- `require "actionqueue.storage"` stays cheap.
+-- @module actionqueue.storage
+local storage = { _VERSION = "0.1.0" }
+
+local submodules = {
+  core = "actionqueue.storage.core",
+  errors = "actionqueue.storage.errors",
+  u64 = "actionqueue.storage.u64",
+  uuid = "actionqueue.storage.uuid",
+  schema = "actionqueue.storage.schema",
+  snapshot = "actionqueue.storage.snapshot",
+  wal = "actionqueue.storage.wal",
+  recovery = "actionqueue.storage.recovery",
+  inspect = "actionqueue.storage.inspect",
+  batch = "actionqueue.storage.batch",
+}
+
+return setmetatable(storage, {
+  __index = function(t, k)
+    local name = submodules[k]
+    if not name then return nil end
+    local mod = require(name)
+    rawset(t, k, mod)
+    return mod
+  end,
+})
