@@ -1,0 +1,151 @@
+--- The type vocabulary shared by the snapshot (JSON) and WAL (postcard) formats:
+-- identifiers, TaskSpec, RunInstance, policies, constraints and the enums.
+-- Record names are the reference's internal type names (they appear in JSON decode
+-- errors such as `expected struct TaskSpecWire`). The `check` functions are the
+-- decode-time validations (snapshot-format.md §3.6, wal-format.md §8.4); both decoders
+-- call them when a record (or enum variant) has been read completely.
+-- @module actionqueue.storage.schema.types
+local dsl = require "actionqueue.storage.schema.dsl"
+
+local T = {}
+
+T.NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+-- Identifiers (all UUID newtypes).
+for _, name in ipairs { "TaskId", "RunId", "AttemptId", "SubscriptionId", "ActorId",
+                        "TenantId", "LedgerEntryId" } do
+  T[name] = dsl.id(name)
+end
+
+-- Unit enums.
+T.RunState = dsl.enum { "RunState",
+  { "Scheduled" }, { "Ready" }, { "Leased" }, { "Running" }, { "RetryWait" },
+  { "Suspended" }, { "Completed" }, { "Failed" }, { "Canceled" } }
+T.AttemptResultKind = dsl.enum { "AttemptResultKind",
+  { "Success" }, { "Failure" }, { "Timeout" }, { "Suspended" } }
+T.BudgetDimension = dsl.enum { "BudgetDimension", { "Token" }, { "CostCents" }, { "TimeSecs" } }
+T.ConcurrencyKeyHoldPolicy = dsl.enum { "ConcurrencyKeyHoldPolicy",
+  { "HoldDuringRetry" }, { "ReleaseOnRetry" } }
+T.SafetyLevel = dsl.enum { "SafetyLevel", { "Pure" }, { "Idempotent" }, { "Transactional" } }
+
+T.TERMINAL_STATES = { Completed = true, Failed = true, Canceled = true }
+
+-- Policies.
+T.RepeatPolicy = dsl.record { "RunPolicyWire::Repeat",
+  { "count", dsl.u32 },
+  { "interval_secs", dsl.u64 },
+}
+T.CronPolicy = dsl.record { "RunPolicyWire::Cron",
+  { "expression", dsl.string },
+  -- The reference omits this field on encode when absent (postcard); see wal-format §11.
+  { "max_occurrences", dsl.option(dsl.u32) },
+}
+
+local function check_repeat(v)
+  local p = v.Repeat
+  if p.count == 0 then return "invalid repeat count: 0 (must be >= 1)" end
+  if p.interval_secs == 0 then return "invalid repeat interval_secs: 0 (must be >= 1)" end
+  return nil
+end
+
+T.RunPolicy = dsl.enum { "RunPolicyWire",
+  { "Once" },
+  { "Repeat", T.RepeatPolicy, check = check_repeat },
+  -- Only in the reference's optional "workflow" build; the default build rejects it.
+  { "Cron", T.CronPolicy, feature = "workflow" },
+}
+
+T.TaskPayload = dsl.record { "TaskPayload",
+  { "bytes", dsl.bytes },
+  { "content_type", dsl.option(dsl.string) },
+}
+
+local function check_constraints(c)
+  if c.max_attempts == 0 then return "invalid max_attempts value: 0 (must be >= 1)" end
+  if c.timeout_secs == 0 then return "timeout_secs must not be zero" end
+  if c.concurrency_key == "" then return "concurrency key must not be an empty string" end
+  local caps = c.required_capabilities
+  if caps then
+    if #caps == 0 then return "required capabilities list must not be empty" end
+    for i = 1, #caps do
+      if caps[i] == "" then return "required_capabilities contains an empty string" end
+    end
+  end
+  return nil
+end
+
+T.TaskConstraints = dsl.record { "TaskConstraintsWire",
+  { "max_attempts", dsl.u32 },
+  { "timeout_secs", dsl.option(dsl.u64) },
+  { "concurrency_key", dsl.option(dsl.string) },
+  { "concurrency_key_hold_policy", T.ConcurrencyKeyHoldPolicy, default = "HoldDuringRetry" },
+  { "safety_level", T.SafetyLevel, default = "Pure" },
+  { "required_capabilities", dsl.option(dsl.list(dsl.string)), default = dsl.NONE },
+  check = check_constraints,
+}
+
+T.TaskMetadata = dsl.record { "TaskMetadata",
+  { "tags", dsl.list(dsl.string) },
+  { "priority", dsl.i32 },
+  { "description", dsl.option(dsl.string) },
+}
+
+T.TaskSpec = dsl.record { "TaskSpecWire",
+  { "id", T.TaskId },
+  { "payload", T.TaskPayload },
+  { "run_policy", T.RunPolicy },
+  { "constraints", T.TaskConstraints },
+  { "metadata", T.TaskMetadata },
+  { "parent_task_id", dsl.option(T.TaskId), default = dsl.NONE },
+  { "tenant_id", dsl.option(T.TenantId), default = dsl.NONE },
+  check = function(s)
+    if s.id == T.NIL_UUID then
+      return "invalid task identifier for task admission: " .. T.NIL_UUID
+    end
+    return nil
+  end,
+}
+
+T.RunInstance = dsl.record { "RunInstanceWire",
+  { "id", T.RunId },
+  { "task_id", T.TaskId },
+  { "state", T.RunState },
+  { "current_attempt_id", dsl.option(T.AttemptId) },
+  { "attempt_count", dsl.u32 },
+  { "created_at", dsl.u64 },
+  { "scheduled_at", dsl.u64 },
+  { "effective_priority", dsl.i32 },
+  { "last_state_change_at", dsl.u64, default = 0 },
+  check = function(r)
+    if r.id == T.NIL_UUID then return "run_id must not be nil" end
+    if r.task_id == T.NIL_UUID then return "task_id must not be nil" end
+    if r.current_attempt_id ~= nil then
+      if r.state ~= "Running" then return "active attempt_id is only valid in Running state" end
+      if T.TERMINAL_STATES[r.state] then return "terminal state cannot have an active attempt" end
+    end
+    if r.state == "Ready" and math.ult(r.created_at, r.scheduled_at) then
+      -- %u: u64 values above 2^63-1 live in Lua as the same bit pattern.
+      return string.format("Ready state requires scheduled_at (%u) <= created_at (%u)",
+        r.scheduled_at, r.created_at)
+    end
+    return nil
+  end,
+}
+
+T.EventFilter = dsl.enum { "EventFilter",
+  { "TaskCompleted", dsl.record { "EventFilter::TaskCompleted",
+      { "task_id", T.TaskId } } },
+  { "RunStateChanged", dsl.record { "EventFilter::RunStateChanged",
+      { "task_id", T.TaskId }, { "state", T.RunState } } },
+  { "BudgetThreshold", dsl.record { "EventFilter::BudgetThreshold",
+      { "task_id", T.TaskId }, { "dimension", T.BudgetDimension }, { "threshold_pct", dsl.u8 } } },
+  { "Custom", dsl.record { "EventFilter::Custom", { "key", dsl.string } } },
+}
+
+T.Role = dsl.enum { "Role",
+  { "Operator" }, { "Auditor" }, { "Gatekeeper" }, { "Custom", dsl.string } }
+T.Capability = dsl.enum { "Capability",
+  { "CanSubmit" }, { "CanExecute" }, { "CanReview" }, { "CanApprove" }, { "CanCancel" },
+  { "Custom", dsl.string } }
+
+return T
