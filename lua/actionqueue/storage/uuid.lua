@@ -1,0 +1,168 @@
+--- UUIDs: v4 generation, parsing of the four accepted spellings (snapshot-format.md §3.3),
+-- and ordering helpers.
+-- In memory every id is the lower-case hyphenated form; comparing those strings
+-- byte-wise is the same as comparing the 16 UUID bytes (recovery needs that order).
+-- @module actionqueue.storage.uuid
+local uuid = {}
+
+--- The nil UUID.
+uuid.NIL = "00000000-0000-0000-0000-000000000000"
+
+local has_core, core = pcall(require, "actionqueue.storage.core")
+local core_parse = has_core and type(core) == "table" and core.uuid_parse or nil
+
+local PREFIX = "UUID parsing failed: "
+local CANONICAL = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+-- Random bytes, read from /dev/urandom in blocks.
+local pool, pool_pos = "", 1
+local function random_bytes(n)
+  if pool_pos + n - 1 > #pool then
+    local f = assert(io.open("/dev/urandom", "rb"))
+    pool = assert(f:read(4096))
+    f:close()
+    pool_pos = 1
+  end
+  local s = pool:sub(pool_pos, pool_pos + n - 1)
+  pool_pos = pool_pos + n
+  return s
+end
+
+--- Formats 16 raw bytes as a lower-case hyphenated UUID.
+-- @tparam string b 16 bytes
+function uuid.from_bytes(b)
+  assert(type(b) == "string" and #b == 16, "uuid.from_bytes: 16 bytes expected")
+  local hex = (b:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+  return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-" .. hex:sub(13, 16) .. "-"
+    .. hex:sub(17, 20) .. "-" .. hex:sub(21, 32)
+end
+
+--- The 16 raw bytes of a UUID in any accepted spelling (nil, err when invalid).
+function uuid.to_bytes(s)
+  local canon, err = uuid.normalize(s)
+  if not canon then return nil, err end
+  return (canon:gsub("-", ""):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- A random (version 4, RFC 4122 variant) UUID, lower-case hyphenated.
+function uuid.v4()
+  local b = { random_bytes(16):byte(1, 16) }
+  b[7] = (b[7] & 0x0f) | 0x40
+  b[9] = (b[9] & 0x3f) | 0x80
+  return uuid.from_bytes(string.char(table.unpack(b)))
+end
+
+-- The reference's error detail for a string matching none of the four forms.
+local function parse_error(s)
+  local inner, offset, simple_ok = s, 0, true
+  if #s >= 2 and s:sub(1, 1) == "{" and s:sub(-1) == "}" then
+    inner, offset, simple_ok = s:sub(2, -2), 1, false
+  elseif s:sub(1, 9) == "urn:uuid:" then
+    inner, offset, simple_ok = s:sub(10), 9, false
+  end
+  local hyphens = {}
+  local i = 1
+  while i <= #inner do
+    local c = inner:sub(i, i)
+    local byte = c:byte()
+    if byte >= 0x80 then
+      -- a whole UTF-8 character
+      local len = byte >= 0xF0 and 4 or byte >= 0xE0 and 3 or byte >= 0xC0 and 2 or 1
+      return string.format("invalid character: expected an optional prefix of `urn:uuid:` "
+        .. "followed by [0-9a-fA-F-], found `%s` at %d", inner:sub(i, i + len - 1), i + offset)
+    elseif c ~= "-" and not c:match("%x") then
+      return string.format("invalid character: expected an optional prefix of `urn:uuid:` "
+        .. "followed by [0-9a-fA-F-], found `%s` at %d", c, i + offset)
+    end
+    if c == "-" then hyphens[#hyphens + 1] = i - 1 end
+    i = i + 1
+  end
+  if #hyphens == 0 and simple_ok then
+    return string.format("invalid length: expected length 32 for simple format, found %d", #s)
+  end
+  if #hyphens ~= 4 then
+    return string.format("invalid group count: expected 5, found %d", #hyphens + 1)
+  end
+  local positions, starts, lens = { 8, 13, 18, 23 }, { 0, 9, 14, 19 }, { 8, 4, 4, 4 }
+  for g = 1, 4 do
+    if hyphens[g] ~= positions[g] then
+      return string.format("invalid group length in group %d: expected %d, found %d",
+        g - 1, lens[g], hyphens[g] - starts[g])
+    end
+  end
+  return string.format("invalid group length in group 4: expected 12, found %d", #s - 24)
+end
+
+local function lua_normalize(s)
+  local body
+  if #s == 36 then
+    body = s
+  elseif #s == 32 and s:match("^%x+$") then
+    body = s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-" .. s:sub(13, 16) .. "-" .. s:sub(17, 20)
+      .. "-" .. s:sub(21, 32)
+  elseif #s == 38 and s:sub(1, 1) == "{" and s:sub(-1) == "}" then
+    body = s:sub(2, -2)
+  elseif #s == 45 and s:sub(1, 9) == "urn:uuid:" then
+    body = s:sub(10)
+  end
+  if body and body:match(CANONICAL) then return body:lower() end
+  return nil, PREFIX .. parse_error(s)
+end
+
+--- Parses a UUID in any of the accepted spellings (hyphenated, simple, braced, URN;
+-- hex digits in either case).
+-- @tparam string s
+-- @treturn string|nil the lower-case hyphenated form
+-- @treturn string the reference's error text (`UUID parsing failed: ...`) on failure
+function uuid.normalize(s)
+  if type(s) ~= "string" then
+    return nil, "invalid type: " .. type(s) .. ", expected a formatted UUID string"
+  end
+  if s:match(CANONICAL) and not s:match("%u") then return s end
+  if core_parse then
+    local r, err = core_parse(s)
+    if not r then
+      err = tostring(err)
+      if err:sub(1, #PREFIX) ~= PREFIX then err = PREFIX .. err end
+      return nil, err
+    end
+    if #r == 16 then return uuid.from_bytes(r) end
+    return r:lower()
+  end
+  return lua_normalize(s)
+end
+
+--- True when `s` is a valid UUID spelling.
+function uuid.is_valid(s)
+  return uuid.normalize(s) ~= nil
+end
+
+--- True when `s` is (a spelling of) the nil UUID.
+function uuid.is_nil(s)
+  return uuid.normalize(s) == uuid.NIL
+end
+
+--- Compares two UUIDs by their 16 bytes: -1, 0 or 1.
+-- Both arguments may be in any accepted spelling; raises on an invalid one.
+function uuid.compare(a, b)
+  local x = assert(uuid.normalize(a))
+  local y = assert(uuid.normalize(b))
+  if x == y then return 0 end
+  return x < y and -1 or 1
+end
+
+--- Strict "less than" by UUID bytes, for `table.sort`.
+function uuid.less(a, b)
+  return uuid.compare(a, b) < 0
+end
+
+--- Sorts a list of UUIDs in place, ascending by bytes; returns the list.
+function uuid.sort(list)
+  table.sort(list, uuid.less)
+  return list
+end
+
+--- The Lua parser, regardless of the C core (exposed for tests).
+uuid._lua_normalize = lua_normalize
+
+return uuid
