@@ -5,13 +5,65 @@
 #ifndef AQS_H
 #define AQS_H
 
+#include <stdint.h>
 #include <lua.h>
 #include <lauxlib.h>
 
 #define AQS_VERSION "0.1.0"
 
-/* Module functions, one group per file (keep in the order of core.c's table). */
+/* Frame header: version u32 LE, length u32 LE, crc u32 LE (snapshot and WAL alike). */
+#define AQS_HEADER_SIZE 12
+#define AQS_MAX_PAYLOAD 268435456u   /* 256 MiB, the readers' cap (inclusive) */
+
+/* Module functions, one group per file (alphabetical by file). */
+
+/* atomic_writer.c */
+int aqs_atomic_writer(lua_State *L);
+
+/* crc32.c */
+int aqs_crc32(lua_State *L);
+int aqs_bench_crc32_c(lua_State *L);
+uint32_t aqs_crc32_update(uint32_t crc, const void *data, size_t len);
+
+/* frame.c */
+int aqs_frame_decode(lua_State *L);
+int aqs_frame_encode(lua_State *L);
+int aqs_frame_header(lua_State *L);
+int aqs_frame_read(lua_State *L);
+void aqs_put_u32le(unsigned char *p, uint32_t v);
+uint32_t aqs_get_u32le(const unsigned char *p);
+uint32_t aqs_check_u32(lua_State *L, int arg, const char *what);
+uint32_t aqs_opt_u32(lua_State *L, int opts, const char *key, uint32_t dflt);
+void aqs_push_io_result(lua_State *L, int err, lua_Integer offset);
+/* Reads len bytes at off: 1 = string pushed, 0 = fewer available (*got set,
+ * nothing pushed), -1 = I/O error (errno set, nothing pushed). */
+int aqs_read_payload(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t *got);
+
+/* framed_log.c */
+int aqs_frames(lua_State *L);
+int aqs_log_open(lua_State *L);
+
+/* process.c */
+int aqs_proc_clock(lua_State *L);
+int aqs_proc_close(lua_State *L);
+int aqs_proc_fsync(lua_State *L);
+int aqs_proc_ignore_sigpipe(lua_State *L);
+int aqs_proc_info(lua_State *L);
+int aqs_proc_isatty(lua_State *L);
+int aqs_proc_kill(lua_State *L);
+int aqs_proc_open(lua_State *L);
+int aqs_proc_poll(lua_State *L);
+int aqs_proc_read(lua_State *L);
+int aqs_proc_spawn(lua_State *L);
+int aqs_proc_wait(lua_State *L);
+int aqs_proc_write(lua_State *L);
+
+/* u64.c */
+int aqs_u64_parse(lua_State *L);
+int aqs_u64_tostring(lua_State *L);
 
 /* Metatable set-up for userdata types, called once from luaopen. */
+void aqs_atomic_writer_init(lua_State *L);
+void aqs_framed_log_init(lua_State *L);
 
 #endif

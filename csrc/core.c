@@ -6,10 +6,36 @@
 
 static const luaL_Reg core_funcs[] = {
   /* keep sorted by name */
+  {"_bench_crc32_c", aqs_bench_crc32_c},
+  {"atomic_writer", aqs_atomic_writer},
+  {"crc32", aqs_crc32},
+  {"frame_decode", aqs_frame_decode},
+  {"frame_encode", aqs_frame_encode},
+  {"frame_header", aqs_frame_header},
+  {"frame_read", aqs_frame_read},
+  {"frames", aqs_frames},
+  {"log_open", aqs_log_open},
+  {"proc_clock", aqs_proc_clock},
+  {"proc_close", aqs_proc_close},
+  {"proc_fsync", aqs_proc_fsync},
+  {"proc_ignore_sigpipe", aqs_proc_ignore_sigpipe},
+  {"proc_info", aqs_proc_info},
+  {"proc_isatty", aqs_proc_isatty},
+  {"proc_kill", aqs_proc_kill},
+  {"proc_open", aqs_proc_open},
+  {"proc_poll", aqs_proc_poll},
+  {"proc_read", aqs_proc_read},
+  {"proc_spawn", aqs_proc_spawn},
+  {"proc_wait", aqs_proc_wait},
+  {"proc_write", aqs_proc_write},
+  {"u64_parse", aqs_u64_parse},
+  {"u64_tostring", aqs_u64_tostring},
   {NULL, NULL}
 };
 
 int luaopen_actionqueue_storage_core(lua_State *L) {
+  aqs_atomic_writer_init(L);
+  aqs_framed_log_init(L);
   luaL_newlib(L, core_funcs);
   lua_pushliteral(L, AQS_VERSION);
   lua_setfield(L, -2, "_VERSION");

@@ -1,0 +1,424 @@
+/*
+ * framed_log.c - FramedLog, an append-only file of frames (the WAL's container),
+ * and frames(), the iterator that walks and classifies its records.
+ *
+ * append() writes a record at the tracked end offset in one write loop.  If that
+ * fails, the file is cut back to the previous end so a half record never stays
+ * behind; if even the cut fails, the log is poisoned: its on-disk end is unknown,
+ * so every later call fails (wal-format.md 4.2).
+ *
+ * frames() knows three classification orders (wal-format.md 3.3) because the
+ * reader, the writer-open scan and the buffer validators of the reference disagree
+ * on which problem wins when a record has two.  Payload decoding is left to the
+ * caller, who may still report decode_failure itself.
+ */
+#include "aqs.h"
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_MT "actionqueue.storage.FramedLog"
+#define ITER_MT "actionqueue.storage.FrameIterator"
+
+typedef struct {
+  int fd;
+  int poisoned;
+  uint64_t size;     /* where the next record goes */
+  char *path;
+  char *err, *errname;
+} flog_t;
+
+static char *dupstr(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = (char *)malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+static flog_t *check_log(lua_State *L, int open) {
+  flog_t *g = (flog_t *)luaL_checkudata(L, 1, LOG_MT);
+  if (open && g->fd < 0) luaL_error(L, "framed log %s is closed", g->path ? g->path : "?");
+  return g;
+}
+
+static int poisoned(lua_State *L, flog_t *g) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "log %s is poisoned after a failed rollback: %s", g->path,
+                  g->err ? g->err : "?");
+  lua_pushstring(L, g->errname ? g->errname : "EIO");
+  return 3;
+}
+
+static void poison(flog_t *g, const char *msg, const char *name) {
+  g->poisoned = 1;
+  if (!g->err) { g->err = dupstr(msg); g->errname = dupstr(name); }
+}
+
+/* log_open(path [, opts]) -> FramedLog | nil, msg, ENAME.
+ * opts.create (default true) creates a missing file; opts.readonly opens O_RDONLY. */
+int aqs_log_open(lua_State *L) {
+  size_t n;
+  const char *path = luaL_checklstring(L, 1, &n);
+  int create = 1, readonly = 0, flags;
+  struct stat st;
+  flog_t *g;
+  luaL_argcheck(L, strlen(path) == n, 1, "path contains a NUL byte");
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "create") != LUA_TNIL) create = lua_toboolean(L, -1);
+    if (lua_getfield(L, 2, "readonly") != LUA_TNIL) readonly = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  g = (flog_t *)lua_newuserdatauv(L, sizeof(flog_t), 0);
+  memset(g, 0, sizeof *g);
+  g->fd = -1;
+  luaL_setmetatable(L, LOG_MT);
+  if ((g->path = dupstr(path)) == NULL) return luaL_error(L, "out of memory");
+  flags = readonly ? O_RDONLY : (O_RDWR | (create ? O_CREAT : 0));
+  g->fd = aqs_open(path, flags, 0644);
+  if (g->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
+  if (aqs_fstat(g->fd, &st) < 0) {
+    int e = errno;
+    (void)aqs_close(g->fd);
+    g->fd = -1;
+    return aqs_push_ioerr(L, "fstat", path, e);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    (void)aqs_close(g->fd);
+    g->fd = -1;
+    return aqs_push_ioerr(L, "open", path, EISDIR);
+  }
+  g->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  return 1;
+}
+
+/* append(bytes) -> offset of the record | nil, msg, ENAME */
+static int log_append(lua_State *L) {
+  flog_t *g = check_log(L, 1);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  uint64_t at = g->size;
+  int e;
+  if (g->poisoned) return poisoned(L, g);
+  if (n > (uint64_t)INT64_MAX - at) return aqs_push_ioerr(L, "append", g->path, EFBIG);
+  if (aqs_write_all(g->fd, p, n, (int64_t)at) == 0) {
+    g->size = at + n;
+    lua_pushinteger(L, (lua_Integer)at);
+    return 1;
+  }
+  e = errno;
+  aqs_push_ioerr(L, "append", g->path, e);
+  if (aqs_ftruncate(g->fd, at) < 0) {
+    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
+    return poisoned(L, g);
+  }
+  return 3;
+}
+
+/* sync(): fdatasync, enough for appended data (the size is part of the data). */
+static int log_sync(lua_State *L) {
+  flog_t *g = check_log(L, 1);
+  if (g->poisoned) return poisoned(L, g);
+  if (aqs_fdatasync(g->fd) < 0) {
+    /* A failed sync is not retried: the pages may be gone, the next sync would lie. */
+    aqs_push_ioerr(L, "fdatasync", g->path, errno);
+    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int log_size(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_log(L, 1)->size);
+  return 1;
+}
+
+/* truncate(offset): cut the log (repair), then fsync so the cut is durable. */
+static int log_truncate(lua_State *L) {
+  flog_t *g = check_log(L, 1);
+  lua_Integer off = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, off >= 0 && (uint64_t)off <= g->size, 2, "offset outside the log");
+  if (g->poisoned) return poisoned(L, g);
+  if (aqs_ftruncate(g->fd, (uint64_t)off) < 0) {
+    aqs_push_ioerr(L, "ftruncate", g->path, errno);
+    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
+    return 3;
+  }
+  g->size = (uint64_t)off;
+  if (aqs_fsync(g->fd) < 0) {
+    aqs_push_ioerr(L, "fsync", g->path, errno);
+    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* close(): releases the descriptor; a close error is reported (it can carry a
+ * deferred write error).  Durability is sync()'s job. */
+static int log_close(lua_State *L) {
+  flog_t *g = check_log(L, 0);
+  int fd = g->fd;
+  if (fd < 0) { lua_pushboolean(L, 1); return 1; }
+  g->fd = -1;
+  if (aqs_close(fd) < 0) return aqs_push_ioerr(L, "close", g->path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int log_path(lua_State *L) {
+  lua_pushstring(L, check_log(L, 0)->path);
+  return 1;
+}
+
+static int log_gc(lua_State *L) {
+  flog_t *g = check_log(L, 0);
+  if (g->fd >= 0) { (void)aqs_close(g->fd); g->fd = -1; }
+  free(g->path); free(g->err); free(g->errname);
+  g->path = g->err = g->errname = NULL;
+  return 0;
+}
+
+static int log_tbc(lua_State *L) {
+  flog_t *g = check_log(L, 0);
+  if (g->fd >= 0) { (void)aqs_close(g->fd); g->fd = -1; }
+  return 0;
+}
+
+static int log_tostring(lua_State *L) {
+  flog_t *g = check_log(L, 0);
+  lua_pushfstring(L, "FramedLog(%s, %s, %I bytes)", g->path ? g->path : "?",
+                  g->fd < 0 ? "closed" : g->poisoned ? "poisoned" : "open",
+                  (lua_Integer)g->size);
+  return 1;
+}
+
+/* ---- frames() ---------------------------------------------------------------- */
+
+enum { ORDER_READER, ORDER_WRITER_OPEN, ORDER_BUFFER };
+
+typedef struct {
+  int fd;
+  flog_t *log;       /* borrowed log, read through so a close is noticed */
+  int owns_fd;       /* opened by frames(), not borrowed from a FramedLog */
+  int done;
+  int open_errno;    /* frames(path) could not open the file */
+  int order;
+  uint32_t version, max;
+  uint64_t offset;
+} iter_t;
+
+static void iter_release(iter_t *it) {
+  if (it->owns_fd && it->fd >= 0) (void)aqs_close(it->fd);
+  it->fd = -1;
+}
+
+static int iter_gc(lua_State *L) {
+  iter_release((iter_t *)luaL_checkudata(L, 1, ITER_MT));
+  return 0;
+}
+
+static void status(lua_State *L, iter_t *it, const char *st, uint64_t offset) {
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, st);
+  lua_setfield(L, -2, "status");
+  lua_pushinteger(L, (lua_Integer)offset);
+  lua_setfield(L, -2, "offset");
+  it->done = 1;
+  iter_release(it);
+}
+
+static void field(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void detail(lua_State *L, const char *d) {
+  lua_pushstring(L, d);
+  lua_setfield(L, -2, "detail");
+}
+
+/* The iterator step: offset, version, payload | status table | nil when finished. */
+static int iter_next(lua_State *L) {
+  iter_t *it = (iter_t *)luaL_checkudata(L, 1, ITER_MT);
+  unsigned char h[AQS_HEADER_SIZE];
+  uint32_t version, len, stored, actual;
+  uint64_t o = it->offset, got = 0;
+  int64_t r;
+  int step, present = -1;
+  if (it->done) return 0;
+  if (it->open_errno == ENOENT) { status(L, it, "missing", 0); return 1; }
+  if (it->open_errno) {
+    status(L, it, "io_error", 0);
+    aqs_push_osmsg(L, it->open_errno);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, aqs_errno_name(it->open_errno));
+    lua_setfield(L, -2, "errno");
+    return 1;
+  }
+  if (it->log) it->fd = it->log->fd;
+  if (it->fd < 0) return luaL_error(L, "frame iterator: the framed log was closed");
+  r = aqs_read_full(it->fd, h, AQS_HEADER_SIZE, (int64_t)o);
+  if (r < 0) {
+    int e = errno;
+    status(L, it, "io_error", o);
+    aqs_push_osmsg(L, e);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, aqs_errno_name(e));
+    lua_setfield(L, -2, "errno");
+    return 1;
+  }
+  if (r == 0) { status(L, it, "end", o); return 1; }
+  if (r < AQS_HEADER_SIZE) {
+    status(L, it, "incomplete_header", o);
+    field(L, "got", r);
+    return 1;
+  }
+  version = aqs_get_u32le(h);
+  len = aqs_get_u32le(h + 4);
+  stored = aqs_get_u32le(h + 8);
+  /* Checks in the order of the requested component; "present" reads the payload. */
+  for (step = 0; step < 5; step++) {
+    static const char orders[3][5] = {
+      {'L', 'V', 'P', 'Z', 'C'}, {'V', 'L', 'P', 'Z', 'C'}, {'P', 'V', 'Z', 'C', 0}};
+    switch (orders[it->order][step]) {
+      case 'L':
+        if (len > it->max) {
+          status(L, it, "decode_failure", o);
+          detail(L, "too_long");
+          field(L, "length", len);
+          field(L, "max", it->max);
+          return 1;
+        }
+        break;
+      case 'V':
+        if (version != it->version) {
+          status(L, it, "unsupported_version", o);
+          field(L, "expected", it->version);
+          field(L, "found", version);
+          return 1;
+        }
+        break;
+      case 'P':
+        present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, len, &got);
+        if (present < 0) {
+          int e = errno;
+          status(L, it, "io_error", o);
+          aqs_push_osmsg(L, e);
+          lua_setfield(L, -2, "message");
+          lua_pushstring(L, aqs_errno_name(e));
+          lua_setfield(L, -2, "errno");
+          return 1;
+        }
+        if (present == 0) {
+          status(L, it, "incomplete_payload", o);
+          field(L, "length", len);
+          field(L, "got", (lua_Integer)got);
+          return 1;
+        }
+        break;
+      case 'Z':
+        if (len == 0) {
+          lua_pop(L, 1);
+          status(L, it, "decode_failure", o);
+          detail(L, "zero_length");
+          return 1;
+        }
+        break;
+      case 'C': {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        actual = aqs_crc32_update(0, p, n);
+        if (actual != stored) {
+          lua_pop(L, 1);
+          status(L, it, "crc_mismatch", o);
+          field(L, "expected", stored);
+          field(L, "actual", actual);
+          return 1;
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+  it->offset = o + AQS_HEADER_SIZE + len;
+  lua_pushinteger(L, (lua_Integer)o);
+  lua_pushinteger(L, (lua_Integer)version);
+  lua_rotate(L, -3, 2);   /* payload after offset and version */
+  return 3;
+}
+
+/* frames(path_or_log [, opts]) -> iterator, state, nil, state (to-be-closed).
+ * opts.order "reader" | "writer_open" | "buffer", opts.version (5), opts.max_length. */
+int aqs_frames(lua_State *L) {
+  static const char *const orders[] = {"reader", "writer_open", "buffer", NULL};
+  iter_t *it;
+  int order = ORDER_READER;
+  uint32_t version = aqs_opt_u32(L, 2, "version", 5);
+  uint32_t max = aqs_opt_u32(L, 2, "max_length", AQS_MAX_PAYLOAD);
+  if (!lua_isnoneornil(L, 2)) {
+    lua_getfield(L, 2, "order");
+    order = luaL_checkoption(L, -1, "reader", orders);
+    lua_pop(L, 1);
+  }
+  lua_pushcfunction(L, iter_next);
+  it = (iter_t *)lua_newuserdatauv(L, sizeof(iter_t), 1);
+  memset(it, 0, sizeof *it);
+  it->fd = -1;
+  it->order = order;
+  it->version = version;
+  it->max = order == ORDER_BUFFER ? 0xFFFFFFFFu : max;
+  luaL_setmetatable(L, ITER_MT);
+  if (luaL_testudata(L, 1, LOG_MT)) {
+    flog_t *g = (flog_t *)lua_touserdata(L, 1);
+    if (g->fd < 0) return luaL_argerror(L, 1, "framed log is closed");
+    it->fd = g->fd;
+    it->log = g;
+    /* Keep the log alive (and its descriptor open) while we borrow it. */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+  } else {
+    const char *path = luaL_checkstring(L, 1);
+    it->fd = aqs_open(path, O_RDONLY, 0);
+    it->owns_fd = 1;
+    /* An open failure is the first and last step's status ("missing" for ENOENT),
+     * so a for loop handles it like any other end of the log. */
+    if (it->fd < 0) it->open_errno = errno;
+  }
+  lua_pushnil(L);
+  lua_pushvalue(L, -2);
+  return 4;
+}
+
+void aqs_framed_log_init(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"append", log_append},
+    {"close", log_close},
+    {"path", log_path},
+    {"size", log_size},
+    {"sync", log_sync},
+    {"truncate", log_truncate},
+    {NULL, NULL}
+  };
+  static const luaL_Reg meta[] = {
+    {"__close", log_tbc},
+    {"__gc", log_gc},
+    {"__tostring", log_tostring},
+    {NULL, NULL}
+  };
+  luaL_newmetatable(L, LOG_MT);
+  luaL_setfuncs(L, meta, 0);
+  luaL_newlib(L, methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, ITER_MT);
+  lua_pushcfunction(L, iter_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, iter_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,152 @@
+/*
+ * io.c - syscall wrappers: EINTR and short-count loops, errno names, error values.
+ *
+ * Callers never talk to libc directly; they go through aqs_sys so that test builds
+ * can interpose a recording or failing implementation in one place.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <lauxlib.h>
+
+static int sys_open(const char *path, int flags, mode_t mode) {
+  return open(path, flags, mode);
+}
+
+static const aqs_sys libc_sys = {
+  sys_open, read, pread, write, pwrite, fsync, fdatasync, ftruncate, fstat,
+  close, rename, unlink
+};
+
+#ifdef AQS_IO_TEST
+/* Mutable only in test builds, where a harness owns the whole process anyway. */
+static const aqs_sys *cur = &libc_sys;
+void aqs_io_set_sys(const aqs_sys *sys) { cur = sys ? sys : &libc_sys; }
+const aqs_sys *aqs_io_default_sys(void) { return &libc_sys; }
+#define SYS (cur)
+#else
+#define SYS (&libc_sys)
+#endif
+
+int aqs_open(const char *path, int flags, mode_t mode) {
+  int fd;
+  do { fd = SYS->open(path, flags | O_CLOEXEC, mode); } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+int aqs_close(int fd) {
+  /* On Linux the descriptor is released even when close() reports EINTR, so a
+   * retry could close somebody else's fresh descriptor. */
+  if (SYS->close(fd) < 0 && errno != EINTR) return -1;
+  return 0;
+}
+
+int aqs_fsync(int fd) {
+  int r;
+  do { r = SYS->fsync(fd); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_fdatasync(int fd) {
+  int r;
+  do { r = SYS->fdatasync(fd); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_ftruncate(int fd, uint64_t len) {
+  int r;
+  if (len > (uint64_t)INT64_MAX) { errno = EFBIG; return -1; }
+  do { r = SYS->ftruncate(fd, (off_t)len); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_fstat(int fd, struct stat *st) {
+  return SYS->fstat(fd, st);
+}
+
+int aqs_rename(const char *from, const char *to) {
+  int r;
+  do { r = SYS->rename(from, to); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_unlink(const char *path) {
+  int r;
+  do { r = SYS->unlink(path); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+/* Kernel calls move at most about 2 GiB at once; ask for no more than that. */
+#define IO_CHUNK ((size_t)1 << 30)
+
+int64_t aqs_read_full(int fd, void *buf, size_t n, int64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    size_t want = n - got < IO_CHUNK ? n - got : IO_CHUNK;
+    ssize_t r = off < 0 ? SYS->read(fd, (char *)buf + got, want)
+                        : SYS->pread(fd, (char *)buf + got, want, (off_t)(off + (int64_t)got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  return (int64_t)got;
+}
+
+int aqs_write_all(int fd, const void *buf, size_t n, int64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    size_t want = n - done < IO_CHUNK ? n - done : IO_CHUNK;
+    ssize_t r = off < 0 ? SYS->write(fd, (const char *)buf + done, want)
+                        : SYS->pwrite(fd, (const char *)buf + done, want,
+                                      (off_t)(off + (int64_t)done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    /* A zero-byte write for a non-empty request would loop forever; the device
+     * is not taking data, which is what ENOSPC means to our callers. */
+    if (r == 0) { errno = ENOSPC; return -1; }
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+const char *aqs_errno_name(int err) {
+  switch (err) {
+#define N(e) case e: return #e;
+    N(EPERM) N(ENOENT) N(ESRCH) N(EINTR) N(EIO) N(ENXIO) N(E2BIG) N(ENOEXEC)
+    N(EBADF) N(ECHILD) N(EAGAIN) N(ENOMEM) N(EACCES) N(EFAULT) N(EBUSY)
+    N(EEXIST) N(EXDEV) N(ENODEV) N(ENOTDIR) N(EISDIR) N(EINVAL) N(ENFILE)
+    N(EMFILE) N(ENOTTY) N(ETXTBSY) N(EFBIG) N(ENOSPC) N(ESPIPE) N(EROFS)
+    N(EMLINK) N(EPIPE) N(EDOM) N(ERANGE) N(EDEADLK) N(ENAMETOOLONG) N(ENOLCK)
+    N(ENOSYS) N(ENOTEMPTY) N(ELOOP) N(EOVERFLOW) N(EDQUOT) N(ESTALE)
+    N(EOPNOTSUPP) N(ETIMEDOUT) N(ECANCELED)
+#if defined(EWOULDBLOCK) && EWOULDBLOCK != EAGAIN
+    N(EWOULDBLOCK)
+#endif
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+    N(ENOTSUP)
+#endif
+#undef N
+    default: return "EUNKNOWN";
+  }
+}
+
+void aqs_push_osmsg(lua_State *L, int err) {
+  /* The reference prints OS errors the way Rust's std::io::Error does. */
+  lua_pushfstring(L, "%s (os error %d)", strerror(err), err);
+}
+
+int aqs_push_ioerr(lua_State *L, const char *op, const char *path, int err) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s %s: %s", op, path, strerror(err));
+  lua_pushstring(L, aqs_errno_name(err));
+  return 3;
+}

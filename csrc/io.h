@@ -1,0 +1,67 @@
+/*
+ * io.h - the only door to the operating system for actionqueue.storage.core.
+ *
+ * Every syscall the module makes goes through the aqs_sys table so that a test
+ * build (-DAQS_IO_TEST) can swap it, e.g. to record writes for a power-loss model,
+ * without touching the callers.  The wrappers below add what every caller needs:
+ * EINTR retries, short read/write loops and the error convention of the module.
+ */
+#ifndef AQS_IO_H
+#define AQS_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <lua.h>
+
+/* Raw syscalls; the default table points at libc. */
+typedef struct aqs_sys {
+  int (*open)(const char *path, int flags, mode_t mode);
+  ssize_t (*read)(int fd, void *buf, size_t n);
+  ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
+  ssize_t (*write)(int fd, const void *buf, size_t n);
+  ssize_t (*pwrite)(int fd, const void *buf, size_t n, off_t off);
+  int (*fsync)(int fd);
+  int (*fdatasync)(int fd);
+  int (*ftruncate)(int fd, off_t len);
+  int (*fstat)(int fd, struct stat *st);
+  int (*close)(int fd);
+  int (*rename)(const char *from, const char *to);
+  int (*unlink)(const char *path);
+} aqs_sys;
+
+#ifdef AQS_IO_TEST
+/* Test builds only: replace the syscall table (NULL restores libc). */
+void aqs_io_set_sys(const aqs_sys *sys);
+const aqs_sys *aqs_io_default_sys(void);
+#endif
+
+/* Thin wrappers. All return -1 with errno set on failure. */
+int aqs_open(const char *path, int flags, mode_t mode);   /* adds O_CLOEXEC */
+int aqs_close(int fd);                                    /* EINTR counts as closed */
+int aqs_fsync(int fd);
+int aqs_fdatasync(int fd);
+int aqs_ftruncate(int fd, uint64_t len);
+int aqs_fstat(int fd, struct stat *st);
+int aqs_rename(const char *from, const char *to);
+int aqs_unlink(const char *path);
+
+/* Read until n bytes or EOF; returns the byte count (< n only at EOF) or -1.
+ * off < 0 reads at the current position, otherwise at off (pread). */
+int64_t aqs_read_full(int fd, void *buf, size_t n, int64_t off);
+
+/* Write all n bytes (retrying short writes); 0 or -1.
+ * off < 0 writes at the current position, otherwise at off (pwrite). */
+int aqs_write_all(int fd, const void *buf, size_t n, int64_t off);
+
+/* Symbolic errno name ("EIO", "ENOSPC", ...); "E<n>" style text for unknown ones. */
+const char *aqs_errno_name(int err);
+
+/* Pushes nil, "op path: strerror", "ENAME" and returns 3 (the io.open convention). */
+int aqs_push_ioerr(lua_State *L, const char *op, const char *path, int err);
+
+/* Pushes the Rust-style OS message "strerror (os error N)". */
+void aqs_push_osmsg(lua_State *L, int err);
+
+#endif
