@@ -4,4 +4,5 @@ return {
   dsl = require "actionqueue.storage.schema.dsl",
   types = require "actionqueue.storage.schema.types",
   snapshot = require "actionqueue.storage.schema.snapshot",
+  wal = require "actionqueue.storage.schema.wal",
 }
