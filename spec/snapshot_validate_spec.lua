@@ -118,7 +118,8 @@ describe("snapshot.validate", function()
       assert.is_true(validate(s))
       s.tasks[2].canceled_at = 5; s.tasks[2].created_at = -2
       expect(s, "InvalidTaskCanceledAtCausality", "tasks[2].canceled_at",
-        "snapshot task " .. T2 .. " has invalid canceled_at causality: canceled_at (5) < created_at (18446744073709551614)")
+        "snapshot task " .. T2
+          .. " has invalid canceled_at causality: canceled_at (5) < created_at (18446744073709551614)")
     end)
   end)
 
@@ -247,7 +248,8 @@ describe("snapshot.validate", function()
     local cases = {
       { { paused = true }, "InvalidEnginePausedCausality", "engine.paused_at",
         "snapshot engine state invalid: paused=true requires paused_at" },
-      { { paused = true, paused_at = 1, resumed_at = 2 }, "InvalidEngineResumedCausality", "engine.resumed_at", resumed },
+      { { paused = true, paused_at = 1, resumed_at = 2 }, "InvalidEngineResumedCausality",
+        "engine.resumed_at", resumed },
       { { paused = false, resumed_at = 2 }, "InvalidEngineResumedCausality", "engine.resumed_at", resumed },
       { { paused = false, paused_at = 1 }, "InvalidEngineResumedCausality", "engine.resumed_at", resumed },
       { { paused = false, paused_at = 7, resumed_at = 6 }, "InvalidEnginePauseResumeOrdering", "engine.resumed_at",
@@ -292,7 +294,8 @@ describe("snapshot.validate", function()
     it("DuplicateBudgetAllocation uses the snake_case dimension", function()
       local s = base()
       s.budgets[1].dimension = "CostCents"
-      s.budgets[2] = { task_id = T1, dimension = "Token", limit = 1, consumed = 0, allocated_at = 1, exhausted = false }
+      s.budgets[2] = { task_id = T1, dimension = "Token", limit = 1, consumed = 0, allocated_at = 1,
+                       exhausted = false }
       assert.is_true(validate(s))
       s.budgets[3] = { task_id = T1, dimension = "CostCents", limit = 1, consumed = 0, allocated_at = 1, exhausted = false }
       expect(s, "DuplicateBudgetAllocation", "budgets[3].dimension",
