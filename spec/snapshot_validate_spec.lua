@@ -297,7 +297,8 @@ describe("snapshot.validate", function()
       s.budgets[2] = { task_id = T1, dimension = "Token", limit = 1, consumed = 0, allocated_at = 1,
                        exhausted = false }
       assert.is_true(validate(s))
-      s.budgets[3] = { task_id = T1, dimension = "CostCents", limit = 1, consumed = 0, allocated_at = 1, exhausted = false }
+      s.budgets[3] = { task_id = T1, dimension = "CostCents", limit = 1, consumed = 0, allocated_at = 1,
+                       exhausted = false }
       expect(s, "DuplicateBudgetAllocation", "budgets[3].dimension",
         "duplicate budget allocation for task " .. T1 .. " dimension cost_cents")
       s.budgets[3].dimension = "TimeSecs"; s.budgets[4] = s.budgets[3]
