@@ -58,6 +58,10 @@ int aqs_proc_spawn(lua_State *L);
 int aqs_proc_wait(lua_State *L);
 int aqs_proc_write(lua_State *L);
 
+/* postcard.c */
+int aqs_postcard_decode(lua_State *L);
+int aqs_postcard_encode(lua_State *L);
+
 /* u64.c */
 int aqs_u64_parse(lua_State *L);
 int aqs_u64_tostring(lua_State *L);
@@ -65,5 +69,6 @@ int aqs_u64_tostring(lua_State *L);
 /* Metatable set-up for userdata types, called once from luaopen. */
 void aqs_atomic_writer_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
+void aqs_postcard_init(lua_State *L);
 
 #endif

@@ -15,6 +15,8 @@ static const luaL_Reg core_funcs[] = {
   {"frame_read", aqs_frame_read},
   {"frames", aqs_frames},
   {"log_open", aqs_log_open},
+  {"postcard_decode", aqs_postcard_decode},
+  {"postcard_encode", aqs_postcard_encode},
   {"proc_clock", aqs_proc_clock},
   {"proc_close", aqs_proc_close},
   {"proc_fsync", aqs_proc_fsync},
@@ -36,6 +38,7 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_atomic_writer_init(L);
   aqs_framed_log_init(L);
+  aqs_postcard_init(L);
   luaL_newlib(L, core_funcs);
   lua_pushliteral(L, AQS_VERSION);
   lua_setfield(L, -2, "_VERSION");

@@ -1,0 +1,828 @@
+/*
+ * postcard.c - schema-driven postcard decoder/encoder (WAL payloads, wal-format.md 7-8).
+ *
+ * The codec walks the schema tables of actionqueue.storage.schema (dsl.lua).  A type
+ * table is compiled once into a flat array of nodes (cached per root table in a
+ * weak-keyed registry table), so decoding a record does no schema lookups in Lua.
+ *
+ * postcard_decode(bytes, type [, opts]) -> value, consumed | nil, message
+ *   opts.features = {workflow = true} enables feature-gated variants;
+ *   opts.offset = 1-based start position in bytes (default 1).
+ *   Trailing bytes after the value are not an error (the caller sees `consumed`).
+ *   Every failure (structure, varint overflow, UTF-8, option tag, UUID length,
+ *   unknown variant, a record/variant `check` returning text) is a decode failure.
+ * postcard_encode(value, type [, opts]) -> string | nil, message
+ *
+ * Never raises on bad input bytes; raises only on API misuse (not a schema table).
+ */
+#include "aqs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  K_U8, K_U16, K_U32, K_U64, K_I32, K_BOOL, K_STRING, K_BYTES, K_ID,
+  K_OPTION, K_LIST, K_RECORD, K_ENUM
+};
+
+typedef struct {
+  int kind;
+  int a;        /* option/list: child node; record/enum: first item */
+  int n;        /* record: field count; enum: variant count */
+  int check;    /* ref of the record's check function (0 = none) */
+  int lookup;   /* enum: ref of a name -> variant number table */
+} pc_node;
+
+typedef struct {
+  int name;     /* ref of the field/variant name string */
+  int node;     /* field/variant type node, -1 for a unit variant */
+  int check;    /* variant check function ref (0 = none) */
+  int feature;  /* variant feature name ref (0 = none) */
+  int dflt;     /* field default ref (0 = none) */
+} pc_item;
+
+typedef struct {
+  pc_node *nodes;
+  pc_item *items;
+  int nnodes, nitems, capnodes, capitems;
+} pc_schema;
+
+#define SCHEMA_MT "actionqueue.storage.PostcardSchema"
+#define BUF_MT "actionqueue.storage.PostcardBuffer"
+#define MAX_DEPTH 64
+
+static const char CACHE_KEY = 'p';
+
+/* ---- compilation ----------------------------------------------------------- */
+
+static int schema_gc(lua_State *L) {
+  pc_schema *s = (pc_schema *)luaL_checkudata(L, 1, SCHEMA_MT);
+  free(s->nodes);
+  free(s->items);
+  s->nodes = NULL;
+  s->items = NULL;
+  return 0;
+}
+
+typedef struct {
+  lua_State *L;
+  pc_schema *s;
+  int refs;   /* stack index: array of strings/functions/defaults */
+  int memo;   /* stack index: type table -> node index */
+  int nrefs;
+  int none;   /* stack index of dsl.NONE (or 0) */
+} compiler;
+
+static int add_ref(compiler *c) {   /* pops the value on top */
+  lua_rawseti(c->L, c->refs, ++c->nrefs);
+  return c->nrefs;
+}
+
+static int new_node(compiler *c) {
+  pc_schema *s = c->s;
+  if (s->nnodes == s->capnodes) {
+    int cap = s->capnodes ? s->capnodes * 2 : 32;
+    pc_node *p = (pc_node *)realloc(s->nodes, (size_t)cap * sizeof *p);
+    if (!p) luaL_error(c->L, "out of memory");
+    s->nodes = p;
+    s->capnodes = cap;
+  }
+  memset(&s->nodes[s->nnodes], 0, sizeof(pc_node));
+  return s->nnodes++;
+}
+
+static int new_items(compiler *c, int n) {
+  pc_schema *s = c->s;
+  int first = s->nitems;
+  if (s->nitems + n > s->capitems) {
+    int cap = s->capitems ? s->capitems : 32;
+    pc_item *p;
+    while (cap < s->nitems + n) cap *= 2;
+    p = (pc_item *)realloc(s->items, (size_t)cap * sizeof *p);
+    if (!p) luaL_error(c->L, "out of memory");
+    s->items = p;
+    s->capitems = cap;
+  }
+  memset(&s->items[first], 0, (size_t)n * sizeof(pc_item));
+  s->nitems += n;
+  return first;
+}
+
+static int compile_type(compiler *c, int t);
+
+/* field f of the record/enum at stack index t: pushes nothing, returns node or -1 */
+static int compile_child(compiler *c, int t, const char *key) {
+  int node = -1;
+  if (lua_getfield(c->L, t, key) == LUA_TTABLE) node = compile_type(c, lua_gettop(c->L));
+  lua_pop(c->L, 1);
+  return node;
+}
+
+static int opt_ref(compiler *c, int t, const char *key, int type) {
+  if (lua_getfield(c->L, t, key) == type) return add_ref(c);
+  lua_pop(c->L, 1);
+  return 0;
+}
+
+static int compile_type(compiler *c, int t) {
+  lua_State *L = c->L;
+  static const char *const kinds[] = {
+    "u8", "u16", "u32", "u64", "i32", "bool", "string", "bytes", "id",
+    "option", "list", "record", "enum", NULL};
+  int node, kind, i, n, first;
+  luaL_checkstack(L, 16, "schema too deep");
+  lua_pushvalue(L, t);
+  if (lua_rawget(L, c->memo) == LUA_TNUMBER) {
+    node = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return node;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, t, "kind") != LUA_TSTRING) luaL_error(L, "postcard: not a schema type");
+  kind = luaL_checkoption(L, -1, NULL, kinds);
+  lua_pop(L, 1);
+  node = new_node(c);
+  lua_pushvalue(L, t);
+  lua_pushinteger(L, node);
+  lua_rawset(L, c->memo);
+  c->s->nodes[node].kind = kind;
+  switch (kind) {
+    case K_OPTION: case K_LIST: {
+      int child = compile_child(c, t, "of");
+      if (child < 0) luaL_error(L, "postcard: option/list without element type");
+      c->s->nodes[node].a = child;
+      break;
+    }
+    case K_RECORD: case K_ENUM: {
+      int is_enum = kind == K_ENUM, check = 0, lookup = 0;
+      if (lua_getfield(L, t, is_enum ? "variants" : "fields") != LUA_TTABLE)
+        luaL_error(L, "postcard: record/enum without fields/variants");
+      n = (int)luaL_len(L, -1);
+      first = new_items(c, n);
+      if (!is_enum) check = opt_ref(c, t, "check", LUA_TFUNCTION);
+      if (is_enum) { lua_createtable(L, 0, n); lookup = lua_gettop(L); }
+      for (i = 0; i < n; i++) {
+        int it = lua_gettop(L) + 1, child, name, vcheck = 0, feature = 0, dflt = 0;
+        lua_rawgeti(L, is_enum ? lookup - 1 : -1, i + 1);
+        if (lua_getfield(L, it, "name") != LUA_TSTRING) luaL_error(L, "postcard: unnamed item");
+        if (is_enum) {
+          lua_pushvalue(L, -1);
+          lua_pushinteger(L, i);
+          lua_rawset(L, lookup);
+        }
+        name = add_ref(c);
+        child = compile_child(c, it, "type");
+        if (!is_enum && child < 0) luaL_error(L, "postcard: record field without type");
+        if (is_enum) {
+          vcheck = opt_ref(c, it, "check", LUA_TFUNCTION);
+          feature = opt_ref(c, it, "feature", LUA_TSTRING);
+        } else {
+          lua_getfield(L, it, "default");
+          if (lua_isnil(L, -1) || (c->none && lua_rawequal(L, -1, c->none))) lua_pop(L, 1);
+          else dflt = add_ref(c);
+        }
+        lua_pop(L, 1);   /* item */
+        {
+          pc_item *item = &c->s->items[first + i];
+          item->name = name;
+          item->node = child;
+          item->check = vcheck;
+          item->feature = feature;
+          item->dflt = dflt;
+        }
+      }
+      if (is_enum) lookup = add_ref(c);
+      lua_pop(L, 1);   /* fields/variants */
+      {
+        pc_node *nd = &c->s->nodes[node];
+        nd->a = first;
+        nd->n = n;
+        nd->check = check;
+        nd->lookup = lookup;
+      }
+      break;
+    }
+    default: break;
+  }
+  return node;
+}
+
+/* Pushes the compiled schema (userdata, uservalue 1 = refs table) of the type at idx. */
+static pc_schema *get_schema(lua_State *L, int idx) {
+  pc_schema *s;
+  compiler c;
+  idx = lua_absindex(L, idx);
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CACHE_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CACHE_KEY);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    lua_remove(L, -2);
+    return (pc_schema *)lua_touserdata(L, -1);
+  }
+  lua_pop(L, 1);
+  s = (pc_schema *)lua_newuserdatauv(L, sizeof(pc_schema), 1);
+  memset(s, 0, sizeof *s);
+  luaL_setmetatable(L, SCHEMA_MT);
+  c.L = L;
+  c.s = s;
+  c.nrefs = 0;
+  lua_newtable(L);
+  c.refs = lua_gettop(L);
+  lua_newtable(L);
+  c.memo = lua_gettop(L);
+  c.none = 0;
+  /* dsl.NONE marks "absent" defaults; it is not a value to encode. */
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "actionqueue.storage.schema.dsl");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
+    lua_getfield(L, -1, "NONE");
+    lua_remove(L, -2);
+  } else {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+  }
+  if (!lua_isnil(L, -1)) c.none = lua_gettop(L);
+  compile_type(&c, idx);
+  lua_pop(L, 2);   /* NONE, memo */
+  lua_setiuservalue(L, -2, 1);   /* refs */
+  /* cache[type] = schema */
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4);
+  lua_remove(L, -2);
+  return s;
+}
+
+/* ---- shared helpers ---------------------------------------------------------- */
+
+typedef struct {
+  lua_State *L;
+  pc_schema *s;
+  int refs;       /* stack index of the refs table */
+  int features;   /* stack index of opts.features or 0 */
+  const char *err;
+  char errbuf[256];
+} ctx;
+
+static int fail(ctx *c, const char *msg) {
+  if (!c->err) c->err = msg;
+  return -1;
+}
+
+static int failf(ctx *c, const char *fmt, const char *a) {
+  if (!c->err) {
+    snprintf(c->errbuf, sizeof c->errbuf, fmt, a);
+    c->err = c->errbuf;
+  }
+  return -1;
+}
+
+static void push_ref(ctx *c, int ref) { lua_rawgeti(c->L, c->refs, ref); }
+
+static int feature_on(ctx *c, int feature) {
+  int on;
+  if (!feature) return 1;
+  if (!c->features) return 0;
+  push_ref(c, feature);
+  lua_rawget(c->L, c->features);
+  on = lua_toboolean(c->L, -1);
+  lua_pop(c->L, 1);
+  return on;
+}
+
+/* Runs check(value at top): 0 ok, -1 with the check's text as the error. */
+static int run_check(ctx *c, int ref, const char *what) {
+  lua_State *L = c->L;
+  push_ref(c, ref);
+  lua_pushvalue(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    failf(c, "check failed: %s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    snprintf(c->errbuf, sizeof c->errbuf, "%s: %s", what, lua_tostring(L, -1));
+    if (!c->err) c->err = c->errbuf;
+    lua_pop(L, 1);
+    return -1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static int utf8_valid(const unsigned char *p, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char b = p[i];
+    if (b < 0x80) { i++; continue; }
+    if (b >= 0xC2 && b <= 0xDF) {
+      if (i + 1 >= n || (p[i + 1] & 0xC0) != 0x80) return 0;
+      i += 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      unsigned char b1;
+      if (i + 2 >= n) return 0;
+      b1 = p[i + 1];
+      if ((b1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80) return 0;
+      if (b == 0xE0 && b1 < 0xA0) return 0;
+      if (b == 0xED && b1 > 0x9F) return 0;
+      i += 3;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      unsigned char b1;
+      if (i + 3 >= n) return 0;
+      b1 = p[i + 1];
+      if ((b1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80 || (p[i + 3] & 0xC0) != 0x80) return 0;
+      if (b == 0xF0 && b1 < 0x90) return 0;
+      if (b == 0xF4 && b1 > 0x8F) return 0;
+      i += 4;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* ---- decoding ---------------------------------------------------------------- */
+
+typedef struct {
+  ctx c;
+  const unsigned char *p, *end;
+} dctx;
+
+static const char E_END[] = "Hit the end of buffer, expected more data";
+static const char E_VARINT[] = "Found a varint that didn't terminate. Is the usize too big?";
+static const char E_UTF8[] = "Tried to decode invalid utf8";
+static const char E_OPTION[] = "Found an Option discriminant that wasn't 0 or 1";
+static const char E_BOOL[] = "Found a bool that wasn't 0 or 1";
+
+/* Unsigned varint of at most maxb bytes whose last allowed byte is <= lastmax. */
+static int get_varint(dctx *d, int maxb, unsigned lastmax, uint64_t *out) {
+  uint64_t v = 0;
+  int i;
+  for (i = 0; i < maxb; i++) {
+    unsigned b;
+    if (d->p >= d->end) return fail(&d->c, E_END);
+    b = *d->p++;
+    if (i == maxb - 1 && b > lastmax) return fail(&d->c, E_VARINT);
+    v |= (uint64_t)(b & 0x7F) << (7 * i);
+    if (!(b & 0x80)) { *out = v; return 0; }
+  }
+  return fail(&d->c, E_VARINT);
+}
+
+#define GET_U16(d, o) get_varint(d, 3, 0x03, o)
+#define GET_U32(d, o) get_varint(d, 5, 0x0F, o)
+#define GET_U64(d, o) get_varint(d, 10, 0x01, o)
+
+static int get_len(dctx *d, size_t *n) {
+  uint64_t v;
+  if (GET_U64(d, &v) < 0) return -1;
+  if (v > (uint64_t)(d->end - d->p)) { d->p = d->end; return fail(&d->c, E_END); }
+  *n = (size_t)v;
+  return 0;
+}
+
+static void push_uuid(lua_State *L, const unsigned char *b) {
+  static const char hex[] = "0123456789abcdef";
+  char s[36];
+  int i, j = 0;
+  for (i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s[j++] = '-';
+    s[j++] = hex[b[i] >> 4];
+    s[j++] = hex[b[i] & 15];
+  }
+  lua_pushlstring(L, s, 36);
+}
+
+static int decode_node(dctx *d, int ni, int depth);
+
+static int decode_node(dctx *d, int ni, int depth) {
+  lua_State *L = d->c.L;
+  const pc_node *nd = &d->c.s->nodes[ni];
+  uint64_t v;
+  size_t n;
+  if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
+  if (!lua_checkstack(L, 8)) return fail(&d->c, "out of Lua stack");
+  switch (nd->kind) {
+    case K_U8:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      lua_pushinteger(L, *d->p++);
+      return 0;
+    case K_BOOL:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      if (*d->p > 1) return fail(&d->c, E_BOOL);
+      lua_pushboolean(L, *d->p++);
+      return 0;
+    case K_U16:
+      if (GET_U16(d, &v) < 0) return -1;
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case K_U32:
+      if (GET_U32(d, &v) < 0) return -1;
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case K_U64:
+      if (GET_U64(d, &v) < 0) return -1;
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    case K_I32: {
+      uint32_t z;
+      if (GET_U32(d, &v) < 0) return -1;
+      z = (uint32_t)v;
+      lua_pushinteger(L, (lua_Integer)(int32_t)((z >> 1) ^ (0u - (z & 1u))));
+      return 0;
+    }
+    case K_STRING:
+      if (get_len(d, &n) < 0) return -1;
+      if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
+      lua_pushlstring(L, (const char *)d->p, n);
+      d->p += n;
+      return 0;
+    case K_BYTES:
+      if (get_len(d, &n) < 0) return -1;
+      lua_pushlstring(L, (const char *)d->p, n);
+      d->p += n;
+      return 0;
+    case K_ID:
+      if (get_len(d, &n) < 0) return -1;
+      if (n != 16) return fail(&d->c, "invalid UUID: byte string length must be 16");
+      push_uuid(L, d->p);
+      d->p += 16;
+      return 0;
+    case K_OPTION:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      if (*d->p == 0) { d->p++; lua_pushnil(L); return 0; }
+      if (*d->p != 1) return fail(&d->c, E_OPTION);
+      d->p++;
+      return decode_node(d, nd->a, depth + 1);
+    case K_LIST: {
+      uint64_t count, i;
+      size_t left;
+      if (GET_U64(d, &count) < 0) return -1;
+      left = (size_t)(d->end - d->p);
+      /* every element takes at least one byte: a larger count cannot be satisfied */
+      if (count > left) { d->p = d->end; return fail(&d->c, E_END); }
+      lua_createtable(L, (int)count, 0);
+      for (i = 0; i < count; i++) {
+        if (decode_node(d, nd->a, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      return 0;
+    }
+    case K_RECORD: {
+      int i;
+      lua_createtable(L, 0, nd->n);
+      for (i = 0; i < nd->n; i++) {
+        const pc_item *it = &d->c.s->items[nd->a + i];
+        if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
+        push_ref(&d->c, it->name);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+      }
+      if (nd->check && run_check(&d->c, nd->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+      return 0;
+    }
+    case K_ENUM: {
+      const pc_item *it;
+      if (GET_U32(d, &v) < 0) return -1;
+      if (v >= (uint64_t)nd->n) return fail(&d->c, "unknown variant index");
+      it = &d->c.s->items[nd->a + (int)v];
+      if (it->feature && !feature_on(&d->c, it->feature))
+        return fail(&d->c, "unknown variant index (feature not enabled)");
+      if (it->node < 0) { push_ref(&d->c, it->name); return 0; }
+      lua_createtable(L, 0, 1);
+      push_ref(&d->c, it->name);
+      if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+      lua_rawset(L, -3);
+      if (it->check && run_check(&d->c, it->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+      return 0;
+    }
+    default:
+      return fail(&d->c, "unknown schema kind");
+  }
+}
+
+static void setup_ctx(lua_State *L, ctx *c, pc_schema *s, int opts) {
+  c->L = L;
+  c->s = s;
+  c->err = NULL;
+  c->features = 0;
+  lua_getiuservalue(L, -1, 1);
+  c->refs = lua_gettop(L);
+  if (opts && lua_istable(L, opts)) {
+    if (lua_getfield(L, opts, "features") == LUA_TTABLE) c->features = lua_gettop(L);
+    else lua_pop(L, 1);
+  }
+}
+
+int aqs_postcard_decode(lua_State *L) {
+  size_t n;
+  const char *p = luaL_checklstring(L, 1, &n);
+  lua_Integer start = 1;
+  pc_schema *s;
+  dctx d;
+  int base;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (lua_getfield(L, 3, "offset") != LUA_TNIL) start = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  luaL_argcheck(L, start >= 1 && (size_t)(start - 1) <= n, 3, "offset outside the string");
+  s = get_schema(L, 2);
+  setup_ctx(L, &d.c, s, lua_isnoneornil(L, 3) ? 0 : 3);
+  base = lua_gettop(L);
+  d.p = (const unsigned char *)p + (start - 1);
+  d.end = (const unsigned char *)p + n;
+  if (decode_node(&d, 0, 0) < 0) {
+    lua_settop(L, base);
+    lua_pushnil(L);
+    lua_pushstring(L, d.c.err ? d.c.err : "decode error");
+    return 2;
+  }
+  lua_pushinteger(L, (lua_Integer)(d.p - ((const unsigned char *)p + (start - 1))));
+  return 2;
+}
+
+/* ---- encoding ---------------------------------------------------------------- */
+
+typedef struct {
+  unsigned char *p;
+  size_t n, cap;
+} pc_buf;
+
+static int buf_gc(lua_State *L) {
+  pc_buf *b = (pc_buf *)luaL_checkudata(L, 1, BUF_MT);
+  free(b->p);
+  b->p = NULL;
+  return 0;
+}
+
+typedef struct {
+  ctx c;
+  pc_buf *b;
+} ectx;
+
+static int reserve(ectx *e, size_t k) {
+  pc_buf *b = e->b;
+  if (b->cap - b->n < k) {
+    size_t cap = b->cap ? b->cap : 256;
+    unsigned char *q;
+    while (cap - b->n < k) {
+      if (cap > ((size_t)-1) / 2) return fail(&e->c, "out of memory");
+      cap *= 2;
+    }
+    q = (unsigned char *)realloc(b->p, cap);
+    if (!q) return fail(&e->c, "out of memory");
+    b->p = q;
+    b->cap = cap;
+  }
+  return 0;
+}
+
+static int put_byte(ectx *e, unsigned v) {
+  if (reserve(e, 1) < 0) return -1;
+  e->b->p[e->b->n++] = (unsigned char)v;
+  return 0;
+}
+
+static int put_varint(ectx *e, uint64_t v) {
+  if (reserve(e, 10) < 0) return -1;
+  while (v >= 0x80) {
+    e->b->p[e->b->n++] = (unsigned char)(v | 0x80);
+    v >>= 7;
+  }
+  e->b->p[e->b->n++] = (unsigned char)v;
+  return 0;
+}
+
+static int put_raw(ectx *e, const void *p, size_t n) {
+  if (put_varint(e, n) < 0 || reserve(e, n) < 0) return -1;
+  memcpy(e->b->p + e->b->n, p, n);
+  e->b->n += n;
+  return 0;
+}
+
+static int hexval(int ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+/* Hyphenated (36) or simple (32 hex digits) UUID text -> 16 bytes. */
+static int parse_uuid(const char *s, size_t n, unsigned char *out) {
+  size_t i;
+  int j = 0;
+  if (n != 36 && n != 32) return -1;
+  for (i = 0; i < n;) {
+    int hi, lo;
+    if (n == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
+      if (s[i] != '-') return -1;
+      i++;
+      continue;
+    }
+    if (i + 1 >= n) return -1;
+    hi = hexval((unsigned char)s[i]);
+    lo = hexval((unsigned char)s[i + 1]);
+    if (hi < 0 || lo < 0 || j >= 16) return -1;
+    out[j++] = (unsigned char)(hi << 4 | lo);
+    i += 2;
+  }
+  return j == 16 ? 0 : -1;
+}
+
+static int get_int(ectx *e, lua_Integer *v, const char *what) {
+  int isnum;
+  *v = lua_tointegerx(e->c.L, -1, &isnum);
+  if (!isnum || lua_type(e->c.L, -1) != LUA_TNUMBER) return failf(&e->c, "expected an integer (%s)", what);
+  return 0;
+}
+
+static int encode_node(ectx *e, int ni, int depth);
+
+/* Encodes the value on top of the stack (left there). */
+static int encode_node(ectx *e, int ni, int depth) {
+  lua_State *L = e->c.L;
+  const pc_node *nd = &e->c.s->nodes[ni];
+  lua_Integer v;
+  size_t n;
+  const char *s;
+  if (depth > MAX_DEPTH) return fail(&e->c, "value nesting too deep");
+  if (!lua_checkstack(L, 8)) return fail(&e->c, "out of Lua stack");
+  switch (nd->kind) {
+    case K_U8:
+      if (get_int(e, &v, "u8") < 0) return -1;
+      if (v < 0 || v > 255) return fail(&e->c, "u8 out of range");
+      return put_byte(e, (unsigned)v);
+    case K_BOOL:
+      if (!lua_isboolean(L, -1)) return fail(&e->c, "expected a boolean");
+      return put_byte(e, (unsigned)lua_toboolean(L, -1));
+    case K_U16:
+      if (get_int(e, &v, "u16") < 0) return -1;
+      if (v < 0 || v > 65535) return fail(&e->c, "u16 out of range");
+      return put_varint(e, (uint64_t)v);
+    case K_U32:
+      if (get_int(e, &v, "u32") < 0) return -1;
+      if (v < 0 || v > 4294967295LL) return fail(&e->c, "u32 out of range");
+      return put_varint(e, (uint64_t)v);
+    case K_U64:
+      if (get_int(e, &v, "u64") < 0) return -1;
+      return put_varint(e, (uint64_t)v);
+    case K_I32: {
+      int32_t x;
+      if (get_int(e, &v, "i32") < 0) return -1;
+      if (v < -2147483647LL - 1 || v > 2147483647LL) return fail(&e->c, "i32 out of range");
+      x = (int32_t)v;
+      return put_varint(e, (uint32_t)(((uint32_t)x << 1) ^ (uint32_t)(x >> 31)));
+    }
+    case K_STRING:
+      if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a string");
+      s = lua_tolstring(L, -1, &n);
+      if (!utf8_valid((const unsigned char *)s, n)) return fail(&e->c, "string is not valid UTF-8");
+      return put_raw(e, s, n);
+    case K_BYTES:
+      if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a byte string");
+      s = lua_tolstring(L, -1, &n);
+      return put_raw(e, s, n);
+    case K_ID: {
+      unsigned char u[16];
+      if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a UUID string");
+      s = lua_tolstring(L, -1, &n);
+      if (parse_uuid(s, n, u) < 0) return fail(&e->c, "invalid UUID text");
+      return put_raw(e, u, 16);
+    }
+    case K_OPTION:
+      /* Always written, also for CronPolicy.max_occurrences (wal-format.md 11.1). */
+      if (lua_isnil(L, -1)) return put_byte(e, 0);
+      if (put_byte(e, 1) < 0) return -1;
+      return encode_node(e, nd->a, depth + 1);
+    case K_LIST: {
+      lua_Integer i, count;
+      if (!lua_istable(L, -1)) return fail(&e->c, "expected a list");
+      count = (lua_Integer)lua_rawlen(L, -1);
+      if (put_varint(e, (uint64_t)count) < 0) return -1;
+      for (i = 1; i <= count; i++) {
+        lua_rawgeti(L, -1, i);
+        if (encode_node(e, nd->a, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        lua_pop(L, 1);
+      }
+      return 0;
+    }
+    case K_RECORD: {
+      int i;
+      if (!lua_istable(L, -1)) return fail(&e->c, "expected a record table");
+      for (i = 0; i < nd->n; i++) {
+        const pc_item *it = &e->c.s->items[nd->a + i];
+        push_ref(&e->c, it->name);
+        lua_rawget(L, -2);
+        if (lua_isnil(L, -1) && e->c.s->nodes[it->node].kind != K_OPTION) {
+          lua_pop(L, 1);
+          if (!it->dflt) {
+            push_ref(&e->c, it->name);
+            failf(&e->c, "missing field `%s`", lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return -1;
+          }
+          push_ref(&e->c, it->dflt);
+          if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) != LUA_OK) {
+            lua_pop(L, 1);
+            return fail(&e->c, "default value function failed");
+          }
+        }
+        if (encode_node(e, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        lua_pop(L, 1);
+      }
+      return 0;
+    }
+    case K_ENUM: {
+      const pc_item *it;
+      int vi, t = lua_type(L, -1), pushed = 0;
+      if (t == LUA_TSTRING) {
+        lua_pushvalue(L, -1);
+      } else if (t == LUA_TTABLE) {
+        lua_pushnil(L);
+        if (!lua_next(L, -2)) return fail(&e->c, "empty enum table");
+        lua_pop(L, 1);   /* keep the key */
+        lua_pushvalue(L, -1);
+        if (lua_next(L, -3)) { lua_pop(L, 3); return fail(&e->c, "enum table with more than one key"); }
+        pushed = 1;
+      } else {
+        return fail(&e->c, "expected an enum value (string or one-key table)");
+      }
+      /* stack: ... value key */
+      push_ref(&e->c, nd->lookup);
+      lua_pushvalue(L, -2);
+      if (lua_rawget(L, -2) != LUA_TNUMBER) {
+        lua_pop(L, 2);
+        failf(&e->c, "unknown variant `%s`", lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+        lua_pop(L, 1);
+        return -1;
+      }
+      vi = (int)lua_tointeger(L, -1);
+      lua_pop(L, 2);
+      it = &e->c.s->items[nd->a + vi];
+      if (it->feature && !feature_on(&e->c, it->feature)) {
+        failf(&e->c, "variant `%s` needs a build feature that is not enabled", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+      }
+      if (put_varint(e, (uint64_t)vi) < 0) { lua_pop(L, 1); return -1; }
+      if (it->node < 0) { lua_pop(L, 1); return 0; }
+      if (!pushed) { lua_pop(L, 1); return fail(&e->c, "data-carrying variant given as a string"); }
+      lua_rawget(L, -2);
+      if (encode_node(e, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+      lua_pop(L, 1);
+      return 0;
+    }
+    default:
+      return fail(&e->c, "unknown schema kind");
+  }
+}
+
+int aqs_postcard_encode(lua_State *L) {
+  pc_schema *s;
+  ectx e;
+  int base;
+  luaL_checkany(L, 1);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  e.b = (pc_buf *)lua_newuserdatauv(L, sizeof(pc_buf), 0);   /* 4: buffer box */
+  memset(e.b, 0, sizeof *e.b);
+  luaL_setmetatable(L, BUF_MT);
+  s = get_schema(L, 2);
+  setup_ctx(L, &e.c, s, lua_isnil(L, 3) ? 0 : 3);
+  base = lua_gettop(L);
+  lua_pushvalue(L, 1);
+  if (encode_node(&e, 0, 0) < 0) {
+    lua_settop(L, base);
+    lua_pushnil(L);
+    lua_pushstring(L, e.c.err ? e.c.err : "encode error");
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)e.b->p, e.b->n);
+  free(e.b->p);
+  e.b->p = NULL;
+  return 1;
+}
+
+void aqs_postcard_init(lua_State *L) {
+  luaL_newmetatable(L, SCHEMA_MT);
+  lua_pushcfunction(L, schema_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, BUF_MT);
+  lua_pushcfunction(L, buf_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
