@@ -15,6 +15,22 @@ SRCS       := $(sort $(wildcard csrc/*.c))
 HDRS       := $(wildcard csrc/*.h)
 BUILD      ?= build
 MODULE     := $(BUILD)/actionqueue/storage/core.so
+FAULTSHIM  := $(BUILD)/faultshim.so
+ROCKSPEC   := rockspec/actionqueue-storage-scm-1.rockspec
+
+# Sanitizer build: gcc's runtimes are preloaded into the (uninstrumented) lua5.4.
+SAN_CC     ?= gcc
+SAN_DIR    := build-asan
+SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SAN_LIBS    = $(shell $(SAN_CC) -print-file-name=libasan.so) $(shell $(SAN_CC) -print-file-name=libubsan.so)
+# Leak checking stays on; lsan.supp only silences the interpreters' own exit-time blocks.
+SAN_ENV     = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+              LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
+              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+VALGRIND   ?= valgrind
+VG_FLAGS   := --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+              --show-leak-kinds=definite --trace-children=yes \
+              --trace-children-skip='*/sh,*/bash,*/dash,*/true,*/cmp,*/rm'
 
 DEB_PKGS   := lua5.4 liblua5.4-dev lua-cjson zlib1g-dev luarocks lua-busted lua-argparse \
               lua-filesystem lua-term lua-penlight lua-check lua-ldoc pkg-config gcc make
@@ -23,15 +39,25 @@ DEB_EXTRA  := clang libclang-rt-14-dev valgrind
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all build deps test lint spec demo bench sanitize valgrind install docs repl clean fuzz crash faults
+
+.PHONY: all build rockspec deps test lint spec demo bench sanitize valgrind install docs repl clean fuzz crash faults
 
 all: build
 
-build: $(MODULE)
+build: $(MODULE) $(FAULTSHIM) rockspec
 
 $(MODULE): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRCS) $(LDFLAGS) $(LDLIBS)
+
+# LD_PRELOAD fault injection for the specs (env contract at the top of the file).
+$(FAULTSHIM): spec/support/faultshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -D_GNU_SOURCE -fPIC $(WARN) -O2 -g -shared -o $@ $< -ldl
+
+# The rockspec's module list is derived from csrc/*.c and lua/**/*.lua.
+rockspec:
+	@$(LUA) rockspec/update.lua $(ROCKSPEC)
 
 # Installs the Debian packages when run as root, otherwise prints the exact command.
 deps:
@@ -60,8 +86,20 @@ demo: deps build
 bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
-install: deps
-	luarocks --lua-version 5.4 make --deps-mode none rockspec/actionqueue-storage-scm-1.rockspec
+# The busted suite against an ASan+UBSan build of the C module (in $(SAN_DIR)).
+sanitize: $(FAULTSHIM)
+	@mkdir -p $(SAN_DIR)/actionqueue/storage
+	$(SAN_CC) -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(SAN_FLAGS) $(LUA_INC) -shared \
+	  -o $(SAN_DIR)/actionqueue/storage/core.so $(SRCS) -lz
+	LUA_CPATH='$(CURDIR)/$(SAN_DIR)/?.so;;' LD_PRELOAD='$(SAN_LIBS)' $(SAN_ENV) \
+	  $(LUA) /usr/bin/busted --cpath='$(SAN_DIR)/?.so' $(BUSTED_ARGS)
+
+# The busted suite under memcheck: no errors, no definitely lost blocks.
+valgrind: build
+	AQS_UNDER_VALGRIND=1 $(VALGRIND) $(VG_FLAGS) $(LUA) /usr/bin/busted $(BUSTED_ARGS)
+
+install: deps build
+	luarocks --lua-version 5.4 make --deps-mode none $(ROCKSPEC) $(ROCKS_FLAGS)
 
 docs:
 	ldoc -c docs/config.ld .

@@ -29,6 +29,7 @@ typedef struct {
   int state;
   int in_frame;
   int framed;        /* a frame has been finished */
+  int tmp_live;      /* the temp file exists and is ours to remove */
   uint32_t version;
   uint32_t crc;
   uint64_t length;   /* payload bytes of the open frame */
@@ -51,7 +52,7 @@ static void release(aw_t *w) {
   if (w->fd >= 0) { (void)aqs_close(w->fd); w->fd = -1; }
   /* Until the rename happened the temp file is ours to remove; the target is
    * never touched on this path. */
-  if ((w->state == AW_OPEN || w->state == AW_FAILED) && w->tmp) (void)aqs_unlink(w->tmp);
+  if (w->tmp_live) { (void)aqs_unlink(w->tmp); w->tmp_live = 0; }
 }
 
 /* Records the failure (once), releases the temp file and pushes the error triple. */
@@ -124,6 +125,7 @@ int aqs_atomic_writer(lua_State *L) {
   w->fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (w->fd < 0) return aqs_push_ioerr(L, "open", w->tmp, errno);
   w->state = AW_OPEN;
+  w->tmp_live = 1;
   return 1;
 }
 
@@ -233,6 +235,7 @@ static int aw_close(lua_State *L) {
   /* close() can carry a deferred write error (NFS); it must not be ignored. */
   if (aqs_close(fd) < 0) return fail(L, w, "close", w->tmp, errno);
   if (aqs_rename(w->tmp, w->path) < 0) return fail(L, w, "rename", w->tmp, errno);
+  w->tmp_live = 0;
   w->state = AW_CLOSED;
   /* From here the new content is visible; a directory failure only means we
    * cannot promise that the rename survives a crash. */
