@@ -1,0 +1,144 @@
+--- Batch snapshot jobs: many files, in parallel worker processes, with progress, a
+-- crash-safe report journal, resume and sharding. `aqstore batch` is a thin front end.
+--
+--     local batch = require "actionqueue.storage.batch"
+--     local res, err = batch.run({jobfile = "jobs.lua", workers = 2, report = "r.json"})
+--     -- res.entries, res.summary = {ok=, failed=, skipped=}, res.exit_code (0 | 1)
+--
+-- @module actionqueue.storage.batch
+local core = require "actionqueue.storage.core"
+local jobfile = require "actionqueue.storage.batch.jobfile"
+local scan = require "actionqueue.storage.batch.scan"
+local shard = require "actionqueue.storage.batch.shard"
+local report = require "actionqueue.storage.batch.report"
+local resume = require "actionqueue.storage.batch.resume"
+local pool = require "actionqueue.storage.batch.pool"
+local progress = require "actionqueue.storage.batch.progress"
+
+local batch = {}
+
+--- Builds the job list from `opts.jobs`, `opts.jobfile` or `opts.scan` (+ `opts.kind`,
+-- `opts.out_dir`), then applies `opts.shard` ("I/N").
+-- @tparam table opts
+-- @treturn table jobs
+-- @return nil, message (a bad job file or option: exit code 2)
+function batch.jobs(opts)
+  local jobs, err
+  if opts.jobs then
+    jobs, err = jobfile.normalise({ jobs = opts.jobs }, opts.base_dir)
+  elseif opts.jobfile then
+    jobs, err = jobfile.load(opts.jobfile)
+  elseif opts.scan then
+    jobs, err = scan.jobs(opts.scan, opts.kind or "verify", opts.out_dir)
+  else
+    return nil, "no jobs: give a job file or --scan ROOT"
+  end
+  if not jobs then return nil, err end
+  if opts.shard then
+    local i, n = shard.parse(opts.shard)
+    if not i then return nil, n end
+    jobs = shard.select(jobs, i, n)
+  end
+  return jobs
+end
+
+--- Runs a batch.
+-- @tparam table opts job source (see `batch.jobs`), `workers` (default: cores),
+--   `timeout` (seconds per job), `report` (JSON report path, journaled while running),
+--   `resume` (earlier report to skip finished jobs), `progress` (table of `progress.new`
+--   options, or false for none), `lua` (worker interpreter)
+-- @treturn table `{entries = {...}, summary = {ok, failed, skipped}, exit_code = 0|1, seconds}`
+-- @return nil, message, exit_code (2 for a bad job file or option)
+function batch.run(opts)
+  local t0 = core.proc_clock()
+  local jobs, err = batch.jobs(opts)
+  if not jobs then return nil, err, 2 end
+  local done = {}
+  if opts.resume then
+    done, err = resume.load(opts.resume)
+    if not done then return nil, err, 2 end
+  end
+  local journal
+  if opts.report then
+    journal, err = report.journal(opts.report)
+    if not journal then return nil, err, 2 end
+  end
+
+  local entries, todo = {}, {}
+  local by_index = {}
+  local prog = opts.progress ~= false and progress.new(#jobs, opts.progress or {}) or nil
+  local function record(job, result)
+    local e = report.entry(job, result)
+    by_index[job] = e
+    entries[#entries + 1] = e
+    if journal then
+      local ok, jerr = journal.append(e)
+      if not ok then io.stderr:write("batch: journal: ", tostring(jerr), "\n") end
+    end
+    if prog then prog.update(e) end
+  end
+  for _, job in ipairs(jobs) do
+    local prev = opts.resume and resume.skippable(done, job)
+    if prev then
+      local r = {}
+      for k, v in pairs(prev) do r[k] = v end
+      r.status, r.seconds, r.error, r.error_kind = "skipped", 0, nil, nil
+      r.resumed_from = opts.resume
+      record(job, r)
+    else
+      todo[#todo + 1] = job
+    end
+  end
+
+  local ok, perr = pool.run(todo, {
+    workers = opts.workers or core.proc_info().cpus,
+    timeout = opts.timeout,
+    lua = opts.lua,
+    on_done = record,
+  })
+  if prog then prog.finish() end
+  if not ok then
+    if journal then journal.close(false) end
+    return nil, perr, 1
+  end
+  -- the report lists jobs in job-file order, whatever order they finished in
+  local ordered = {}
+  for _, job in ipairs(jobs) do ordered[#ordered + 1] = by_index[job] end
+  local summary = report.summary(ordered)
+  local seconds = core.proc_clock() - t0
+  if opts.report then
+    local meta = { seconds = seconds, workers = opts.workers or core.proc_info().cpus }
+    if opts.shard then meta.shard = opts.shard end
+    local wok, werr = report.write_file(opts.report, report.encode(ordered, meta))
+    if not wok then
+      journal.close(false)
+      return nil, "report " .. opts.report .. ": " .. tostring(werr), 1
+    end
+    journal.close(true)
+  end
+  return {
+    entries = ordered,
+    summary = summary,
+    seconds = seconds,
+    exit_code = summary.failed == 0 and 0 or 1,
+  }
+end
+
+--- Merges shard reports into one (see `report.merge`) and optionally writes it.
+-- @tparam table paths report files
+-- @tparam[opt] string out output report path (atomic write)
+-- @treturn table `{entries, summary, exit_code, text}`
+-- @return nil, message
+function batch.merge(paths, out)
+  local entries, err = report.merge(paths)
+  if not entries then return nil, err end
+  local text = report.encode(entries, { merged_from = paths })
+  if out then
+    local ok, werr = report.write_file(out, text)
+    if not ok then return nil, werr end
+  end
+  local summary = report.summary(entries)
+  return { entries = entries, summary = summary, exit_code = summary.failed == 0 and 0 or 1, text = text }
+end
+
+return batch

@@ -1,0 +1,233 @@
+--- Running one batch job (inside a worker process).
+-- `kinds.run(job)` returns a result table: `status` ("ok" | "failed"), `error` (text or nil),
+-- `error_kind`, `bytes` (input size), the input fingerprint (`input_size`, `input_mtime`,
+-- `input_crc`) and, for jobs with an output, `output_crc` / `output_bytes` of the file written.
+-- Outputs are only written through `snapshot.write` (atomic: temp sibling, fsync, rename).
+-- @module actionqueue.storage.batch.kinds
+local fingerprint = require "actionqueue.storage.batch.fingerprint"
+
+local kinds = {}
+
+local function snapshot_api()
+  local ok, mod = pcall(require, "actionqueue.storage.snapshot")
+  if ok then return mod end
+  return nil, "snapshot module not available: " .. tostring(mod)
+end
+
+local function errtext(err)
+  if type(err) == "table" then return tostring(err.message or err), err.kind end
+  return tostring(err), nil
+end
+
+--- The `aqstore check FILE` classification of a snapshot file.
+-- Returns the line `aqstore check` prints: `OK tasks=N runs=M`, `NONE` (no snapshot) or
+-- `ERR <text>` (text = the loader's error message), plus the loaded snapshot or error.
+-- A batch `check` job is `ok` exactly for `OK ...`; `NONE` is a failure ("no snapshot").
+-- @tparam string path
+-- @treturn string line
+-- @return snap or error table
+function kinds.check_line(path)
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return "ERR " .. merr, { kind = "Unavailable", message = merr } end
+  local snap, err = snapshot.load(path)
+  if snap then
+    return string.format("OK tasks=%d runs=%d", #(snap.tasks or {}), #(snap.runs or {})), snap
+  elseif snap == false then
+    return "NONE", { kind = "NoSnapshot", message = "no snapshot" }
+  end
+  return "ERR " .. (errtext(err)), err
+end
+
+--- A one-line description of a non-ok `frame_read` result.
+-- @tparam table r result table of `core.frame_read` / `snapshot.verify`
+-- @treturn string
+function kinds.describe_frame(r)
+  local s = r.status
+  if r.message and r.message ~= "" then return tostring(r.message) end
+  if s == "missing" then return "no snapshot (file not found)"
+  elseif s == "empty" then return "empty file"
+  elseif s == "short_header" then
+    return string.format("short header: %s field has %s of 4 bytes", tostring(r.field), tostring(r.got))
+  elseif s == "bad_version" then
+    return string.format("bad version: expected %s, found %s", tostring(r.expected), tostring(r.found))
+  elseif s == "too_long" then
+    return string.format("payload length %s exceeds the maximum %s", tostring(r.length), tostring(r.max))
+  elseif s == "short_payload" then
+    return string.format("short payload: %s of %s bytes", tostring(r.got), tostring(r.length))
+  elseif s == "crc_mismatch" then
+    return string.format("CRC mismatch: stored %s, computed %s", tostring(r.expected), tostring(r.actual))
+  end
+  return "frame " .. tostring(s)
+end
+
+local runners = {}
+
+function runners.check(job, res)
+  local line, v = kinds.check_line(job.path)
+  local counts = line:match("^OK ")
+  if counts then
+    res.tasks, res.runs = #(v.tasks or {}), #(v.runs or {})
+    return true
+  end
+  if line == "NONE" then return nil, "no snapshot", "NoSnapshot" end
+  local _, kind = errtext(v)
+  return nil, line:sub(5), kind
+end
+
+function runners.verify(job, res)
+  local snapshot = snapshot_api()
+  local r
+  if snapshot and snapshot.verify then
+    r = snapshot.verify(job.path)
+  else
+    r = require("actionqueue.storage.core").frame_read(job.path, { version = 4 })
+  end
+  if r and r.status == "ok" then
+    res.length = r.length
+    return true
+  end
+  if r == nil then return nil, "verify failed", "VerifyError" end
+  return nil, kinds.describe_frame(r), r.status
+end
+
+function runners.validate(job, res)
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return nil, merr, "Unavailable" end
+  local snap, err = snapshot.load(job.path)
+  if snap == false then return nil, "no snapshot", "NoSnapshot" end
+  if not snap then
+    local text, kind = errtext(err)
+    return nil, text, kind
+  end
+  local violations = snapshot.validate(snap, { all = true }) or {}
+  res.violations = #violations
+  if #violations == 0 then return true end
+  local first = violations[1]
+  local text = first.message or tostring(first)
+  if first.path and first.path ~= "" then text = first.path .. ": " .. text end
+  if #violations > 1 then text = text .. string.format(" (and %d more)", #violations - 1) end
+  return nil, text, first.kind or "ValidationError"
+end
+
+local function write_output(snapshot, job, snap)
+  local ok, err = snapshot.write(job.output_path, snap)
+  if not ok then
+    local text, kind = errtext(err)
+    return nil, text, kind or "WriteError"
+  end
+  return true
+end
+
+local function read_table(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("a")
+  f:close()
+  if path:match("%.json$") then
+    local t, jerr = require("cjson.safe").decode(data)
+    if t == nil then return nil, path .. ": invalid JSON: " .. tostring(jerr) end
+    return t
+  end
+  local chunk, lerr = load(data, "@" .. path, "t", {})
+  if not chunk then return nil, lerr end
+  local ok, t = pcall(chunk)
+  if not ok then return nil, tostring(t) end
+  return t
+end
+
+function runners.build(job)
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return nil, merr, "Unavailable" end
+  local t, err = read_table(job.path)
+  if not t then return nil, tostring(err), "IoError" end
+  local snap
+  snap, err = snapshot.build(t)
+  if not snap then
+    local text, kind = errtext(err)
+    return nil, text, kind or "BuildError"
+  end
+  return write_output(snapshot, job, snap)
+end
+
+function runners.rewrite(job)
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return nil, merr, "Unavailable" end
+  local snap, err = snapshot.load(job.path)
+  if snap == false then return nil, "no snapshot", "NoSnapshot" end
+  if not snap then
+    local text, kind = errtext(err)
+    return nil, text, kind
+  end
+  return write_output(snapshot, job, snap)
+end
+
+function runners.compact(job, res)
+  local ok, recovery = pcall(require, "actionqueue.storage.recovery")
+  if not ok or type(recovery) ~= "table" or type(recovery.compact) ~= "function" then
+    return nil, "compact not available (actionqueue.storage.recovery.compact is missing)", "Unavailable"
+  end
+  local done, info = recovery.compact(job.path, { timestamp = job.timestamp, out = job.output_path })
+  if not done then
+    local text, kind = errtext(info)
+    return nil, text, kind or "CompactError"
+  end
+  if type(info) == "table" then
+    for _, k in ipairs({ "tasks", "runs", "events" }) do
+      if type(info[k]) == "number" then res[k] = info[k] end
+    end
+  end
+  return true
+end
+
+-- Test-only kind (enabled by AQ_BATCH_TEST_KINDS=1): exercises the runner's failure paths.
+function runners.test(job)
+  local action = job.action or "ok"
+  if action == "sleep" then
+    os.execute(string.format("sleep %.3f", job.seconds or 1))
+    return true
+  elseif action == "hang" then
+    -- blocks on the job pipe: the runner never writes to a busy worker
+    io.stdin:read("a")
+    return true
+  elseif action == "fail" then
+    return nil, "test failure", "TestFailure"
+  elseif action == "crash" then
+    os.exit(3, false)
+  elseif action == "error" then
+    error("test error")
+  end
+  return true
+end
+
+--- Runs one job and returns its result table (never raises).
+-- @tparam table job a normalised job (see `batch.jobfile`)
+-- @treturn table result
+function kinds.run(job)
+  local res = { status = "ok" }
+  local fp = fingerprint.of(job.path)
+  if fp then
+    res.bytes = fp.size
+    res.input_size, res.input_mtime, res.input_crc = fp.size, fp.mtime, fp.crc
+  else
+    res.bytes = 0
+  end
+  local runner = runners[job.kind]
+  local trace
+  local ok, done, err, kind = xpcall(runner, function(e)
+    trace = debug.traceback(nil, 2)
+    return e
+  end, job, res)
+  if not ok then
+    res.status, res.error, res.error_kind = "failed", tostring(done), "InternalError"
+    res.traceback = trace
+  elseif not done then
+    res.status, res.error, res.error_kind = "failed", tostring(err), kind or "Error"
+  end
+  if res.status == "ok" and job.output_path then
+    local crc, n = fingerprint.file_crc(job.output_path)
+    if crc then res.output_crc, res.output_bytes = crc, n end
+  end
+  return res
+end
+
+return kinds

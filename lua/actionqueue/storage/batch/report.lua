@@ -1,0 +1,241 @@
+--- Batch reports: entries, the crash-safe journal, the final JSON file, loading and merging.
+-- Report JSON: `{"jobs": [entry...], "summary": {"ok": N, "failed": N, "skipped": N}, ...}`.
+-- An entry has `input`, `kind`, `status` ("ok" | "failed" | "skipped"), `error` (text or
+-- null), `error_kind` (or null), `seconds`, `bytes`, and when present `output`,
+-- `output_crc` (CRC-32 of the file written), `input_size`/`input_mtime`/`input_crc`.
+-- While a batch runs, each finished job is appended as one JSON line to `FILE.journal`
+-- and fsynced; the final report is then written atomically and the journal removed.
+-- A batch killed midway therefore leaves `FILE.journal`, which `report.load` reads.
+-- @module actionqueue.storage.batch.report
+local cjson = require "cjson"
+local core = require "actionqueue.storage.core"
+
+local report = {}
+
+-- Entry fields in the order they are written (other result fields follow, sorted).
+local ORDER = { "index", "input", "kind", "output", "status", "error", "error_kind", "seconds", "bytes",
+  "output_crc", "output_bytes", "input_size", "input_mtime", "input_crc" }
+local ORDERED = {}
+for _, k in ipairs(ORDER) do ORDERED[k] = true end
+local INTERNAL = { path = true, output_path = true, id = true }
+
+--- Builds a report entry from a job and its result.
+-- @tparam table job normalised job
+-- @tparam table result worker result
+-- @treturn table entry
+function report.entry(job, result)
+  local e = {}
+  for k, v in pairs(result) do
+    if not INTERNAL[k] and v ~= cjson.null then e[k] = v end
+  end
+  e.index, e.input, e.kind, e.output = job.index, job.input, job.kind, job.output
+  e.status = result.status or "failed"
+  e.seconds = tonumber(result.seconds) or 0
+  e.bytes = tonumber(result.bytes) or 0
+  if e.status == "ok" or e.status == "skipped" then
+    e.error, e.error_kind = nil, nil
+  end
+  return e
+end
+
+--- Encodes one entry as a single JSON object (keys in a stable order; `error` always present).
+-- @tparam table e entry
+-- @treturn string JSON text without newline
+function report.encode_entry(e)
+  local parts = {}
+  local function put(k, v)
+    parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(v)
+  end
+  for _, k in ipairs(ORDER) do
+    local v = e[k]
+    if v == nil and (k == "error" or k == "error_kind") then v = cjson.null end
+    if v ~= nil then put(k, v) end
+  end
+  local extra = {}
+  for k in pairs(e) do
+    if not ORDERED[k] and type(k) == "string" then extra[#extra + 1] = k end
+  end
+  table.sort(extra)
+  for _, k in ipairs(extra) do put(k, e[k]) end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
+--- Counts statuses.
+-- @tparam table entries
+-- @treturn table `{ok = N, failed = N, skipped = N}`
+function report.summary(entries)
+  local s = { ok = 0, failed = 0, skipped = 0 }
+  for _, e in ipairs(entries) do
+    s[e.status] = (s[e.status] or 0) + 1
+  end
+  return s
+end
+
+--- Encodes a whole report.
+-- @tparam table entries
+-- @tparam[opt] table meta extra top-level fields (e.g. `shard`, `seconds`)
+-- @treturn string JSON text
+function report.encode(entries, meta)
+  local lines = {}
+  for i, e in ipairs(entries) do lines[i] = "  " .. report.encode_entry(e) end
+  local s = report.summary(entries)
+  local out = { '{"jobs": [\n', table.concat(lines, ",\n"), #lines > 0 and "\n" or "", "],\n",
+    string.format(' "summary": {"ok": %d, "failed": %d, "skipped": %d}', s.ok, s.failed, s.skipped) }
+  if meta then
+    local keys = {}
+    for k in pairs(meta) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      out[#out + 1] = ",\n " .. cjson.encode(k) .. ": " .. cjson.encode(meta[k])
+    end
+  end
+  out[#out + 1] = "\n}\n"
+  return table.concat(out)
+end
+
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+--- Writes `data` to `path` atomically: `path.tmp`, fsync, rename, directory fsync.
+-- (The core AtomicWriter writes frames only; a report is plain JSON.)
+-- @treturn boolean true
+-- @return nil, message
+function report.write_file(path, data)
+  local tmp = path .. ".tmp"
+  local fd, err = core.proc_open(tmp, "truncate")
+  if not fd then return nil, err end
+  local ok
+  ok, err = core.proc_write(fd, data)
+  if ok then ok, err = core.proc_fsync(fd) end
+  core.proc_close(fd)
+  if ok then ok, err = os.rename(tmp, path) end
+  if not ok then
+    os.remove(tmp)
+    return nil, err
+  end
+  local dfd = core.proc_open(dirname(path), "directory")
+  if dfd then
+    ok, err = core.proc_fsync(dfd)
+    core.proc_close(dfd)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- The journal of a report being written.
+-- @tparam string path the report path (the journal is `path .. ".journal"`)
+-- @treturn table journal with `append(entry)` and `close()`
+-- @return nil, message
+function report.journal(path)
+  local jpath = path .. ".journal"
+  local fd, err = core.proc_open(jpath, "truncate")
+  if not fd then return nil, err end
+  local dfd = core.proc_open(dirname(jpath), "directory")
+  if dfd then
+    core.proc_fsync(dfd)
+    core.proc_close(dfd)
+  end
+  local j = { path = jpath }
+  function j.append(e)
+    local ok, werr = core.proc_write(fd, report.encode_entry(e) .. "\n")
+    if not ok then return nil, werr end
+    return core.proc_fsync(fd)
+  end
+  function j.close(remove)
+    if fd then core.proc_close(fd) end
+    fd = nil
+    if remove then os.remove(jpath) end
+  end
+  return j
+end
+
+local function read_all(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+local function from_json(v)
+  if v == cjson.null then return nil end
+  return v
+end
+
+local function clean(e)
+  local out = {}
+  for k, v in pairs(e) do out[k] = from_json(v) end
+  return out
+end
+
+--- Loads a report: the final JSON file, or its journal when the batch was killed.
+-- A journal's last line may be torn by the kill; such a line is ignored.
+-- @tparam string path report path (or a `.journal` path)
+-- @treturn table list of entries
+-- @treturn string which file was read
+-- @return nil, message when neither exists or the report is not valid JSON
+function report.load(path)
+  local data = read_all(path)
+  local source = path
+  if data and not path:match("%.journal$") then
+    local t, err = require("cjson.safe").decode(data)
+    if type(t) ~= "table" or type(t.jobs) ~= "table" then
+      return nil, path .. ": not a batch report" .. (err and (" (" .. err .. ")") or "")
+    end
+    local entries = {}
+    for i, e in ipairs(t.jobs) do entries[i] = clean(e) end
+    return entries, source
+  end
+  if not data then
+    source = path .. ".journal"
+    data = read_all(source)
+    if not data then return nil, path .. ": no report and no journal" end
+  end
+  local entries = {}
+  local safe = require "cjson.safe"
+  for line in data:gmatch("[^\n]+") do
+    local e = safe.decode(line)
+    if type(e) == "table" and e.status then entries[#entries + 1] = clean(e) end
+  end
+  return entries, source
+end
+
+local function key(e)
+  return table.concat({ e.kind or "", e.input or "", e.output or "" }, "\0")
+end
+report.key = key
+
+--- Merges several reports (e.g. one per shard) into one entry list.
+-- Entries are ordered by their job `index` (then input); when the same job appears more
+-- than once the later report wins, except that a success is never replaced by a failure.
+-- @tparam table paths report files
+-- @treturn table entries
+-- @return nil, message
+function report.merge(paths)
+  local by_key, order = {}, {}
+  for _, p in ipairs(paths) do
+    local entries, err = report.load(p)
+    if not entries then return nil, err end
+    for _, e in ipairs(entries) do
+      local k = key(e)
+      local old = by_key[k]
+      if not old then
+        order[#order + 1] = k
+        by_key[k] = e
+      elseif not (old.status ~= "failed" and e.status == "failed") then
+        by_key[k] = e
+      end
+    end
+  end
+  local out = {}
+  for i, k in ipairs(order) do out[i] = by_key[k] end
+  table.sort(out, function(a, b)
+    local ia, ib = a.index or math.huge, b.index or math.huge
+    if ia ~= ib then return ia < ib end
+    return (a.input or "") < (b.input or "")
+  end)
+  return out
+end
+
+return report

@@ -1,0 +1,127 @@
+--- `aqstore batch JOBFILE` / `aqstore batch --scan ROOT --kind K` / `aqstore batch merge REPORT...`
+-- Exit codes: 0 every job succeeded (or was skipped), 1 a job failed, 2 bad job file or usage.
+-- @module actionqueue.storage.cli.batch
+local M = {}
+
+local EPILOG = [[
+Job file (Lua returning a table, or JSON):
+  return {
+    defaults = {kind = "check", timeout = 30},
+    jobs = {
+      {input = "a/snapshot.bin"},
+      {kind = "rewrite", input = "b.snap", output = "out/b.snap"},
+    },
+  }
+Kinds: check, verify, validate, build, rewrite, compact. Relative paths are taken
+from the job file's directory.
+
+Examples:
+  aqstore batch jobs.lua -j 4 --report report.json
+  aqstore batch --scan /var/lib/aq --kind verify --report r.json
+  aqstore batch jobs.lua --report r.json --resume r.json     # after a crash
+  aqstore batch jobs.lua --shard 2/3 --report r2.json        # one machine of three
+  aqstore batch merge r1.json r2.json r3.json -o all.json]]
+
+--- Adds the `batch` command to the parser.
+function M.register(parser)
+  local cmd = parser:command("batch", "Run many snapshot jobs in parallel worker processes, "
+    .. "with progress, a journaled report, resume and sharding.")
+  cmd:epilog(EPILOG)
+  cmd:argument("args", "JOBFILE, or `merge` followed by REPORT files."):args("*")
+  cmd:option("-j --jobs", "Worker processes (default: number of cores)."):convert(tonumber)
+  cmd:option("--timeout", "Per-job time limit in seconds."):convert(tonumber)
+  cmd:option("--report", "Write the JSON report here (journaled as jobs finish).")
+  cmd:option("--resume", "Skip jobs an earlier report (or its journal) shows done and unchanged.")
+  cmd:option("--shard", "Run only slice I/N of the job list (job k where (k-1) % N == I-1).")
+  cmd:option("--scan", "Make the job list from the snapshots and data directories under ROOT.")
+  cmd:option("--kind", "Job kind for --scan.", "verify")
+  cmd:option("--out-dir", "Output directory for --scan with rewrite/compact jobs.")
+  cmd:option("-o --output", "merge: write the merged report here (default: stdout).")
+  cmd:flag("-q --quiet", "No progress and no summary table.")
+end
+
+local function summary_table(res)
+  local by_kind, kinds = {}, {}
+  for _, e in ipairs(res.entries) do
+    local k = by_kind[e.kind]
+    if not k then
+      k = { ok = 0, failed = 0, skipped = 0, bytes = 0, seconds = 0 }
+      by_kind[e.kind] = k
+      kinds[#kinds + 1] = e.kind
+    end
+    k[e.status] = (k[e.status] or 0) + 1
+    k.bytes = k.bytes + (e.bytes or 0)
+    k.seconds = k.seconds + (e.seconds or 0)
+  end
+  table.sort(kinds)
+  local out = { string.format("%-10s %8s %8s %8s %12s %10s", "kind", "ok", "failed", "skipped", "bytes", "job-s") }
+  local tot = { ok = 0, failed = 0, skipped = 0, bytes = 0, seconds = 0 }
+  for _, name in ipairs(kinds) do
+    local k = by_kind[name]
+    out[#out + 1] = string.format("%-10s %8d %8d %8d %12d %10.2f", name, k.ok, k.failed, k.skipped, k.bytes, k.seconds)
+    for f in pairs(tot) do tot[f] = tot[f] + k[f] end
+  end
+  out[#out + 1] = string.format("%-10s %8d %8d %8d %12d %10.2f", "total", tot.ok, tot.failed, tot.skipped,
+    tot.bytes, tot.seconds)
+  local failures = 0
+  for _, e in ipairs(res.entries) do
+    if e.status == "failed" then
+      failures = failures + 1
+      if failures <= 20 then out[#out + 1] = string.format("FAILED %s %s: %s", e.kind, e.input, tostring(e.error)) end
+    end
+  end
+  if failures > 20 then out[#out + 1] = string.format("... and %d more failures (see the report)", failures - 20) end
+  if res.seconds then out[#out + 1] = string.format("wall time %.2fs", res.seconds) end
+  return table.concat(out, "\n")
+end
+
+--- Runs the command.
+-- @treturn integer exit code
+function M.run(args)
+  local batch = require "actionqueue.storage.batch"
+  local rest = args.args or {}
+  if rest[1] == "merge" then
+    local paths = table.move(rest, 2, #rest, 1, {})
+    if #paths == 0 then
+      io.stderr:write("aqstore batch merge: give at least one REPORT\n")
+      return 2
+    end
+    local res, err = batch.merge(paths, args.output)
+    if not res then
+      io.stderr:write("aqstore batch merge: ", tostring(err), "\n")
+      return 2
+    end
+    if not args.output then io.stdout:write(res.text) end
+    if not args.quiet then io.stderr:write(summary_table(res), "\n") end
+    return res.exit_code
+  end
+  if #rest > 1 then
+    io.stderr:write("aqstore batch: expected one JOBFILE\n")
+    return 2
+  end
+  if (rest[1] == nil) == (args.scan == nil) then
+    io.stderr:write("aqstore batch: give either a JOBFILE or --scan ROOT\n")
+    return 2
+  end
+  if args.jobs ~= nil and (math.type(args.jobs) ~= "integer" or args.jobs < 1) then
+    io.stderr:write("aqstore batch: -j needs a positive integer\n")
+    return 2
+  end
+  if args.timeout ~= nil and args.timeout <= 0 then
+    io.stderr:write("aqstore batch: --timeout needs a positive number of seconds\n")
+    return 2
+  end
+  local res, err, code = batch.run({
+    jobfile = rest[1], scan = args.scan, kind = args.kind, out_dir = args.out_dir,
+    workers = args.jobs, timeout = args.timeout, report = args.report, resume = args.resume,
+    shard = args.shard, progress = not args.quiet and {} or false,
+  })
+  if not res then
+    io.stderr:write("aqstore batch: ", tostring(err), "\n")
+    return code or 2
+  end
+  if not args.quiet then io.stdout:write(summary_table(res), "\n") end
+  return res.exit_code
+end
+
+return M
