@@ -17,6 +17,15 @@ local submodules = {
   batch = "actionqueue.storage.batch",
 }
 
+-- REPL conveniences (read-only; see actionqueue.storage.inspect):
+--   s = aq.load(path)   a snapshot view (raises a one-line error on failure)
+--   aq.open(path)       the same, returning nil, err instead
+--   aq.show(x [, T])    schema-aware pretty printer for any part
+--   aq.wrap(snap)       views over an in-memory snapshot table
+for _, name in ipairs { "load", "open", "show", "wrap" } do
+  storage[name] = function(...) return require("actionqueue.storage.inspect")[name](...) end
+end
+
 return setmetatable(storage, {
   __index = function(t, k)
     local name = submodules[k]

@@ -1,0 +1,83 @@
+--- Inspection: REPL views, the schema-aware pretty printer, paths, stats and diff.
+--
+--     local inspect = require "actionqueue.storage.inspect"
+--     local s = assert(inspect.open("data/snapshots/snapshot.bin"))  -- nil, err on failure
+--     print(s)                                   -- one-screen summary
+--     print(s:runs{state = "Running"})           -- table of runs
+--     print(inspect.show(s.runs[1]))             -- pretty printer for any part
+--
+-- `inspect.load` is the REPL flavour of `open`: it raises a one-line error instead of
+-- returning `nil, err` (the umbrella module exposes it as `aq.load`).
+-- @module actionqueue.storage.inspect
+local fmt = require "actionqueue.storage.inspect.fmt"
+local path = require "actionqueue.storage.inspect.path"
+local show = require "actionqueue.storage.inspect.show"
+local view = require "actionqueue.storage.inspect.view"
+
+local inspect = {
+  fmt = fmt, path = path, view = view,
+  json = require "actionqueue.storage.inspect.json",
+  stats = require "actionqueue.storage.inspect.stats",
+  diff = require "actionqueue.storage.inspect.diff",
+}
+
+local LoadError = { __name = "aq.load_error" }
+LoadError.__tostring = function(e) return e.message end
+
+local function file_size(p)
+  local f = io.open(p, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+--- Loads a snapshot file read-only and wraps it in the REPL views.
+-- @tparam string p the file
+-- @return the wrapped snapshot, or `nil, err` (err has `kind`, `message`; `false` from
+-- the loader, "no snapshot", becomes an error of kind `NoSnapshot`)
+function inspect.open(p)
+  local snapshot = require "actionqueue.storage.snapshot"
+  local snap, err = snapshot.load(p)
+  if snap == false then
+    return nil, { kind = "NoSnapshot", message = "no snapshot at " .. p }
+  end
+  if not snap then return nil, err end
+  local meta = { file = p, file_size = file_size(p) }
+  local ok, r = pcall(snapshot.verify, p)
+  if ok and type(r) == "table" and r.length then meta.payload_size = r.length end
+  return view.wrap(snap, meta)
+end
+
+--- Like `open`, but raises a one-line error value (prints without a traceback in the REPL).
+function inspect.load(p)
+  if type(p) ~= "string" then error("aq.load: file name expected", 2) end
+  local s, err = inspect.open(p)
+  if not s then
+    local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
+    error(setmetatable({ kind = type(err) == "table" and err.kind or "Error", file = p,
+                         message = "aq.load " .. p .. ": " .. msg }, LoadError), 2)
+  end
+  return s
+end
+
+--- Wraps an in-memory snapshot table (e.g. from `snapshot.decode` or `snapshot.build`).
+function inspect.wrap(snap, meta) return view.wrap(snap, meta) end
+
+--- Pretty-prints any part (type guessed from its keys unless given) as a printable text.
+-- @param x the value
+-- @tparam[opt] table|string T schema type, or a record name such as "SnapshotRun"
+function inspect.show(x, T, opts)
+  if type(T) == "string" then
+    local name = T
+    T = nil
+    for _, rec in ipairs(path.records()) do if rec.name == name then T = rec end end
+    if not T then error("aq.show: unknown record type " .. name, 2) end
+  end
+  if view.is_snapshot(x) and not T then
+    T = require("actionqueue.storage.schema.snapshot").root
+  end
+  return view.text(show.render(x, T, opts))
+end
+
+return inspect
