@@ -189,6 +189,25 @@ function runners.test(job)
     -- blocks on the job pipe: the runner never writes to a busy worker
     io.stdin:read("a")
     return true
+  elseif action == "copy" then
+    -- reads the input and writes it to the output as one frame through the AtomicWriter,
+    -- slowly when `seconds` is set (a stand-in for rewrite jobs in kill/resume specs)
+    local f = assert(io.open(job.path, "rb"))
+    local data = f:read("a")
+    f:close()
+    local core = require "actionqueue.storage.core"
+    local w, err = core.atomic_writer(job.output_path)
+    if not w then return nil, err, "IoError" end
+    assert(w:begin_frame(4))
+    local step = math.max(1, #data // 10)
+    for i = 1, #data, step do
+      assert(w:write(data:sub(i, i + step - 1)))
+      if job.seconds then os.execute(string.format("sleep %.3f", job.seconds / 10)) end
+    end
+    assert(w:finish_frame())
+    local ok, cerr = w:close()
+    if not ok then return nil, cerr, "IoError" end
+    return true
   elseif action == "fail" then
     return nil, "test failure", "TestFailure"
   elseif action == "crash" then

@@ -207,7 +207,8 @@ end
 report.key = key
 
 --- Merges several reports (e.g. one per shard) into one entry list.
--- Entries are ordered by their job `index` (then input); when the same job appears more
+-- Entries are ordered by their job `index` (then input); when the same job (index, kind,
+-- input, output) appears more
 -- than once the later report wins, except that a success is never replaced by a failure.
 -- @tparam table paths report files
 -- @treturn table entries
@@ -218,7 +219,7 @@ function report.merge(paths)
     local entries, err = report.load(p)
     if not entries then return nil, err end
     for _, e in ipairs(entries) do
-      local k = key(e)
+      local k = tostring(e.index) .. "\0" .. key(e)
       local old = by_key[k]
       if not old then
         order[#order + 1] = k
