@@ -1,6 +1,20 @@
 --- The `aqstore` command line: argparse front end over the library.
 -- Each command lives in `actionqueue.storage.cli.<name>` and exports
--- `register(parser)` (adds its argparse command) and `run(args)` (returns an exit code).
+-- `register(parser)` (adds its argparse command, with a description and an example in
+-- the help epilog) and `run(args)` (returns an exit code).
+--
+-- Exit codes: 0 ok, 1 the file is bad or the files differ, 2 usage error.
+--
+-- Shared helpers for command modules (all optional to use):
+--
+-- * `cli.command(parser, name, description, example)` adds a command with the example
+--   in its epilog; `cli.json_flag(cmd)` adds the standard `--json` flag;
+-- * `cli.out(...)` writes a line to stdout; `cli.err(...)` writes `aqstore: ...` to stderr;
+-- * `cli.json(doc)` prints one JSON document (via `inspect.json`: keys sorted, exact u64
+--   through `json.raw`);
+-- * `cli.color(style, text)` colours text ("ok", "bad", "warn", "head", "dim") only when
+--   stdout is a terminal and `NO_COLOR` is unset;
+-- * `cli.interpreter` is the Lua interpreter running the launcher (for `repl`).
 -- @module actionqueue.storage.cli
 local cli = {}
 
@@ -9,6 +23,103 @@ cli.commands = {
   "check", "verify", "validate", "inspect", "show", "dump", "build", "rewrite", "diff", "stats",
   "repl", "wal", "recover", "compact", "batch",
 }
+
+--- Exit codes.
+cli.OK, cli.BAD, cli.USAGE = 0, 1, 2
+
+--- The Lua interpreter that runs the CLI (set by `main` from `arg[-1]`).
+cli.interpreter = "lua5.4"
+
+local color_enabled
+
+--- True when colours may be used (stdout is a TTY and `NO_COLOR` is unset or empty).
+function cli.use_color()
+  if color_enabled == nil then
+    local no = os.getenv("NO_COLOR")
+    if no and no ~= "" then
+      color_enabled = false
+    else
+      local ok, term = pcall(require, "term")
+      color_enabled = ok and term.isatty and term.isatty(io.stdout) or false
+    end
+  end
+  return color_enabled
+end
+
+--- Forces colours on or off (nil: detect again).
+function cli.set_color(on) color_enabled = on end
+
+local STYLES = { ok = "32", bad = "31;1", warn = "33", head = "1", dim = "2" }
+
+--- `text` in a style when colours are enabled, else unchanged.
+function cli.color(style, text)
+  if not cli.use_color() or not STYLES[style] then return text end
+  return "\27[" .. STYLES[style] .. "m" .. text .. "\27[0m"
+end
+
+--- Writes its arguments (tostring'ed, joined by nothing) and a newline to stdout.
+function cli.out(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+  io.stdout:write(table.concat(parts, "", 1, parts.n), "\n")
+end
+
+--- Writes `aqstore: <message>` to stderr.
+function cli.err(...)
+  local parts = table.pack(...)
+  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+  io.stderr:write("aqstore: ", table.concat(parts, "", 1, parts.n), "\n")
+end
+
+--- Prints one JSON document (pretty, keys sorted) on stdout.
+function cli.json(doc)
+  local json = require "actionqueue.storage.inspect.json"
+  io.stdout:write(json.encode(doc, { indent = "  " }), "\n")
+end
+
+--- Adds a command with a description and an example (`example` may be a list of lines).
+function cli.command(parser, name, description, example)
+  local cmd = parser:command(name, description)
+  if example then
+    if type(example) == "table" then example = table.concat(example, "\n  ") end
+    cmd:epilog("Example:\n  " .. example)
+  end
+  return cmd
+end
+
+--- Adds the standard `--json` flag (machine output: one JSON document on stdout).
+function cli.json_flag(cmd)
+  cmd:flag("--json", "Print one JSON document instead of text.")
+  return cmd
+end
+
+--- Error value -> `{kind, message}` plain table (for JSON output).
+function cli.error_doc(err)
+  if type(err) == "table" then
+    return { kind = err.kind or "Error", message = err.message or tostring(err) }
+  end
+  return { kind = "Error", message = tostring(err) }
+end
+
+--- Reports a file error (text or, with `json`, a JSON document) and returns exit code 1.
+function cli.file_error(file, err, json)
+  local e = cli.error_doc(err)
+  if json then
+    cli.json({ file = file, ok = false, error = e })
+  else
+    cli.err(file, ": ", cli.color("bad", e.message))
+  end
+  return cli.BAD
+end
+
+--- Loads a snapshot file read-only into the inspection views.
+-- @return the wrapped snapshot, or nil and the exit code after reporting the error
+function cli.open_snapshot(file, json)
+  local inspect = require "actionqueue.storage.inspect"
+  local s, err = inspect.open(file)
+  if not s then return nil, cli.file_error(file, err, json) end
+  return s
+end
 
 local function load_command(name)
   local modname = "actionqueue.storage.cli." .. name
@@ -27,6 +138,8 @@ end
 function cli.parser()
   local argparse = require "argparse"
   local parser = argparse("aqstore", "Read, write, check and repair ActionQueue snapshots and WALs.")
+    :epilog("Exit codes: 0 ok, 1 the file is bad or the files differ, 2 usage error.\n"
+      .. "Run 'aqstore COMMAND --help' for a command's options and an example.")
   parser:command_target("command")
   parser:require_command(true)
   local mods = {}
@@ -44,18 +157,23 @@ end
 -- @tparam table argv the script's `arg` table
 -- @treturn integer exit code (0 ok, 1 bad file or difference, 2 usage error)
 function cli.main(argv)
+  if argv[-1] then cli.interpreter = argv[-1] end
   local parser, mods = cli.parser()
   local args_list = {}
   for i = 1, #argv do args_list[i] = argv[i] end
   local ok, args = parser:pparse(args_list)
   if not ok then
     io.stderr:write(parser:get_usage(), "\n", "aqstore: error: ", tostring(args), "\n")
-    return 2
+    return cli.USAGE
   end
   local mod = mods[args.command]
-  local code = mod.run(args)
+  local ran, code = xpcall(mod.run, debug.traceback, args)
   io.stdout:flush()
-  return code or 0
+  if not ran then
+    cli.err("internal error in '", args.command, "': ", code)
+    return cli.BAD
+  end
+  return code or cli.OK
 end
 
 return cli
