@@ -1,0 +1,307 @@
+--- Recovery bootstrap: data dir -> projection (recovery.md §2, §5-§7).
+--
+-- Layout: `<dir>/snapshots/snapshot.bin`, `<dir>/wal/actionqueue.wal`. Like the
+-- reference, the bootstrap creates both folders and an empty WAL file when missing; it
+-- never truncates or rewrites an existing WAL, and never touches the snapshot file.
+-- @module actionqueue.storage.recovery.bootstrap
+local errors = require "actionqueue.storage.errors"
+local state_mod = require "actionqueue.storage.recovery.state"
+local reducer = require "actionqueue.storage.recovery.reducer"
+local sm = require "actionqueue.storage.statemachine"
+
+local M = {}
+
+M.WAL_FILE = "wal/actionqueue.wal"
+M.SNAPSHOT_FILE = "snapshots/snapshot.bin"
+
+--- Bootstrap error prefixes (§2.1).
+M.PREFIX = {
+  WalInit = "WAL init error: ",
+  WalRead = "WAL read error: ",
+  SnapshotLoad = "snapshot load error: ",
+  WalReplay = "WAL replay error: ",
+  SnapshotBootstrap = "snapshot bootstrap error: ",
+}
+
+local function fail(kind, text, cause)
+  return nil, errors.new(kind, { cause = cause, text = text }, M.PREFIX[kind] .. text)
+end
+
+local function mkdir_p(path)
+  local lfs = require "lfs"
+  local acc = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    local mode = lfs.attributes(acc, "mode")
+    if mode == nil then
+      local ok, err = lfs.mkdir(acc)
+      if not ok and lfs.attributes(acc, "mode") ~= "directory" then
+        return nil, "I/O error: " .. tostring(err)
+      end
+    elseif mode ~= "directory" then
+      return nil, "I/O error: File exists (os error 17)"
+    end
+  end
+  return true
+end
+
+-- Step 2: the WAL appender opened with the Strict repair policy (creates the file when
+-- missing, scans every record, never truncates). Returns its current sequence (the last
+-- record's), or nil and the appender's open error text.
+local function open_strict(path)
+  local appender = require "actionqueue.storage.wal.appender"
+  local app, err = appender.open(path, { repair = "strict", sync = "none" })
+  if not app then return nil, err.message end
+  local seq = app:current_sequence()
+  app:close()
+  return seq
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function copy_list(l)
+  local c = {}
+  for i = 1, #(l or {}) do c[i] = copy(l[i]) end
+  return c
+end
+
+--- Hydrates a fresh projection from a loaded snapshot (§5).
+-- @return state, events applied | nil, err (text of the hydration failure)
+function M.hydrate(snap)
+  local st = state_mod.new()
+  local k, count = 1, 0
+  local function apply(variant, fields)
+    local ok, err = reducer.apply_event(st, k, variant, fields)
+    if not ok then error({ hydrate = err }, 0) end
+    k = k + 1
+    count = count + 1
+  end
+  local function bad(text)
+    error({ hydrate = errors.new("Hydration", nil, text) }, 0)
+  end
+  local ok, perr = pcall(function()
+    for _, t in ipairs(snap.tasks or {}) do
+      apply("TaskCreated", { task_spec = t.task_spec, timestamp = t.created_at })
+      if t.canceled_at ~= nil then
+        apply("TaskCanceled", { task_id = t.task_spec.id, timestamp = t.canceled_at })
+      end
+    end
+    for _, d in ipairs(snap.dependency_declarations or {}) do
+      apply("DependencyDeclared", { task_id = d.task_id, depends_on = d.depends_on,
+                                    timestamp = d.declared_at })
+    end
+    local eng = snap.engine or {}
+    if eng.paused_at ~= nil then apply("EnginePaused", { timestamp = eng.paused_at }) end
+    if eng.resumed_at ~= nil then apply("EngineResumed", { timestamp = eng.resumed_at }) end
+    for _, r in ipairs(snap.runs or {}) do
+      local ri = r.run_instance
+      if ri.id == "00000000-0000-0000-0000-000000000000" then bad("run_id must not be nil") end
+      if ri.task_id == "00000000-0000-0000-0000-000000000000" then bad("task_id must not be nil") end
+      apply("RunCreated", { run_instance = {
+        id = ri.id, task_id = ri.task_id, state = "Scheduled", attempt_count = 0,
+        created_at = ri.created_at, scheduled_at = ri.scheduled_at, effective_priority = 0,
+        last_state_change_at = ri.created_at,
+      } })
+      local prev = "Scheduled"
+      local hist = r.state_history or {}
+      for i = 2, #hist do
+        local h = hist[i]
+        if h.from ~= prev then bad("invalid snapshot state history for bootstrap") end
+        if not sm.can_transition(prev, h.to) then
+          bad("invalid snapshot state transition for bootstrap")
+        end
+        apply("RunStateChanged", { run_id = ri.id, previous_state = prev, new_state = h.to,
+                                   timestamp = h.timestamp })
+        prev = h.to
+      end
+      if prev ~= ri.state then bad("snapshot state history does not match run state") end
+      local run = st.runs[ri.id]
+      local attempts = r.attempts or {}
+      run.instance.attempt_count = #attempts
+      local last = attempts[#attempts]
+      if ri.state == "Running" and last and last.finished_at == nil then
+        run.instance.current_attempt_id = last.attempt_id
+      else
+        run.instance.current_attempt_id = nil
+      end
+      run.history = copy_list(hist)
+      run.attempts = copy_list(attempts)
+      if r.lease then
+        run.lease = { owner = r.lease.owner, expiry = r.lease.expiry }
+        run.lease_meta = copy(r.lease)
+      end
+    end
+    for _, b in ipairs(snap.budgets or {}) do
+      local ts = b.allocated_at
+      apply("BudgetAllocated", { task_id = b.task_id, dimension = b.dimension, limit = b.limit,
+                                 timestamp = ts })
+      if b.consumed ~= 0 then
+        apply("BudgetConsumed", { task_id = b.task_id, dimension = b.dimension,
+                                  amount = b.consumed, timestamp = ts })
+      end
+      if b.exhausted and math.ult(b.consumed, b.limit) then
+        apply("BudgetExhausted", { task_id = b.task_id, dimension = b.dimension, timestamp = ts })
+      end
+    end
+    for _, s in ipairs(snap.subscriptions or {}) do
+      apply("SubscriptionCreated", { subscription_id = s.subscription_id, task_id = s.task_id,
+                                     filter = s.filter, timestamp = s.created_at })
+      if s.triggered_at ~= nil then
+        apply("SubscriptionTriggered", { subscription_id = s.subscription_id,
+                                         timestamp = s.triggered_at })
+      end
+      if s.canceled_at ~= nil then
+        apply("SubscriptionCanceled", { subscription_id = s.subscription_id,
+                                        timestamp = s.canceled_at })
+      end
+    end
+    for _, a in ipairs(snap.actors or {}) do
+      apply("ActorRegistered", { actor_id = a.actor_id, identity = a.identity,
+        capabilities = a.capabilities, department = a.department,
+        heartbeat_interval_secs = a.heartbeat_interval_secs, tenant_id = a.tenant_id,
+        timestamp = a.registered_at })
+      if a.deregistered_at ~= nil then
+        apply("ActorDeregistered", { actor_id = a.actor_id, timestamp = a.deregistered_at })
+      end
+    end
+    for _, t in ipairs(snap.tenants or {}) do
+      apply("TenantCreated", { tenant_id = t.tenant_id, name = t.name, timestamp = t.created_at })
+    end
+    for _, r in ipairs(snap.role_assignments or {}) do
+      apply("RoleAssigned", { actor_id = r.actor_id, role = r.role, tenant_id = r.tenant_id,
+                              timestamp = r.assigned_at })
+    end
+    for _, g in ipairs(snap.capability_grants or {}) do
+      apply("CapabilityGranted", { actor_id = g.actor_id, capability = g.capability,
+                                   tenant_id = g.tenant_id, timestamp = g.granted_at })
+      if g.revoked_at ~= nil then
+        apply("CapabilityRevoked", { actor_id = g.actor_id, capability = g.capability,
+                                     tenant_id = g.tenant_id, timestamp = g.revoked_at })
+      end
+    end
+    for _, l in ipairs(snap.ledger_entries or {}) do
+      apply("LedgerEntryAppended", { entry_id = l.entry_id, tenant_id = l.tenant_id,
+        ledger_key = l.ledger_key, actor_id = l.actor_id, payload = l.payload,
+        timestamp = l.timestamp })
+    end
+  end)
+  if not ok then
+    if type(perr) == "table" and perr.hydrate then return nil, perr.hydrate end
+    error(perr, 0)
+  end
+  st.latest = snap.metadata.wal_sequence
+  return st, count
+end
+
+--- Runs the bootstrap on a data dir.
+-- @tparam string dir data directory
+-- @tparam[opt] table opts `snapshot_path`, `wal_path` overrides; `on_warning(text)`
+-- @return result | nil, err. The result: `state`, `snapshot_loaded`, `snapshot_sequence`,
+--   `snapshot_events_applied`, `wal_replay_events_applied`, `events_applied_total`,
+--   `wal_writer_sequence`, `recovery_duration_seconds`, `warnings` (list of texts),
+--   `wal_path`, `snapshot_path`.
+function M.run(dir, opts)
+  opts = opts or {}
+  local clock = os.clock
+  local started = clock()
+  local warnings = {}
+  local function warn(text)
+    warnings[#warnings + 1] = text
+    if opts.on_warning then opts.on_warning(text) end
+  end
+  local wal_path = opts.wal_path or (dir .. "/" .. M.WAL_FILE)
+  local snap_path = opts.snapshot_path or (dir .. "/" .. M.SNAPSHOT_FILE)
+
+  -- 1. folders
+  for _, d in ipairs { wal_path:match("^(.*)/[^/]*$") or ".",
+                       snap_path:match("^(.*)/[^/]*$") or "." } do
+    local ok, err = mkdir_p(d)
+    if not ok then return fail("WalInit", err) end
+  end
+  -- 2. strict open
+  local wal_max, oerr = open_strict(wal_path)
+  if not wal_max then return fail("WalInit", oerr) end
+  -- 3. reader
+  local reader_mod = require "actionqueue.storage.wal.reader"
+  local rd, rerr = reader_mod.open(wal_path)
+  if not rd then return fail("WalRead", rerr.message, rerr) end
+
+  -- 4. snapshot
+  local st, snapshot_loaded, s, snap_events = nil, false, 0, 0
+  local snapshot = require "actionqueue.storage.snapshot"
+  local snap, lerr = snapshot.load(snap_path)
+  if snap == nil then
+    warn("snapshot load failed, falling back to WAL-only replay: " .. tostring(lerr and lerr.message))
+  elseif snap then
+    local hst, n_or_err = M.hydrate(snap)
+    if hst then
+      st, snapshot_loaded, s, snap_events = hst, true, snap.metadata.wal_sequence, n_or_err
+    else
+      warn("snapshot hydration failed, falling back to WAL-only replay: " ..
+        tostring(n_or_err and n_or_err.message))
+    end
+  end
+  st = st or state_mod.new()
+
+  local result = {
+    state = st, snapshot_loaded = snapshot_loaded, snapshot_sequence = s,
+    snapshot_events_applied = snap_events, wal_replay_events_applied = 0,
+    wal_writer_sequence = wal_max, warnings = warnings,
+    wal_path = wal_path, snapshot_path = snap_path,
+  }
+  local function finish()
+    rd:close()
+    local total = result.snapshot_events_applied + result.wal_replay_events_applied
+    result.events_applied_total = total
+    result.recovery_duration_seconds = math.max(0, clock() - started)
+    return result
+  end
+
+  -- 5. snapshot ahead of the WAL
+  if snapshot_loaded and math.ult(wal_max, s) then
+    if wal_max == 0 then
+      warn(string.format("snapshot sequence %u is ahead of an empty WAL", s))
+    else
+      rd:close()
+      return fail("SnapshotBootstrap",
+        string.format("snapshot sequence %u exceeds WAL max sequence %u", s, wal_max))
+    end
+  end
+  -- 6. tail selection
+  if s ~= 0 then
+    local ok, serr = rd:seek_to_sequence(s + 1)
+    if not ok then
+      if serr.kind == "EndOfWal" then return finish() end
+      rd:close()
+      return fail("WalRead", serr.message, serr)
+    end
+  end
+  -- 7. replay
+  local apply = reducer.apply
+  local n = 0
+  while true do
+    local ev, err = rd:next()
+    if not ev then
+      if err then
+        rd:close()
+        return fail("WalReplay", err.message, err)
+      end
+      break
+    end
+    local ok, rerr2 = apply(st, ev)
+    if not ok then
+      rd:close()
+      result.wal_replay_events_applied = n
+      return fail("WalReplay", "Reducer error: " .. rerr2.message, rerr2)
+    end
+    n = n + 1
+  end
+  result.wal_replay_events_applied = n
+  return finish()
+end
+
+return M
