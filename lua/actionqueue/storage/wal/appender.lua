@@ -1,0 +1,220 @@
+--- Durable WAL appender (wal-format.md §4-6).
+--
+-- Opening scans the log with the writer-open classification order; the repair policy
+-- decides what a corrupt record does (`strict`: refuse; `truncate_partial`: cut the
+-- file at the first bad record, the reference's TruncatePartial). `current_sequence`
+-- is the sequence of the LAST valid record. Each `append` writes one record with one
+-- write (rolled back by the C FramedLog on failure) and enforces strictly increasing
+-- sequences.
+--
+-- Sync policies: `always` (fdatasync after every append; the append is acknowledged
+-- after it), `batch` (group commit: appends are written, `commit()` syncs once and
+-- acknowledges them all; `append_batch(events)` does both), `none` (no sync).
+-- @module actionqueue.storage.wal.appender
+local core = require "actionqueue.storage.core"
+local errors = require "actionqueue.storage.errors"
+local codec = require "actionqueue.storage.wal.codec"
+local reader = require "actionqueue.storage.wal.reader"
+
+local appender = {}
+
+local U64_MAX = -1   -- 18446744073709551615 as a Lua integer bit pattern
+local SYNC = { always = true, batch = true, none = true }
+local REPAIR = { strict = "strict", truncate_partial = "truncate_partial",
+                 ["truncate-partial"] = "truncate_partial" }
+
+local function u64s(n) return string.format("%u", n) end
+
+--- The next sequence after `n`, saturating at u64::MAX.
+function appender.next_sequence(n)
+  if n == U64_MAX then return U64_MAX end
+  return n + 1
+end
+
+local Appender = {}
+Appender.__index = Appender
+appender.Appender = Appender
+
+local function io_error(prefix, msg, ename)
+  return errors.new("IoError", { errno = ename }, prefix .. tostring(msg))
+end
+
+--- Opens (creating if missing) a WAL for appending.
+-- @tparam string path
+-- @tparam[opt] table opts `repair` ("strict" default | "truncate_partial"),
+--   `sync` ("always" default | "batch" | "none"), `workflow` (cron records)
+-- @return Appender | nil, err; on a truncate the Appender has `truncated = {offset, kind, dropped_bytes}`
+function appender.open(path, opts)
+  opts = opts or {}
+  local repair = REPAIR[opts.repair or "strict"]
+  assert(repair, "appender.open: repair must be strict or truncate_partial")
+  local sync = opts.sync or "always"
+  assert(SYNC[sync], "appender.open: sync must be always, batch or none")
+  local prefix = "I/O error when opening or bootstrapping WAL file: "
+  local log, msg, ename = core.log_open(path, { create = true })
+  if not log then return nil, io_error(prefix, msg, ename) end
+  local summary = reader.scan(log, { order = "writer_open", workflow = opts.workflow })
+  local err, truncated = summary.error, nil
+  if err and err.kind ~= "Corruption" then
+    log:close()
+    return nil, io_error(prefix, (err.message:gsub("^I/O error: ", "")), err.errno)
+  end
+  if err then
+    if repair == "strict" then
+      log:close()
+      return nil, errors.new("Corruption", { offset = err.offset, reason = err.reason },
+        "strict WAL tail validation failed during bootstrap: " .. err.message)
+    end
+    local size = log:size()
+    local ok, tmsg, tname = log:truncate(err.offset)
+    if not ok then
+      log:close()
+      return nil, io_error(prefix, tmsg, tname)
+    end
+    truncated = { offset = err.offset, kind = err.reason, dropped_bytes = size - err.offset }
+  end
+  return setmetatable({
+    log = log, path = path, sync_policy = sync, opts = codec.options(opts),
+    sequence = summary.last_sequence, records = summary.records,
+    pending = 0, truncated = truncated, closed = false, poisoned = false,
+    appends_ok = 0, appends_failed = 0,
+  }, Appender)
+end
+
+--- Sequence of the last record written (or scanned at open).
+function Appender:current_sequence() return self.sequence end
+
+--- The smallest sequence `append` accepts next (saturating).
+function Appender:next_sequence() return appender.next_sequence(self.sequence) end
+
+--- Current file length.
+function Appender:size() return self.log:size() end
+
+local POISONED = "WAL writer is permanently poisoned after truncation failure"
+
+function Appender:_usable()
+  if self.closed then return nil, errors.new("Closed", nil, "WAL writer is closed") end
+  if self.poisoned then return nil, errors.new("Poisoned", nil, POISONED) end
+  return true
+end
+
+-- Sequence check + encoding of one event: record bytes | nil, err.
+function Appender:_encode(event, last)
+  local seq = event.sequence
+  if math.type(seq) ~= "integer" or not math.ult(last, seq) then
+    return nil, errors.new("SequenceViolation",
+      { expected = appender.next_sequence(last), got = seq },
+      string.format("Sequence violation: expected %s, got %s",
+        u64s(appender.next_sequence(last)), math.type(seq) == "integer" and u64s(seq) or tostring(seq)))
+  end
+  local rec, eerr = codec.encode_record(event, self.opts)
+  if not rec then return nil, errors.new("EncodeError", nil, "Encode error: " .. eerr) end
+  return rec
+end
+
+function Appender:_write(bytes)
+  local at, msg, ename = self.log:append(bytes)
+  if not at then
+    self.appends_failed = self.appends_failed + 1
+    if tostring(msg):find("poisoned", 1, true) then
+      self.poisoned = true
+      return nil, errors.new("Poisoned", { cause = msg }, POISONED)
+    end
+    return nil, io_error("I/O error: ", msg, ename)
+  end
+  return at
+end
+
+function Appender:_sync()
+  local ok, msg, ename = self.log:sync()
+  if not ok then
+    self.poisoned = true
+    return nil, io_error("I/O error: ", msg, ename)
+  end
+  self.pending = 0
+  return true
+end
+
+--- Appends one event (one write). With sync `always` it is fdatasync'ed before the
+-- call returns; with `batch` it is durable after the next `commit()`.
+-- @return the sequence assigned | nil, err (file untouched on sequence/encode errors)
+function Appender:append(event)
+  local ok, err = self:_usable()
+  if not ok then return nil, err end
+  local rec
+  rec, err = self:_encode(event, self.sequence)
+  if not rec then return nil, err end
+  ok, err = self:_write(rec)
+  if not ok then return nil, err end
+  self.sequence = event.sequence
+  self.appends_ok = self.appends_ok + 1
+  self.pending = self.pending + 1
+  if self.sync_policy == "always" then
+    ok, err = self:_sync()
+    if not ok then return nil, err end
+  end
+  return self.sequence
+end
+
+--- Group commit: validates and encodes every event, writes them with one write (all
+-- or nothing: a failed write is rolled back), then syncs once (unless sync `none`).
+-- @return the last sequence | nil, err (nothing written on a sequence/encode error)
+function Appender:append_batch(events)
+  local ok, err = self:_usable()
+  if not ok then return nil, err end
+  local parts, last = {}, self.sequence
+  for i = 1, #events do
+    local rec
+    rec, err = self:_encode(events[i], last)
+    if not rec then return nil, err end
+    parts[i] = rec
+    last = events[i].sequence
+  end
+  if #parts == 0 then return self.sequence end
+  ok, err = self:_write(table.concat(parts))
+  if not ok then return nil, err end
+  self.sequence = last
+  self.appends_ok = self.appends_ok + #parts
+  self.pending = self.pending + #parts
+  if self.sync_policy ~= "none" then
+    ok, err = self:_sync()
+    if not ok then return nil, err end
+  end
+  return last
+end
+
+--- Makes every append so far durable (one fdatasync when anything is pending).
+-- @return true | nil, err
+function Appender:commit()
+  local ok, err = self:_usable()
+  if not ok then return nil, err end
+  if self.pending == 0 then return true end
+  return self:_sync()
+end
+
+--- Full sync (reference `flush`).
+Appender.flush = function(self)
+  local ok, err = self:_usable()
+  if not ok then return nil, err end
+  return self:_sync()
+end
+
+--- Commits pending appends and closes the file.
+-- @return true | nil, err
+function Appender:close()
+  if self.closed then return true end
+  local ok, err = true, nil
+  if not self.poisoned and self.pending > 0 and self.sync_policy ~= "none" then
+    ok, err = self:_sync()
+  end
+  self.closed = true
+  local cok, cmsg, cname = self.log:close()
+  if not cok and ok then return nil, io_error("I/O error: ", cmsg, cname) end
+  if not ok then return nil, err end
+  return true
+end
+
+Appender.__close = Appender.close
+Appender.__gc = function(self) if not self.closed then pcall(self.close, self) end end
+
+return appender

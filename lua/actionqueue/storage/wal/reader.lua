@@ -1,0 +1,230 @@
+--- WAL v5 reading (wal-format.md §3): record scans with the three classification
+-- orders, the streaming Reader object (§3.4) and the in-memory buffer validators (§3.6).
+--
+-- The frame checks (header, length cap, version, payload present, zero length, CRC)
+-- run in the C core's `frames` iterator in the order of the requesting component;
+-- this module adds the last step, `decode_failure` for a payload that does not decode.
+-- Reading never goes past the first bad record.
+-- @module actionqueue.storage.wal.reader
+local core = require "actionqueue.storage.core"
+local errors = require "actionqueue.storage.errors"
+local codec = require "actionqueue.storage.wal.codec"
+
+local reader = {}
+
+local HEADER = codec.HEADER_SIZE
+local CORRUPTION = {
+  incomplete_header = true, incomplete_payload = true, unsupported_version = true,
+  crc_mismatch = true, decode_failure = true,
+}
+reader.CORRUPTION = CORRUPTION
+
+--- A corruption error value (`WAL corruption at offset O (token)`).
+function reader.corruption(offset, token, detail)
+  return errors.new("Corruption", { offset = offset, reason = token, detail = detail },
+    string.format("WAL corruption at offset %d (%s)", offset, token))
+end
+
+-- Rust's io::Error display for the errno names the C core reports.
+local function os_text(status)
+  if status.status == "missing" then return "No such file or directory (os error 2)" end
+  return status.message or status.errno or "unknown I/O error"
+end
+
+--- Converts a final `frames` status into nil (clean end) or an error value.
+local function status_error(st)
+  if st.status == "end" then return nil end
+  if CORRUPTION[st.status] then return reader.corruption(st.offset, st.status, st.detail) end
+  return errors.new("IoError", { offset = st.offset, errno = st.errno or
+    (st.status == "missing" and "ENOENT") or nil }, "I/O error: " .. os_text(st))
+end
+
+--- Scans a log from offset 0.
+-- @param source a path or a FramedLog
+-- @tparam[opt] table opts `order` ("reader" default | "writer_open"), `workflow`
+-- @tparam[opt] function on_record called as `on_record(offset, event, payload)`
+-- @treturn table summary `{records, valid_bytes, last_sequence, max_sequence, error}`
+--   where `error` is nil (clean end), a Corruption or an IoError value
+function reader.scan(source, opts, on_record)
+  opts = opts or {}
+  local copts = codec.options(opts)
+  local decode = codec.decode_payload
+  local summary = { records = 0, valid_bytes = 0, last_sequence = 0, max_sequence = 0 }
+  local n, last, max, valid = 0, 0, 0, 0
+  for offset, _, payload in core.frames(source, { order = opts.order or "reader", version = 5 }) do
+    if type(offset) == "table" then
+      summary.error = status_error(offset)
+      break
+    end
+    local ev, derr = decode(payload, copts)
+    if not ev then
+      summary.error = reader.corruption(offset, "decode_failure", derr)
+      break
+    end
+    n = n + 1
+    last = ev.sequence
+    if math.ult(max, last) then max = last end
+    valid = offset + HEADER + #payload
+    if on_record then on_record(offset, ev, payload) end
+  end
+  summary.records, summary.valid_bytes = n, valid
+  summary.last_sequence, summary.max_sequence = last, max
+  return summary
+end
+
+-- ---------------------------------------------------------------------------
+-- Buffer validators (§3.6): payload present -> version -> zero length -> CRC -> decode.
+
+local function walk_buffer(data, opts)
+  local copts = codec.options(opts)
+  local pos, size, high, n = 0, #data, 0, 0
+  local function bad(token) return high, pos, reader.corruption(pos, token), n end
+  while true do
+    if pos == size then return high, pos, nil, n end
+    if size - pos < HEADER then return bad("incomplete_header") end
+    local version, length, crc = string.unpack("<I4I4I4", data, pos + 1)
+    if size - pos - HEADER < length then return bad("incomplete_payload") end
+    if version ~= codec.FRAME_VERSION then return bad("unsupported_version") end
+    if length == 0 then return bad("decode_failure") end
+    local payload = data:sub(pos + HEADER + 1, pos + HEADER + length)
+    if core.crc32(payload) ~= crc then return bad("crc_mismatch") end
+    local ev = codec.decode_payload(payload, copts)
+    if not ev then return bad("decode_failure") end
+    if math.ult(high, ev.sequence) then high = ev.sequence end
+    n = n + 1
+    pos = pos + HEADER + length
+  end
+end
+
+--- Strict buffer validation of a whole-file byte string.
+-- @return highest sequence, end offset | nil, corruption
+function reader.validate_buffer_strict(data, opts)
+  local high, pos, err = walk_buffer(data, opts)
+  if err then return nil, err end
+  return high, pos
+end
+
+--- Lenient buffer validation: highest sequence of the valid prefix, its end offset,
+-- the first corruption (nil when none) and the number of valid records.
+-- Trailing and mid-file corruption look alike.
+function reader.validate_buffer_lenient(data, opts)
+  return walk_buffer(data, opts)
+end
+
+-- ---------------------------------------------------------------------------
+-- The streaming Reader (§3.4).
+
+local Reader = {}
+Reader.__index = Reader
+reader.Reader = Reader
+
+--- Opens a reader. An empty file at open time starts in the "at end" state.
+-- @return Reader | nil, IoError (`I/O error when opening WAL file: <e>`)
+function reader.open(path, opts)
+  local log, msg, ename = core.log_open(path, { readonly = true, create = false })
+  if not log then
+    local text = ename == "ENOENT" and "No such file or directory (os error 2)" or msg
+    return nil, errors.new("IoError", { errno = ename }, "I/O error when opening WAL file: " .. text)
+  end
+  return setmetatable({
+    log = log, opts = opts or {}, pos = 0, sequence = 0,
+    eof = log:size() == 0, iter = nil, held = nil,
+  }, Reader)
+end
+
+-- A frames iterator positioned at self.pos (skipping earlier records).
+function Reader:_iterator()
+  local f, s = core.frames(self.log, { order = "reader", version = 5 })
+  local pos = self.pos
+  while pos > 0 do
+    local o, _, payload = f(s)
+    if type(o) ~= "number" then
+      local pending = o
+      return function() local p = pending; pending = nil; return p end, nil
+    end
+    if o + HEADER + #payload >= pos then break end
+  end
+  return f, s
+end
+
+--- Next event, `nil` at clean end, or `nil, err`. A corruption sets the end flag so
+-- the next call returns nil; I/O errors do not.
+function Reader:next()
+  if self.held then
+    local ev = self.held
+    self.held = nil
+    self.sequence = ev.sequence
+    return ev
+  end
+  if self.eof then return nil end
+  if not self.iter then self.iter = { self:_iterator() } end
+  local it = self.iter
+  local offset, _, payload = it[1](it[2])
+  if type(offset) ~= "number" then
+    self.iter = nil
+    local err = offset and status_error(offset)
+    if err and err.kind == "Corruption" then self.eof = true end
+    if err then return nil, err end
+    return nil
+  end
+  local ev, derr = codec.decode_payload(payload, codec.options(self.opts))
+  if not ev then
+    self.iter, self.eof = nil, true
+    return nil, reader.corruption(offset, "decode_failure", derr)
+  end
+  self.pos = offset + HEADER + #payload
+  self.sequence = ev.sequence
+  return ev, offset
+end
+
+--- Sequence number of the last event returned (0 initially).
+function Reader:current_sequence()
+  return self.sequence
+end
+
+--- True when the end flag is set.
+function Reader:at_end()
+  return self.eof
+end
+
+--- Clears the end flag so later appends become visible.
+function Reader:reset_eof()
+  self.eof = false
+end
+
+--- Seeks to the first record whose sequence equals `s` after a strict validation of the
+-- whole file; the next `next()` returns that record.
+-- @return true | nil, err (corruption, or `End of WAL reached`)
+function Reader:seek_to_sequence(s)
+  local summary = reader.scan(self.log, self.opts)
+  if summary.error then return nil, summary.error end
+  local found
+  self.iter = nil
+  self.pos = 0
+  local f, st = core.frames(self.log, { order = "reader", version = 5 })
+  for offset, _, payload in f, st do
+    if type(offset) ~= "number" then break end
+    local ev = codec.decode_payload(payload, codec.options(self.opts))
+    if not ev then break end
+    if ev.sequence == s then
+      found = ev
+      self.pos = offset + HEADER + #payload
+      break
+    end
+  end
+  if not found then
+    return nil, errors.new("EndOfWal", nil, "End of WAL reached")
+  end
+  self.held = found
+  self.eof = false
+  return true
+end
+
+--- Closes the underlying file.
+function Reader:close()
+  self.iter = nil
+  if self.log then self.log:close() end
+  self.log = nil
+end
+
+return reader
