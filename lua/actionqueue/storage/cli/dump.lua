@@ -17,7 +17,7 @@ function M.run(args)
   local json = require "actionqueue.storage.inspect.json"
   local path = require "actionqueue.storage.inspect.path"
   local S = require "actionqueue.storage.schema.snapshot"
-  local v, T = nil, S.root
+  local v, T
   if args.path then
     local steps, perr = path.parse(args.path)
     if not steps then cli.err(perr) return cli.USAGE end
@@ -25,7 +25,7 @@ function M.run(args)
   end
   local s, code = cli.open_snapshot(args.file, args.json)
   if not s then return code end
-  v = s
+  v, T = s, S.root
   if args.path then
     v, T = path.resolve(s, args.path)
     if type(T) ~= "table" then cli.err(T) return cli.USAGE end

@@ -37,7 +37,8 @@ function diff.values(a, b, T, prefix, out, limit, name)
   while K.kind == "option" and a ~= nil and b ~= nil do K = K.of end
   if K.kind == "record" and a ~= nil and b ~= nil then
     for _, f in ipairs(K.fields) do
-      diff.values(a[f.name], b[f.name], f.type, prefix == "" and f.name or (prefix .. "." .. f.name), out, limit, f.name)
+      local sub = prefix == "" and f.name or (prefix .. "." .. f.name)
+      diff.values(a[f.name], b[f.name], f.type, sub, out, limit, f.name)
     end
     return out
   end

@@ -175,7 +175,7 @@ List.__tostring = function(list)
   local snap = owner[list]
   local n = #list
   local shown = math.min(n, view.MAX_ROWS)
-  local rows, headers = {}, nil
+  local rows, headers = {}
   if kind == "runs" then
     headers = { "run", "task", "state", "attempts", "lease owner", "age" }
     for i = 1, shown do rows[i] = run_row(list[i], snap) end
@@ -284,7 +284,8 @@ function SnapshotM:summary()
   if e.paused then
     engine = "PAUSED" .. (e.paused_at and (" since " .. (fmt.iso(e.paused_at) or fmt.u64(e.paused_at))) or "")
   else
-    engine = "running" .. (e.resumed_at and (" (resumed " .. (fmt.iso(e.resumed_at) or fmt.u64(e.resumed_at)) .. ")") or "")
+    local resumed = e.resumed_at and (fmt.iso(e.resumed_at) or fmt.u64(e.resumed_at))
+    engine = "running" .. (resumed and (" (resumed " .. resumed .. ")") or "")
   end
   add("engine", engine)
   local canceled, parts = 0, {}
@@ -337,7 +338,8 @@ end
 function SnapshotM:diff(other)
   local diff = require "actionqueue.storage.inspect.diff"
   local data = diff.compare(self, other)
-  return setmetatable({ data = data, text = diff.render(data, (info[self] or {}).file, (info[other] or {}).file) }, Text)
+  local text = diff.render(data, (info[self] or {}).file, (info[other] or {}).file)
+  return setmetatable({ data = data, text = text }, Text)
 end
 
 --- Every validation violation (a list printing one line per violation).
