@@ -48,11 +48,19 @@ local function check_repeat(v)
   return nil
 end
 
+-- Workflow build only (wal-format.md §8.4): a valid seconds-first cron schedule and
+-- max_occurrences not Some(0).
+local function check_cron(v)
+  local p = v.Cron
+  if p.max_occurrences == 0 then return "invalid cron max_occurrences: 0 (must be >= 1)" end
+  return require("actionqueue.storage.schema.cron").check(p.expression)
+end
+
 T.RunPolicy = dsl.enum { "RunPolicyWire",
   { "Once" },
   { "Repeat", T.RepeatPolicy, check = check_repeat },
   -- Only in the reference's optional "workflow" build; the default build rejects it.
-  { "Cron", T.CronPolicy, feature = "workflow" },
+  { "Cron", T.CronPolicy, feature = "workflow", check = check_cron },
 }
 
 T.TaskPayload = dsl.record { "TaskPayload",
