@@ -93,6 +93,7 @@ function batch.run(opts)
   local ok, perr = pool.run(todo, {
     workers = opts.workers or core.proc_info().cpus,
     timeout = opts.timeout,
+    depth = opts.depth,
     lua = opts.lua,
     on_done = record,
   })
