@@ -14,6 +14,9 @@ static const luaL_Reg core_funcs[] = {
   {"frame_header", aqs_frame_header},
   {"frame_read", aqs_frame_read},
   {"frames", aqs_frames},
+  {"json_decode", aqs_json_decode},
+  {"json_encode", aqs_json_encode},
+  {"json_schema", aqs_json_schema},
   {"log_open", aqs_log_open},
   {"postcard_decode", aqs_postcard_decode},
   {"postcard_encode", aqs_postcard_encode},
@@ -32,11 +35,13 @@ static const luaL_Reg core_funcs[] = {
   {"proc_write", aqs_proc_write},
   {"u64_parse", aqs_u64_parse},
   {"u64_tostring", aqs_u64_tostring},
+  {"uuid_parse", aqs_uuid_parse},
   {NULL, NULL}
 };
 
 int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_atomic_writer_init(L);
+  aqs_json_schema_init(L);
   aqs_framed_log_init(L);
   aqs_postcard_init(L);
   luaL_newlib(L, core_funcs);

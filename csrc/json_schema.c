@@ -1,0 +1,332 @@
+/*
+ * json_schema.c - compiles a schema type table (schema/dsl.lua) into the C structure the
+ * JSON codecs walk (json.h).  Compiled once per root table and cached in a weak-keyed
+ * registry table; the userdata's user value holds the interned field/variant names,
+ * default values and check functions, addressed by integer refs.
+ *
+ * json_schema(type) -> JsonSchema userdata (cached)
+ */
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char CACHE_KEY = 'j';
+
+static void free_type(jtype *t) {
+  int i;
+  if (!t) return;
+  for (i = 0; i < t->nitems; i++) free(t->items[i].name);
+  free(t->items);
+  free(t->name);
+  free(t->variant_list);
+  free(t);
+}
+
+static int schema_gc(lua_State *L) {
+  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_JSCHEMA_MT);
+  int i;
+  for (i = 0; i < s->ntypes; i++) free_type(s->types[i]);
+  free(s->types);
+  s->types = NULL;
+  s->ntypes = s->cap = 0;
+  s->root = NULL;
+  return 0;
+}
+
+static int schema_tostring(lua_State *L) {
+  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_JSCHEMA_MT);
+  lua_pushfstring(L, "JsonSchema(%s, %d types)", s->root ? s->root->name : "?", s->ntypes);
+  return 1;
+}
+
+typedef struct {
+  lua_State *L;
+  jschema *s;
+  int refs, memo, none, nrefs;
+} compiler;
+
+static int add_ref(compiler *c) {   /* pops the value on top */
+  lua_rawseti(c->L, c->refs, ++c->nrefs);
+  return c->nrefs;
+}
+
+static char *dupstr(lua_State *L, const char *s, size_t n) {
+  char *p = (char *)malloc(n + 1);
+  if (!p) luaL_error(L, "json_schema: out of memory");
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+static void *xcalloc(lua_State *L, size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz);
+  if (!p) luaL_error(L, "json_schema: out of memory");
+  return p;
+}
+
+static jtype *compile_type(compiler *c, int idx);
+
+static const struct { const char *name; int kind; int64_t min, max; } SCALARS[] = {
+  {"u8", JK_U8, 0, 255}, {"u16", JK_U16, 0, 65535}, {"u32", JK_U32, 0, 4294967295LL},
+  {"u64", JK_U64, 0, 0}, {"i32", JK_I32, -2147483647LL - 1, 2147483647LL},
+  {"bool", JK_BOOL, 0, 0}, {"string", JK_STRING, 0, 0}, {"bytes", JK_BYTES, 0, 0},
+  {"id", JK_ID, 0, 0}, {"option", JK_OPTION, 0, 0}, {"list", JK_LIST, 0, 0},
+  {"record", JK_RECORD, 0, 0}, {"enum", JK_ENUM, 0, 0}, {NULL, 0, 0, 0}
+};
+
+static char *get_name(compiler *c, int idx, const char *what) {
+  size_t n;
+  const char *s;
+  lua_getfield(c->L, idx, "name");
+  s = lua_tolstring(c->L, -1, &n);
+  if (!s) luaL_error(c->L, "json_schema: %s without a name", what);
+  {
+    char *p = dupstr(c->L, s, n);
+    lua_pop(c->L, 1);
+    return p;
+  }
+}
+
+static void compile_record(compiler *c, jtype *t, int idx) {
+  lua_State *L = c->L;
+  int i, n;
+  lua_getfield(L, idx, "fields");
+  if (!lua_istable(L, -1)) luaL_error(L, "json_schema: record %s without fields", t->name);
+  n = (int)lua_rawlen(L, -1);
+  if (n > 64) luaL_error(L, "json_schema: record %s has more than 64 fields", t->name);
+  t->items = (jitem *)xcalloc(L, (size_t)n, sizeof(jitem));
+  for (i = 0; i < n; i++) {
+    jitem *it = &t->items[i];
+    int f;
+    size_t len;
+    const char *nm;
+    lua_rawgeti(L, -1, i + 1);
+    f = lua_gettop(L);
+    lua_getfield(L, f, "name");
+    nm = lua_tolstring(L, -1, &len);
+    if (!nm) luaL_error(L, "json_schema: record %s: field without a name", t->name);
+    it->name = dupstr(L, nm, len);
+    it->len = len;
+    t->nitems = i + 1;
+    it->name_ref = add_ref(c);
+    lua_getfield(L, f, "type");
+    it->type = compile_type(c, lua_gettop(L));
+    lua_pop(L, 1);
+    lua_getfield(L, f, "default");
+    if (lua_isnil(L, -1)) { it->dkind = JD_NONE; lua_pop(L, 1); }
+    else if (c->none && lua_rawequal(L, -1, c->none)) { it->dkind = JD_ABSENT; lua_pop(L, 1); }
+    else if (lua_isfunction(L, -1)) { it->dkind = JD_FUNC; it->dref = add_ref(c); }
+    else { it->dkind = JD_VALUE; it->dref = add_ref(c); }
+    lua_pop(L, 1);   /* field */
+  }
+  lua_pop(L, 1);     /* fields */
+  lua_getfield(L, idx, "check");
+  if (lua_isfunction(L, -1)) t->check_ref = add_ref(c); else lua_pop(L, 1);
+}
+
+static void compile_enum(compiler *c, jtype *t, int idx) {
+  lua_State *L = c->L;
+  int i, n, k = 0;
+  luaL_Buffer b;
+  lua_getfield(L, idx, "variants");
+  if (!lua_istable(L, -1)) luaL_error(L, "json_schema: enum %s without variants", t->name);
+  n = (int)lua_rawlen(L, -1);
+  t->items = (jitem *)xcalloc(L, (size_t)n, sizeof(jitem));
+  for (i = 0; i < n; i++) {
+    jitem *it = &t->items[k];
+    int v;
+    size_t len;
+    const char *nm;
+    lua_rawgeti(L, -1, i + 1);
+    v = lua_gettop(L);
+    lua_getfield(L, v, "feature");
+    if (!lua_isnil(L, -1)) { lua_pop(L, 2); continue; }   /* default build: gated out */
+    lua_pop(L, 1);
+    lua_getfield(L, v, "name");
+    nm = lua_tolstring(L, -1, &len);
+    if (!nm) luaL_error(L, "json_schema: enum %s: variant without a name", t->name);
+    it->name = dupstr(L, nm, len);
+    it->len = len;
+    t->nitems = ++k;
+    it->name_ref = add_ref(c);
+    lua_getfield(L, v, "type");
+    it->type = lua_isnil(L, -1) ? NULL : compile_type(c, lua_gettop(L));
+    lua_pop(L, 1);
+    lua_getfield(L, v, "check");
+    if (lua_isfunction(L, -1)) it->check_ref = add_ref(c); else lua_pop(L, 1);
+    lua_pop(L, 1);   /* variant */
+  }
+  lua_pop(L, 1);
+  /* the serde "expected ..." list of variant names */
+  luaL_buffinit(L, &b);
+  if (k == 0) luaL_addstring(&b, "there are no variants");
+  else if (k == 1) { luaL_addchar(&b, '`'); luaL_addstring(&b, t->items[0].name); luaL_addchar(&b, '`'); }
+  else if (k == 2) {
+    luaL_addchar(&b, '`'); luaL_addstring(&b, t->items[0].name); luaL_addstring(&b, "` or `");
+    luaL_addstring(&b, t->items[1].name); luaL_addchar(&b, '`');
+  } else {
+    luaL_addstring(&b, "one of ");
+    for (i = 0; i < k; i++) {
+      if (i) luaL_addstring(&b, ", ");
+      luaL_addchar(&b, '`'); luaL_addstring(&b, t->items[i].name); luaL_addchar(&b, '`');
+    }
+  }
+  luaL_pushresult(&b);
+  {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    t->variant_list = dupstr(L, s, len);
+  }
+  lua_pop(L, 1);
+}
+
+static jtype *compile_type(compiler *c, int idx) {
+  lua_State *L = c->L;
+  jtype *t;
+  const char *kind;
+  int i;
+  if (!lua_istable(L, idx)) luaL_error(L, "json_schema: type table expected, got %s", luaL_typename(L, idx));
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, c->memo) == LUA_TLIGHTUSERDATA) {
+    t = (jtype *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return t;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "kind");
+  kind = lua_tostring(L, -1);
+  if (!kind) luaL_error(L, "json_schema: type without a kind");
+  for (i = 0; SCALARS[i].name; i++)
+    if (strcmp(SCALARS[i].name, kind) == 0) break;
+  if (!SCALARS[i].name) luaL_error(L, "json_schema: unknown kind '%s'", kind);
+  lua_pop(L, 1);
+  if (c->s->ntypes == c->s->cap) {
+    int ncap = c->s->cap ? c->s->cap * 2 : 32;
+    jtype **nt = (jtype **)realloc(c->s->types, (size_t)ncap * sizeof(jtype *));
+    if (!nt) luaL_error(L, "json_schema: out of memory");
+    c->s->types = nt;
+    c->s->cap = ncap;
+  }
+  t = (jtype *)xcalloc(L, 1, sizeof(jtype));
+  c->s->types[c->s->ntypes++] = t;
+  t->kind = SCALARS[i].kind;
+  t->min = SCALARS[i].min;
+  t->max = SCALARS[i].max;
+  /* memoise before recursing (shared and recursive types) */
+  lua_pushvalue(L, idx);
+  lua_pushlightuserdata(L, t);
+  lua_rawset(L, c->memo);
+  switch (t->kind) {
+    case JK_OPTION: case JK_LIST:
+      t->name = dupstr(L, "", 0);
+      lua_getfield(L, idx, "of");
+      t->of = compile_type(c, lua_gettop(L));
+      lua_pop(L, 1);
+      break;
+    case JK_RECORD:
+      t->name = get_name(c, idx, "record");
+      compile_record(c, t, idx);
+      break;
+    case JK_ENUM:
+      t->name = get_name(c, idx, "enum");
+      compile_enum(c, t, idx);
+      break;
+    case JK_ID:
+      t->name = get_name(c, idx, "id");
+      break;
+    default:
+      t->name = dupstr(L, "", 0);
+      break;
+  }
+  return t;
+}
+
+static void push_none(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, "actionqueue.storage.schema.dsl");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "actionqueue.storage.schema.dsl");
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK || !lua_istable(L, -1)) {
+      lua_pop(L, 2);
+      lua_pushnil(L);
+      return;
+    }
+  }
+  lua_getfield(L, -1, "NONE");
+  lua_remove(L, -2);
+  lua_remove(L, -2);
+}
+
+/* Compiles the type table at idx (absolute); pushes the userdata. */
+static void compile_root(lua_State *L, int idx) {
+  compiler c;
+  jschema *s;
+  luaL_checkstack(L, 40, "json_schema");
+  s = (jschema *)lua_newuserdatauv(L, sizeof(jschema), 1);
+  memset(s, 0, sizeof *s);
+  luaL_setmetatable(L, AQS_JSCHEMA_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, -3, 1);
+  c.L = L; c.s = s; c.refs = lua_gettop(L); c.nrefs = 0;
+  lua_newtable(L);
+  c.memo = lua_gettop(L);
+  push_none(L);
+  c.none = lua_isnil(L, -1) ? 0 : lua_gettop(L);
+  s->root = compile_type(&c, idx);
+  lua_settop(L, c.refs - 1);   /* leaves the userdata */
+}
+
+jschema *aqs_json_schema_at(lua_State *L, int idx) {
+  jschema *s = (jschema *)luaL_testudata(L, idx, AQS_JSCHEMA_MT);
+  idx = lua_absindex(L, idx);
+  if (s) return s;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CACHE_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CACHE_KEY);
+  }
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, -2) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    compile_root(L, idx);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
+  }
+  s = (jschema *)lua_touserdata(L, -1);
+  lua_replace(L, idx);
+  lua_pop(L, 1);
+  return s;
+}
+
+void aqs_json_push_refs(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, 1);
+}
+
+/* json_schema(type) -> JsonSchema userdata (compiled once per type table). */
+int aqs_json_schema(lua_State *L) {
+  lua_settop(L, 1);
+  aqs_json_schema_at(L, 1);
+  return 1;
+}
+
+void aqs_json_schema_init(lua_State *L) {
+  if (luaL_newmetatable(L, AQS_JSCHEMA_MT)) {
+    lua_pushcfunction(L, schema_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, schema_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}
