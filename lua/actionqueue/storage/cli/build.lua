@@ -21,11 +21,13 @@ local function read_file(path)
   return data
 end
 
--- JSON numbers decoded by cjson are floats: integral ones become integers again.
-local function integerize(v)
+-- JSON numbers decoded by cjson are floats: integral ones become integers again;
+-- JSON null (cjson.null) becomes nil (an absent optional).
+local function integerize(v, null)
+  if v == null then return nil end
   if type(v) == "number" then return math.tointeger(v) or v end
   if type(v) ~= "table" then return v end
-  for k, x in pairs(v) do v[k] = integerize(x) end
+  for k, x in pairs(v) do v[k] = integerize(x, null) end
   return v
 end
 
@@ -48,7 +50,7 @@ function M.read_source(path)
     if type(t) ~= "table" then
       return nil, { kind = "DecodeError", message = path .. ": invalid JSON: " .. tostring(jerr) }
     end
-    return integerize(t)
+    return integerize(t, cjson.null)
   end
   local env = { string = string, math = math, table = table, utf8 = utf8, tostring = tostring,
                 tonumber = tonumber, ipairs = ipairs, pairs = pairs, type = type, select = select,

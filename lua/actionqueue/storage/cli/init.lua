@@ -24,8 +24,12 @@ cli.commands = {
   "repl", "wal", "recover", "compact", "batch",
 }
 
---- Exit codes.
-cli.OK, cli.BAD, cli.USAGE = 0, 1, 2
+--- Exit code: success.
+cli.OK = 0
+--- Exit code: the file is bad or the files differ.
+cli.BAD = 1
+--- Exit code: usage error.
+cli.USAGE = 2
 
 --- The Lua interpreter that runs the CLI (set by `main` from `arg[-1]`).
 cli.interpreter = "lua5.4"

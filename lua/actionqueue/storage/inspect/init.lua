@@ -67,6 +67,7 @@ function inspect.wrap(snap, meta) return view.wrap(snap, meta) end
 --- Pretty-prints any part (type guessed from its keys unless given) as a printable text.
 -- @param x the value
 -- @tparam[opt] table|string T schema type, or a record name such as "SnapshotRun"
+-- @tparam[opt] table opts `{max = 20, title = "..."}` (see `show.render`)
 function inspect.show(x, T, opts)
   if type(T) == "string" then
     local name = T

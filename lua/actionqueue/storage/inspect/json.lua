@@ -140,7 +140,8 @@ local function plain(v, indent, depth)
   return json.string(tostring(v))
 end
 
---- Encodes plain Lua data (keys sorted; integers exact; use strings for u64 values).
+--- Encodes plain Lua data (keys sorted; integers exact; `json.raw` for u64 values).
+-- @param value the data
 -- @tparam[opt] table opts `{indent = "  "}`
 function json.encode(value, opts)
   local indent = opts and opts.indent
