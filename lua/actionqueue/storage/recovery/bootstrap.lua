@@ -197,6 +197,19 @@ function M.hydrate(snap)
   return st, count
 end
 
+--- Loads the snapshot file: snap | false (none) | nil, err (snapshot.load's contract).
+-- Without the snapshot codec (a build without it) a non-empty file counts as unusable.
+function M.load_snapshot(path)
+  local ok, snapshot = pcall(require, "actionqueue.storage.snapshot")
+  if ok and type(snapshot) == "table" and snapshot.load then return snapshot.load(path) end
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local size = f:seek("end")
+  f:close()
+  if size == 0 then return false end
+  return nil, errors.new("IoError", nil, "snapshot codec unavailable")
+end
+
 --- Runs the bootstrap on a data dir.
 -- @tparam string dir data directory
 -- @tparam[opt] table opts `snapshot_path`, `wal_path` overrides; `on_warning(text)`
@@ -206,7 +219,8 @@ end
 --   `wal_path`, `snapshot_path`.
 function M.run(dir, opts)
   opts = opts or {}
-  local clock = os.clock
+  local okc, core = pcall(require, "actionqueue.storage.core")
+  local clock = okc and core.proc_clock or os.clock
   local started = clock()
   local warnings = {}
   local function warn(text)
@@ -232,8 +246,7 @@ function M.run(dir, opts)
 
   -- 4. snapshot
   local st, snapshot_loaded, s, snap_events = nil, false, 0, 0
-  local snapshot = require "actionqueue.storage.snapshot"
-  local snap, lerr = snapshot.load(snap_path)
+  local snap, lerr = M.load_snapshot(snap_path)
   if snap == nil then
     warn("snapshot load failed, falling back to WAL-only replay: " .. tostring(lerr and lerr.message))
   elseif snap then
