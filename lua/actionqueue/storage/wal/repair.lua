@@ -79,15 +79,25 @@ function repair.plan(path, opts)
   return plan
 end
 
---- Copies `bytes` to `path` durably (temp file, fsync, rename, directory fsync).
+--- Copies `bytes` to `path` durably: a new file (an existing one is replaced), one
+-- write, fdatasync, then an fsync of the directory so the new name survives a crash.
 local function save_cut(path, bytes)
-  local w, msg, ename = core.atomic_writer(path)
-  if not w then return nil, msg, ename end
+  os.remove(path)
+  local log, msg, ename = core.log_open(path, { create = true })
+  if not log then return nil, msg, ename end
   local ok
-  ok, msg, ename = w:write(bytes)
-  if not ok then w:abort(); return nil, msg, ename end
-  ok, msg, ename = w:close()
+  ok, msg, ename = log:append(bytes)
+  if ok then ok, msg, ename = log:sync() end
+  log:close()
   if not ok then return nil, msg, ename end
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir == "" then dir = "/" end
+  local fd = core.proc_open(dir, "directory")
+  if fd then
+    ok, msg, ename = core.proc_fsync(fd)
+    core.proc_close(fd)
+    if not ok then return nil, msg, ename end
+  end
   return true
 end
 
