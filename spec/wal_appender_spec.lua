@@ -5,7 +5,9 @@ local reader = require "actionqueue.storage.wal.reader"
 local repair = require "actionqueue.storage.wal.repair"
 local codec = require "actionqueue.storage.wal.codec"
 
-local function paused(seq, ts) return { sequence = seq, event = { EnginePaused = { timestamp = ts or 1700000000 } } } end
+local function paused(seq, ts)
+  return { sequence = seq, event = { EnginePaused = { timestamp = ts or 1700000000 } } }
+end
 
 local function readall(p)
   local f = io.open(p, "rb")
@@ -262,6 +264,7 @@ describe("wal repair", function()
     assert.equal(bad, readall(tmp))
     assert.is_nil(readall(tmp .. ".cut-19"))
     res = assert(repair.run(tmp, { force = true }))
+    assert.equal("truncated", res.action)
     assert.equal(r1, readall(tmp))
     assert.equal(bad:sub(20), readall(tmp .. ".cut-19"))
     os.remove(tmp .. ".cut-19")
