@@ -121,3 +121,43 @@ describe("batch kill and resume", function()
     end)
   end
 end)
+
+describe("batch resume bookkeeping", function()
+  local resume = require "actionqueue.storage.batch.resume"
+  local dir
+  before_each(function() dir = H.tmpdir() end)
+  after_each(function() H.rmtree(dir) end)
+
+  local function entry(input, status)
+    return report.encode_entry({ index = 1, input = input, kind = "verify", status = status,
+      seconds = 0, bytes = 1, input_size = 1, input_mtime = 1, input_crc = 1 })
+  end
+
+  it("a missing report means nothing is done yet", function()
+    assert.are.same({}, assert(resume.load(dir .. "/none.json")))
+  end)
+
+  it("an unreadable report is an error", function()
+    H.write(dir .. "/r.json", "not json")
+    assert.is_nil((resume.load(dir .. "/r.json")))
+  end)
+
+  it("reads a journal with a torn last line", function()
+    H.write(dir .. "/r.json.journal", entry("a", "ok") .. "\n" .. entry("b", "failed") .. "\n" .. '{"index":3,"inp')
+    local entries, source = assert(report.load(dir .. "/r.json"))
+    assert.are.equal(dir .. "/r.json.journal", source)
+    assert.are.equal(2, #entries)
+    local done = assert(resume.load(dir .. "/r.json"))
+    assert.is_table(done[report.key({ kind = "verify", input = "a" })])
+    assert.is_nil(done[report.key({ kind = "verify", input = "b" })])
+  end)
+
+  it("adds the journal of a later killed run to the final report", function()
+    H.write(dir .. "/r.json", report.encode({ report.entry({ index = 1, input = "a", kind = "verify" },
+      { status = "ok", input_size = 1, input_mtime = 1, input_crc = 1 }) }))
+    H.write(dir .. "/r.json.journal", entry("b", "ok") .. "\n")
+    local done = assert(resume.load(dir .. "/r.json"))
+    assert.is_table(done[report.key({ kind = "verify", input = "a" })])
+    assert.is_table(done[report.key({ kind = "verify", input = "b" })])
+  end)
+end)

@@ -7,15 +7,31 @@
 local fingerprint = require "actionqueue.storage.batch.fingerprint"
 local report = require "actionqueue.storage.batch.report"
 
+local lfs = require "lfs"
+
 local resume = {}
+
+local function exists(path)
+  return lfs.attributes(path, "mode") ~= nil
+end
 
 --- Loads the earlier report as a lookup table.
 -- @tparam string path report (or journal) path
 -- @treturn table done entries by key
--- @return nil, message
+-- A missing report (and journal) means nothing was done yet: an empty table.
+-- @return nil, message when the report exists but cannot be read
 function resume.load(path)
   local entries, err = report.load(path)
-  if not entries then return nil, err end
+  if not entries then
+    -- no earlier report at all: nothing is done yet (so scripts may always pass --resume)
+    if not exists(path) and not exists(path .. ".journal") then return {} end
+    return nil, err
+  end
+  -- a final report plus a journal: a later run was killed; its entries are newer
+  if not path:match("%.journal$") and exists(path .. ".journal") then
+    local later = report.load(path .. ".journal")
+    for _, e in ipairs(later or {}) do entries[#entries + 1] = e end
+  end
   local done = {}
   for _, e in ipairs(entries) do
     if (e.status == "ok" or e.status == "skipped") and e.input_crc then
