@@ -1,0 +1,37 @@
+--- `aqstore rewrite IN OUT`: load IN like `check` and write it canonically and atomically
+-- to OUT. Prints `OK tasks=N runs=M`, or `ERR <message>` with exit 1 (OUT untouched, no
+-- temp file left behind).
+-- @module actionqueue.storage.cli.rewrite
+local cli = require "actionqueue.storage.cli"
+
+local M = {}
+
+function M.register(parser)
+  local cmd = cli.command(parser, "rewrite",
+    "Load a snapshot and write it back canonically (atomic replace of OUT).",
+    "aqstore rewrite old/snapshot.bin new/snapshot.bin")
+  cmd:argument("input", "Snapshot file to load.")
+  cmd:argument("output", "File to write.")
+end
+
+function M.run(args)
+  local snapshot = require "actionqueue.storage.snapshot"
+  local snap, err = snapshot.load(args.input)
+  if snap == false then
+    cli.out("ERR no snapshot: ", args.input, " is missing or empty")
+    return cli.BAD
+  elseif not snap then
+    cli.out("ERR ", cli.error_doc(err).message)
+    return cli.BAD
+  end
+  local ok
+  ok, err = snapshot.write(args.output, snap)
+  if not ok then
+    cli.out("ERR ", cli.error_doc(err).message)
+    return cli.BAD
+  end
+  cli.out(("OK tasks=%d runs=%d"):format(#snap.tasks, #snap.runs))
+  return cli.OK
+end
+
+return M

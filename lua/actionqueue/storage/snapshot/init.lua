@@ -1,0 +1,35 @@
+--- Public snapshot API (the contract between modules; see docs/ARCHITECTURE.md).
+--
+--     local snapshot = require "actionqueue.storage.snapshot"
+--     snapshot.load(path)             --> snap | false (no snapshot) | nil, err
+--     snapshot.decode(payload)        --> snap | nil, err
+--     snapshot.encode(snap [, sink])  --> payload | true | nil, err
+--     snapshot.validate(snap [, {all = true}])
+--     snapshot.write(path, snap)      --> true | nil, err
+--     snapshot.build(t)               --> snap | nil, err
+--     snapshot.verify(path)           --> frame_read result table
+--
+-- @module actionqueue.storage.snapshot
+local codec = require "actionqueue.storage.snapshot.codec"
+local load = require "actionqueue.storage.snapshot.load"
+local write = require "actionqueue.storage.snapshot.write"
+
+local snapshot = {}
+
+snapshot.load = load.load
+snapshot.verify = load.verify
+snapshot.decode = codec.decode
+snapshot.encode = codec.encode
+snapshot.write = write.write
+
+--- Semantic validation (§6); see `snapshot.validate` module.
+function snapshot.validate(snap, opts)
+  return require("actionqueue.storage.snapshot.validate").validate(snap, opts)
+end
+
+--- Friendly tables -> full snapshot; see `snapshot.build` module.
+function snapshot.build(t, opts)
+  return require("actionqueue.storage.snapshot.build").build(t, opts)
+end
+
+return snapshot

@@ -1,0 +1,90 @@
+--- The snapshot loader (snapshot-format.md §1.3): frame checks in the reference's order,
+-- then decode, then semantic validation, with the reference's texts (§1.5).
+-- @module actionqueue.storage.snapshot.load
+local core = require "actionqueue.storage.core"
+local errors = require "actionqueue.storage.errors"
+local codec = require "actionqueue.storage.snapshot.codec"
+local S = require "actionqueue.storage.schema.snapshot"
+
+local load = {}
+
+local function decode_error(text, fields)
+  local f = fields or {}
+  f.detail = text
+  return errors.new("DecodeError", f, "Decode error: " .. text)
+end
+
+local SHORT = {
+  version = function(got)
+    return ("truncated snapshot version frame: read %d of 4 bytes"):format(got)
+  end,
+  length = function(got)
+    if got == 0 then return "truncated snapshot: EOF after version frame, expected length frame" end
+    return ("truncated snapshot length frame: read %d of 4 bytes"):format(got)
+  end,
+  crc = function(got)
+    if got == 0 then return "truncated snapshot: EOF after length frame, expected CRC-32 frame" end
+    return ("truncated snapshot CRC-32 frame: read %d of 4 bytes"):format(got)
+  end,
+}
+
+--- Maps a `core.frame_read` result to the loader outcome.
+-- @tparam table r the frame result
+-- @return payload string | false (no snapshot) | nil, err
+function load.frame_outcome(r)
+  local st = r.status
+  if st == "ok" then return r.payload end
+  if st == "missing" or st == "empty" then return false end
+  if st == "short_header" then return nil, decode_error(SHORT[r.field](r.got)) end
+  if st == "bad_version" then
+    return nil, errors.new("IncompatibleVersion", { expected = r.expected, found = r.found },
+      ("Incompatible snapshot version: expected %d, found %d"):format(r.expected, r.found))
+  end
+  if st == "too_long" then
+    return nil, decode_error(("snapshot payload length %d exceeds maximum %d"):format(r.length, r.max))
+  end
+  if st == "short_payload" then
+    return nil, errors.new("IoError", { detail = "failed to fill whole buffer" },
+      "I/O error: failed to fill whole buffer")
+  end
+  if st == "crc_mismatch" then
+    return nil, errors.new("CrcMismatch", { expected = r.expected, actual = r.actual },
+      ("Snapshot CRC-32 mismatch: expected 0x%08x, actual 0x%08x"):format(r.expected, r.actual))
+  end
+  if st == "io_error" then
+    return nil, errors.new("IoError", { detail = r.message, errno = r.errno }, "I/O error: " .. tostring(r.message))
+  end
+  return nil, errors.new("IoError", { detail = "unexpected frame status " .. tostring(st) },
+    "I/O error: unexpected frame status " .. tostring(st))
+end
+
+--- Loads a snapshot file.
+-- @tparam string path
+-- @return snapshot table | `false` (no snapshot: missing or 0-byte file) | `nil, err`
+--   (`err.kind` IoError | DecodeError | MappingError | IncompatibleVersion | CrcMismatch)
+function load.load(path)
+  assert(type(path) == "string", "snapshot.load: path string expected")
+  local r = core.frame_read(path, { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD })
+  local payload, err = load.frame_outcome(r)
+  if not payload then return payload, err end
+  r = nil -- luacheck: ignore 311 (drop the frame table early)
+  local snap
+  snap, err = codec.decode(payload)
+  payload = nil -- luacheck: ignore 311
+  if not snap then return nil, err end
+  local validate = require "actionqueue.storage.snapshot.validate"
+  local ok, v = validate.validate(snap)
+  if not ok then
+    return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
+  end
+  return snap
+end
+
+--- Frame and CRC check only (no JSON decoding).
+-- @tparam string path
+-- @treturn table the `core.frame_read` result (status ok/missing/empty/...)
+function load.verify(path)
+  return core.frame_read(path, { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD })
+end
+
+return load
