@@ -43,4 +43,5 @@ fi
 echo "(exit code 1: the file is invalid, as intended)"
 
 heading "Done"
-echo "Try it yourself:  scripts/aqstore repl $SNAP   (or: make repl FILE=...)"
+echo "Try it yourself:  scripts/aqstore build examples/queue.lua /tmp/queue.snap"
+echo "                  scripts/aqstore repl /tmp/queue.snap      (or: make repl FILE=/tmp/queue.snap)"
