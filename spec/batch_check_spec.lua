@@ -66,11 +66,26 @@ describe("batch check jobs", function()
       jobs[i] = { kind = "rewrite", input = H.fixture(e.file), output = string.format("%s/o%02d.snap", dir, i) }
     end
     local res = assert(require("actionqueue.storage.batch").run({ jobs = jobs, workers = 2, progress = false }))
-    assert.are.equal(0, res.exit_code)
+    -- each job matches doing the same in-process: load + snapshot.write
+    local snapshot = require "actionqueue.storage.snapshot"
+    local failed = 0
     for i, e in ipairs(res.entries) do
-      local out = assert(H.read(jobs[i].output))
-      assert.are.equal(core.crc32(out), e.output_crc)
-      assert.are.equal(H.read(H.fixture(names[i].canonical)), out, names[i].file)
+      local direct = dir .. "/direct.snap"
+      os.remove(direct)
+      local snap = snapshot.load(jobs[i].input)
+      local ok, err = snapshot.write(direct, snap)
+      if ok then
+        assert.are.equal("ok", e.status, tostring(e.error))
+        local out = assert(H.read(jobs[i].output))
+        assert.are.equal(H.read(direct), out, names[i].file)
+        assert.are.equal(core.crc32(out), e.output_crc)
+      else
+        failed = failed + 1
+        assert.are.equal("failed", e.status)
+        assert.are.equal(tostring(err.message or err), e.error)
+        assert.is_nil(H.read(jobs[i].output), "no output for a failed rewrite")
+      end
     end
+    assert.are.equal(failed == 0 and 0 or 1, res.exit_code)
   end)
 end)

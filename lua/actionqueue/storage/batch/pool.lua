@@ -191,6 +191,9 @@ function pool.run(jobs, opts)
           if dok and type(msg) == "table" and msg.id == head.id and type(msg.result) == "table" then
             table.remove(w.queue, 1)
             start_head(w, core.proc_clock())
+            for k, v in pairs(msg.result) do
+              if math.type(v) == "float" then msg.result[k] = math.tointeger(v) or v end
+            end
             finish(head.job, head.started, msg.result)
           end
         end

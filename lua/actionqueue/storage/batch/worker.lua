@@ -23,6 +23,10 @@ function worker.main()
     local ok, msg = pcall(cjson.decode, line)
     local reply
     if ok and type(msg) == "table" and type(msg.job) == "table" then
+      -- cjson decodes every number as a float: give integral values back their integer type
+      for k, v in pairs(msg.job) do
+        if math.type(v) == "float" then msg.job[k] = math.tointeger(v) or v end
+      end
       local res = kinds.run(msg.job)
       reply = cjson.encode({ id = msg.id, result = res })
     else
