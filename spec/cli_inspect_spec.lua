@@ -35,6 +35,30 @@ describe("aqstore usage", function()
   end)
 end)
 
+describe("aqstore colours", function()
+  local has_script = os.execute("command -v script >/dev/null 2>&1")
+  local it_tty = has_script and it or pending
+  local function on_tty(env)
+    local cmd = string.format("%s lua5.4 %s validate %s", env, run.quote(run.aqstore),
+      run.quote(fixtures.repo .. "/examples/broken.lua"))
+    local p = io.popen("script -qec " .. run.quote(cmd) .. " /dev/null", "r")
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it_tty("colours output on a terminal", function()
+    assert.matches("\27%[", on_tty("NO_COLOR="))
+  end)
+
+  it_tty("never colours with NO_COLOR, nor into a pipe", function()
+    local out = on_tty("NO_COLOR=1")
+    assert.matches("INVALID", out)
+    assert.not_matches("\27%[", out)
+    assert.not_matches("\27%[", run.cli({ "validate", fixtures.repo .. "/examples/broken.lua" }).out)
+  end)
+end)
+
 local ready = run.snapshot_ready() and fixtures.available()
 local describe_e2e = ready and describe or pending
 
