@@ -151,13 +151,30 @@ List.__call = function(list, self_or_filter, maybe_filter)
   return filter_list(list, self_or_filter)
 end
 
-local function run_row(r, snap)
+-- The shortest id prefix (at least 8 characters) that tells every id of the list apart.
+local function unique_len(list, key)
+  local len = 8
+  while len < 36 do
+    local seen, clash = {}, false
+    for _, x in ipairs(list) do
+      local p = key(x):sub(1, len)
+      if seen[p] and seen[p] ~= key(x) then clash = true break end
+      seen[p] = key(x)
+    end
+    if not clash then return len end
+    len = len + 1
+    if key(list[1]):sub(len, len) == "-" then len = len + 1 end
+  end
+  return 36
+end
+
+local function run_row(r, snap, w)
   local ri = r.run_instance
-  return { fmt.short_id(ri.id), fmt.short_id(ri.task_id), ri.state,
+  return { ri.id:sub(1, w.id), ri.task_id:sub(1, w.task), ri.state,
            tostring(ri.attempt_count), r.lease and r.lease.owner or "", age(snap, ri.created_at) }
 end
 
-local function task_row(t, snap)
+local function task_row(t, snap, w)
   local ts = t.task_spec
   local nruns = 0
   for _, r in ipairs(snap and snap.runs or {}) do if r.run_instance.task_id == ts.id then nruns = nruns + 1 end end
@@ -165,7 +182,7 @@ local function task_row(t, snap)
   local pol = policy_name(p)
   if type(p) == "table" and p.Repeat then pol = string.format("Repeat %dx/%ss", p.Repeat.count,
     fmt.u64(p.Repeat.interval_secs)) end
-  return { fmt.short_id(ts.id), pol, tostring(ts.metadata.priority), tostring(nruns),
+  return { ts.id:sub(1, w.id), pol, tostring(ts.metadata.priority), tostring(nruns),
            fmt.iso(t.created_at) or fmt.u64(t.created_at), t.canceled_at and "canceled" or "",
            ts.metadata.description or table.concat(ts.metadata.tags, ",") }
 end
@@ -176,12 +193,16 @@ List.__tostring = function(list)
   local n = #list
   local shown = math.min(n, view.MAX_ROWS)
   local rows, headers = {}
+  local head = { table.unpack(list, 1, shown) }
   if kind == "runs" then
     headers = { "run", "task", "state", "attempts", "lease owner", "age" }
-    for i = 1, shown do rows[i] = run_row(list[i], snap) end
+    local w = shown > 0 and { id = unique_len(head, run_key),
+                              task = unique_len(head, function(r) return r.run_instance.task_id end) }
+    for i = 1, shown do rows[i] = run_row(list[i], snap, w) end
   elseif kind == "tasks" then
     headers = { "task", "policy", "prio", "runs", "created", "canceled", "description/tags" }
-    for i = 1, shown do rows[i] = task_row(list[i], snap) end
+    local w = shown > 0 and { id = unique_len(head, task_key) }
+    for i = 1, shown do rows[i] = task_row(list[i], snap, w) end
   else
     local f = S.root.by_name[kind]
     return show.render(list, f and f.type, { title = kind, max = view.MAX_ROWS })
