@@ -72,9 +72,11 @@ describe("inspect views", function()
     assert.matches('^ambiguous run id prefix "1f2e": 2 matches %(1f2e3d4c', err)
     assert.equal(s.runs[2], s:run("1f2e3"))
     -- tables widen the id column until the ids are told apart
-    assert.matches("\n1f2e3d4c%-5b6a%-4978%-8877%-665544332211  3b9e7f10", tostring(s.runs))
-    assert.matches("\n1f2e0000%-0000%-4000%-8000%-000000000000  3b9e7f10", tostring(s.runs))
-    assert.matches("\n1f2e3d4c  3b9e7f10", tostring(s:runs { state = "Running" }))
+    assert.matches("\n1f2e3d4c  3b9e7f10  Running", tostring(s.runs))
+    s.runs[3].run_instance.id = "1f2e3d4c-0000-4000-8000-000000000000"
+    assert.matches("\n1f2e3d4c%-5  3b9e7f10  Running", tostring(s.runs))
+    assert.matches("\n1f2e3d4c%-0  3b9e7f10  Scheduled", tostring(s.runs))
+    assert.matches("\n1f2e3d4c  3b9e7f10  Running", tostring(s:runs { state = "Running" }))
   end)
 
   it("shows a run's history as a timeline", function()
