@@ -41,16 +41,15 @@ end
 
 function wal._json(event)
   local core = require "actionqueue.storage.core"
-  local enc
-  if core.json_encode then
-    local ok, out = pcall(core.json_encode, event, schema.WalEvent)
-    if ok and type(out) == "string" then
-      enc = function(ev) return (core.json_encode(ev, schema.WalEvent)) end
-    end
-  end
-  if not enc then
-    local json = require "actionqueue.storage.inspect.json"
-    enc = function(ev) return json.encode_typed(ev, schema.WalEvent) end
+  local json = require "actionqueue.storage.inspect.json"
+  local WalEvent = schema.WalEvent
+  local function lua_enc(ev) return json.encode_typed(ev, WalEvent) end
+  local enc = lua_enc
+  local c_enc = core.json_encode
+  if c_enc then
+    -- The C encoder leaves feature-gated variants (Cron) out of its schema; such an
+    -- event falls back to the Lua writer, which walks the same schema table.
+    enc = function(ev) return c_enc(ev, WalEvent) or lua_enc(ev) end
   end
   wal._json = enc
   return enc(event)
