@@ -1,0 +1,102 @@
+-- The snapshot loader (snapshot-format.md §1.3/§1.5): outcome of every golden fixture,
+-- plus crafted frames for each loader step.
+local core = require "actionqueue.storage.core"
+local snapshot = require "actionqueue.storage.snapshot"
+local fixtures = require "spec.support.fixtures"
+
+local tmpdir = os.tmpname()
+os.remove(tmpdir)
+assert(os.execute("mkdir -p " .. tmpdir))
+
+local function put(name, data)
+  local p = tmpdir .. "/" .. name
+  local f = assert(io.open(p, "wb"))
+  f:write(data)
+  f:close()
+  return p
+end
+
+local function outcome(path)
+  local snap, err = snapshot.load(path)
+  if snap == false then return "NONE" end
+  if snap then return ("OK tasks=%d runs=%d"):format(#snap.tasks, #snap.runs) end
+  return "ERR " .. err.message, err
+end
+
+local EMPTY = '{"version":4,"timestamp":0,"metadata":{"schema_version":8,"wal_sequence":0,"task_count":0,'
+  .. '"run_count":0},"tasks":[],"runs":[],"engine":{"paused":false,"paused_at":null,"resumed_at":null},'
+  .. '"dependency_declarations":[],"budgets":[],"subscriptions":[],"actors":[],"tenants":[],'
+  .. '"role_assignments":[],"capability_grants":[],"ledger_entries":[]}'
+
+describe("snapshot.load", function()
+  teardown(function() os.execute("rm -rf " .. tmpdir) end)
+
+  it("reaches every fixture's expected outcome", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local n = 0
+    for _, c in ipairs(fixtures.manifest("snapshot")) do
+      local got = outcome(fixtures.path("snapshot", c.file))
+      if got ~= c.expect_older_serde_stack then
+        assert.equal(c.expect, got, c.file)
+      end
+      n = n + 1
+    end
+    assert.is_true(n > 100)
+  end)
+
+  it("missing and empty files are no snapshot", function()
+    assert.equal("NONE", outcome(tmpdir .. "/absent.snap"))
+    assert.equal("NONE", outcome(put("empty.snap", "")))
+  end)
+
+  it("reports each header truncation with its own text", function()
+    local h = core.frame_header(4, #EMPTY, core.crc32(EMPTY))
+    assert.equal("ERR Decode error: truncated snapshot version frame: read 3 of 4 bytes",
+      outcome(put("a", h:sub(1, 3))))
+    assert.equal("ERR Decode error: truncated snapshot: EOF after version frame, expected length frame",
+      outcome(put("b", h:sub(1, 4))))
+    assert.equal("ERR Decode error: truncated snapshot length frame: read 2 of 4 bytes", outcome(put("c", h:sub(1, 6))))
+    assert.equal("ERR Decode error: truncated snapshot: EOF after length frame, expected CRC-32 frame",
+      outcome(put("d", h:sub(1, 8))))
+    assert.equal("ERR Decode error: truncated snapshot CRC-32 frame: read 1 of 4 bytes", outcome(put("e", h:sub(1, 9))))
+    assert.equal("ERR I/O error: failed to fill whole buffer", outcome(put("f", h)))
+  end)
+
+  it("checks the version before the length, and the cap before reading", function()
+    local msg, err = outcome(put("v", "\7\0\0\0"))
+    assert.equal("ERR Incompatible snapshot version: expected 4, found 7", msg)
+    assert.equal("IncompatibleVersion", err.kind)
+    assert.equal(7, err.found)
+    assert.equal("ERR Decode error: snapshot payload length 268435457 exceeds maximum 268435456",
+      outcome(put("big", core.frame_header(4, 268435457, 0))))
+  end)
+
+  it("checks the CRC before decoding, with 0x%08x texts", function()
+    local msg, err = outcome(put("crc", core.frame_header(4, #EMPTY, 0xdeadbeef) .. EMPTY))
+    assert.equal("ERR Snapshot CRC-32 mismatch: expected 0xdeadbeef, actual 0xd1f972b6", msg)
+    assert.equal("CrcMismatch", err.kind)
+    assert.equal("ERR Snapshot CRC-32 mismatch: expected 0x00000001, actual 0x00000000",
+      outcome(put("crc0", core.frame_header(4, 0, 1))))
+  end)
+
+  it("decodes, ignores trailing bytes, then validates", function()
+    assert.equal("OK tasks=0 runs=0", outcome(put("ok", core.frame_encode(4, EMPTY) .. "garbage")))
+    assert.equal("ERR Decode error: Failed to decode snapshot: EOF while parsing a value at line 1 column 0",
+      outcome(put("zero", core.frame_encode(4, ""))))
+    local bad = EMPTY:gsub('"task_count":0', '"task_count":1')
+    local msg, err = outcome(put("map", core.frame_encode(4, bad)))
+    assert.equal("ERR Mapping error: snapshot task_count mismatch: declared 1, actual 0", msg)
+    assert.equal("MappingError", err.kind)
+  end)
+
+  it("reports a directory as an I/O error", function()
+    local msg, err = outcome(tmpdir)
+    assert.equal("ERR I/O error: Is a directory (os error 21)", msg)
+    assert.equal("IoError", err.kind)
+  end)
+
+  it("verify checks only the frame", function()
+    local r = snapshot.verify(put("v2", core.frame_encode(4, "not json")))
+    assert.equal("ok", r.status)
+  end)
+end)
