@@ -46,6 +46,7 @@ typedef struct {
   dstate *st;
   int failed;
   size_t errpos;    /* NOPOS while unpositioned */
+  int gc_was_running;
 } jd;
 
 /* ---- buffers and errors -------------------------------------------------------- */
@@ -240,11 +241,12 @@ static int parse_escape(jd *d, int validate) {
 static int parse_str(jd *d, int validate, const unsigned char **out, size_t *len) {
   size_t start = d->i;
   int copied = 0;
+  unsigned char high = 0;   /* OR of the raw bytes: no 0x80 bit = ASCII, valid UTF-8 */
   d->st->scratch.len = 0;
   for (;;) {
     const unsigned char *s = d->s;
     size_t i = d->i, n = d->n;
-    while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) i++;
+    while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) high |= s[i++];
     d->i = i;
     if (i == n) return ERR(d, "EOF while parsing a string");
     if (s[i] == '"') {
@@ -257,7 +259,8 @@ static int parse_str(jd *d, int validate, const unsigned char **out, size_t *len
         *len = i - start;
       }
       d->i = i + 1;
-      if (validate && !aqs_utf8_valid(*out, *len)) return ERR(d, "invalid unicode code point");
+      if (validate && (high & 0x80 || copied) && !aqs_utf8_valid(*out, *len))
+        return ERR(d, "invalid unicode code point");
       return 0;
     }
     if (s[i] == '\\') {
@@ -706,7 +709,11 @@ static int run_check(jd *d, int ref) {
   lua_State *L = d->L;
   push_ref(d, ref);
   lua_pushvalue(L, -2);
-  lua_call(L, 1, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    /* a check function raised: restore the collector, then propagate */
+    if (d->gc_was_running) lua_gc(L, LUA_GCRESTART);
+    lua_error(L);
+  }
   if (lua_type(L, -1) == LUA_TSTRING) {
     err_custom(d, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -774,7 +781,7 @@ static int record_map(jd *d, jtype *t, int tbl) {
   return 0;
 }
 
-static int record_seq(jd *d, jtype *t, int tbl, const char *expecting) {
+static int record_seq(jd *d, jtype *t, int tbl, int variant) {
   lua_State *L = d->L;
   int first = 1, k;
   for (k = 0; k < t->nitems; k++) {
@@ -790,8 +797,8 @@ static int record_seq(jd *d, jtype *t, int tbl, const char *expecting) {
       push_default(d, f);
       lua_rawset(L, tbl);
     } else if (f->dkind != JD_ABSENT) {
-      return err_custom(d, "invalid length %d, expected %s with %d element%s", k, expecting,
-                        t->nitems, t->nitems == 1 ? "" : "s");
+      return err_custom(d, "invalid length %d, expected %s %s with %d element%s", k,
+                        variant ? "struct variant" : "struct", t->name, t->nitems, t->nitems == 1 ? "" : "s");
     }
   }
   return 0;
@@ -801,17 +808,19 @@ static int record_seq(jd *d, jtype *t, int tbl, const char *expecting) {
 static int dv_record(jd *d, jtype *t, int variant) {
   lua_State *L = d->L;
   int c = ws(d), r, tbl;
-  char expecting[160];
-  snprintf(expecting, sizeof expecting, "%s %s", variant ? "struct variant" : "struct", t->name);
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
-  if (c != '[' && c != '{') return invalid_type(d, expecting);
+  if (c != '[' && c != '{') {
+    char expecting[160];
+    snprintf(expecting, sizeof expecting, "%s %s", variant ? "struct variant" : "struct", t->name);
+    return invalid_type(d, expecting);
+  }
   if (enter(d)) return -1;
   d->i++;
   luaL_checkstack(L, 8, "json_decode");
   lua_createtable(L, 0, t->nitems);
   tbl = lua_gettop(L);
   if (c == '[') {
-    r = record_seq(d, t, tbl, expecting);
+    r = record_seq(d, t, tbl, variant);
     d->depth++;
     if (r) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
@@ -950,6 +959,21 @@ static int dv_enum(jd *d, jtype *t) {
   return 0;
 }
 
+/* Lower-case hyphenated already (the writer's form): no re-formatting needed. */
+static int is_canonical_uuid(const unsigned char *s) {
+  static unsigned char ok[256];   /* 1 = lower-case hex digit */
+  int k;
+  if (!ok['a']) {
+    const char *h = "0123456789abcdef";
+    for (; *h; h++) ok[(unsigned char)*h] = 1;
+  }
+  for (k = 0; k < 36; k++) {
+    if (k == 8 || k == 13 || k == 18 || k == 23) { if (s[k] != '-') return 0; }
+    else if (!ok[s[k]]) return 0;
+  }
+  return 1;
+}
+
 static int dv(jd *d, jtype *t) {
   lua_State *L = d->L;
   int c;
@@ -976,6 +1000,10 @@ static int dv(jd *d, jtype *t) {
       if (parse_str(d, 1, &s, &n)) { fix_pos(d); return -1; }
       if (t->kind == JK_ID) {
         char out[37], err[256];
+        if (n == 36 && is_canonical_uuid(s)) {
+          lua_pushlstring(L, (const char *)s, 36);
+          return 0;
+        }
         if (!aqs_uuid_text((const char *)s, n, out, err, sizeof err)) {
           err_custom(d, "UUID parsing failed: %s", err);
           fix_pos(d);
@@ -1031,14 +1059,21 @@ int aqs_json_decode(lua_State *L) {
   d.L = L; d.s = (const unsigned char *)s; d.n = n; d.i = 0; d.depth = 128;
   d.refs = 3; d.st = st; d.errpos = NOPOS;
   top = lua_gettop(L);
+  /* Decoding allocates almost no garbage: pausing the incremental collector saves it
+   * from re-traversing the growing document (a large part of the decode time). */
+  d.gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+  if (d.gc_was_running) lua_gc(L, LUA_GCSTOP);
   if (dv(&d, sc->root) == 0) {
     int c = ws(&d);
+    if (d.gc_was_running) lua_gc(L, LUA_GCRESTART);
     if (c < 0) {
       lua_replace(L, 1);
       lua_settop(L, 1);
       return 1;
     }
     PEEK_ERR(&d, "trailing characters");
+  } else if (d.gc_was_running) {
+    lua_gc(L, LUA_GCRESTART);
   }
   fix_pos(&d);
   lua_settop(L, top);
