@@ -126,8 +126,9 @@ function uuid.normalize(s)
       if err:sub(1, #PREFIX) ~= PREFIX then err = PREFIX .. err end
       return nil, err
     end
-    if #r == 16 then return uuid.from_bytes(r) end
-    return r:lower()
+    if type(r) == "string" and #r == 16 then return uuid.from_bytes(r) end
+    if type(r) == "string" and #r == 36 then return r:lower() end
+    return lua_normalize(s)
   end
   return lua_normalize(s)
 end
