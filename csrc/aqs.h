@@ -35,9 +35,10 @@ uint32_t aqs_get_u32le(const unsigned char *p);
 uint32_t aqs_check_u32(lua_State *L, int arg, const char *what);
 uint32_t aqs_opt_u32(lua_State *L, int opts, const char *key, uint32_t dflt);
 void aqs_push_io_result(lua_State *L, int err, lua_Integer offset);
-/* Reads len bytes at off: 1 = string pushed, 0 = fewer available (*got set,
- * nothing pushed), -1 = I/O error (errno set, nothing pushed). */
-int aqs_read_payload(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t *got);
+/* Reads len bytes at off (seq: with read() from the current position, which must
+ * be off): 1 = string pushed, 0 = fewer available (*got set, nothing pushed),
+ * -1 = I/O error (errno set, nothing pushed). */
+int aqs_read_payload(lua_State *L, int fd, uint64_t off, int seq, uint32_t len, uint64_t *got);
 
 /* framed_log.c */
 int aqs_frames(lua_State *L);

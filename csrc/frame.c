@@ -175,7 +175,8 @@ int aqs_frame_decode(lua_State *L) {
   return 1;
 }
 
-int aqs_read_payload(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t *got) {
+int aqs_read_payload(lua_State *L, int fd, uint64_t off, int seq, uint32_t len, uint64_t *got) {
+  int64_t at = seq ? -1 : (int64_t)off;
   struct stat st;
   luaL_Buffer b;
   int64_t r;
@@ -186,7 +187,7 @@ int aqs_read_payload(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t 
     uint64_t size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
     uint64_t avail = size > off ? size - off : 0;
     if (avail < len) { *got = avail; return 0; }
-    r = aqs_read_full(fd, luaL_buffinitsize(L, &b, len), len, (int64_t)off);
+    r = aqs_read_full(fd, luaL_buffinitsize(L, &b, len), len, at);
     if (r < 0) { int e = errno; lua_pop(L, 1); errno = e; return -1; }
     *got = (uint64_t)r;
     if (*got < len) { lua_pop(L, 1); return 0; }  /* shrank meanwhile */
@@ -198,7 +199,7 @@ int aqs_read_payload(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t 
   *got = 0;
   while (*got < len) {
     size_t want = len - *got < 65536 ? (size_t)(len - *got) : 65536;
-    r = aqs_read_full(fd, luaL_prepbuffsize(&b, want), want, (int64_t)(off + *got));
+    r = aqs_read_full(fd, luaL_prepbuffsize(&b, want), want, at < 0 ? -1 : at + (int64_t)*got);
     if (r < 0) { int e = errno; lua_pop(L, 1); errno = e; return -1; }
     luaL_addsize(&b, (size_t)r);
     *got += (uint64_t)r;
@@ -224,11 +225,11 @@ int aqs_frame_read(lua_State *L) {
     else aqs_push_io_result(L, errno, 0);
     return 1;
   }
-  r = aqs_read_full(fd, h, AQS_HEADER_SIZE, 0);
+  r = aqs_read_full(fd, h, AQS_HEADER_SIZE, -1);  /* sequential: FIFOs work too */
   if (r < 0) {
     aqs_push_io_result(L, errno, 0);
   } else if (!classify_header(L, h, (size_t)r, expect, max, &len)) {
-    int st = aqs_read_payload(L, fd, AQS_HEADER_SIZE, len, &got);
+    int st = aqs_read_payload(L, fd, AQS_HEADER_SIZE, 1, len, &got);
     if (st < 0) aqs_push_io_result(L, errno, AQS_HEADER_SIZE);
     else if (st == 0) short_payload(L, len, got);
     else finish(L, h, len);

@@ -304,7 +304,7 @@ static int iter_next(lua_State *L) {
         }
         break;
       case 'P':
-        present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, len, &got);
+        present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, 0, len, &got);
         if (present < 0) {
           int e = errno;
           status(L, it, "io_error", o);
