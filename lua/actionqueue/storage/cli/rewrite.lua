@@ -25,7 +25,8 @@ function M.run(args)
     return cli.BAD
   end
   local ok
-  ok, err = snapshot.write(args.output, snap)
+  -- `snap` was validated by the loader and is unchanged: no second §6 pass
+  ok, err = snapshot.write(args.output, snap, { validated = true })
   if not ok then
     cli.out("ERR ", cli.error_doc(err).message)
     return cli.BAD

@@ -19,17 +19,21 @@ end
 --- Writes `snap` atomically to `path`.
 -- @tparam string path target file
 -- @tparam table snap the snapshot
--- @tparam[opt] table opts `{chunk_size = 65536}`
+-- @tparam[opt] table opts `chunk_size` (default 65536); `validated = true` skips the §6
+--   validation when the caller knows `snap` passed it unchanged (e.g. it was just loaded:
+--   the loader validates, and decode-time rules are stricter than §6)
 -- @return `true` or `nil, err` (`err.kind` MappingError | UnsupportedVersion |
 --   EncodeError | IoError; `err.replaced = true` when only the directory fsync failed
 --   after the new file was already in place)
 function write.write(path, snap, opts)
   assert(type(path) == "string", "snapshot.write: path string expected")
   assert(type(snap) == "table", "snapshot.write: snapshot table expected")
-  local validate = require "actionqueue.storage.snapshot.validate"
-  local ok, v = validate.validate(snap)
-  if not ok then
-    return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
+  if not (opts and opts.validated) then
+    local validate = require "actionqueue.storage.snapshot.validate"
+    local ok, v = validate.validate(snap)
+    if not ok then
+      return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
+    end
   end
   if snap.version ~= S.FRAME_VERSION then
     return nil, errors.new("UnsupportedVersion", { version = snap.version },
