@@ -26,6 +26,7 @@
 typedef struct {
   int fd;
   int poisoned;
+  int readonly;
   uint64_t size;     /* where the next record goes */
   char *path;
   char *err, *errname;
@@ -41,6 +42,7 @@ static char *dupstr(const char *s) {
 static flog_t *check_log(lua_State *L, int open) {
   flog_t *g = (flog_t *)luaL_checkudata(L, 1, LOG_MT);
   if (open && g->fd < 0) luaL_error(L, "framed log %s is closed", g->path ? g->path : "?");
+  if (open > 1 && g->readonly) luaL_error(L, "framed log %s is open readonly", g->path);
   return g;
 }
 
@@ -78,6 +80,7 @@ int aqs_log_open(lua_State *L) {
   luaL_setmetatable(L, LOG_MT);
   if ((g->path = dupstr(path)) == NULL) return luaL_error(L, "out of memory");
   flags = readonly ? O_RDONLY : (O_RDWR | (create ? O_CREAT : 0));
+  g->readonly = readonly;
   g->fd = aqs_open(path, flags, 0644);
   if (g->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
   if (aqs_fstat(g->fd, &st) < 0) {
@@ -97,7 +100,7 @@ int aqs_log_open(lua_State *L) {
 
 /* append(bytes) -> offset of the record | nil, msg, ENAME */
 static int log_append(lua_State *L) {
-  flog_t *g = check_log(L, 1);
+  flog_t *g = check_log(L, 2);
   size_t n;
   const char *p = luaL_checklstring(L, 2, &n);
   uint64_t at = g->size;
@@ -139,7 +142,7 @@ static int log_size(lua_State *L) {
 
 /* truncate(offset): cut the log (repair), then fsync so the cut is durable. */
 static int log_truncate(lua_State *L) {
-  flog_t *g = check_log(L, 1);
+  flog_t *g = check_log(L, 2);
   lua_Integer off = luaL_checkinteger(L, 2);
   luaL_argcheck(L, off >= 0 && (uint64_t)off <= g->size, 2, "offset outside the log");
   if (g->poisoned) return poisoned(L, g);
@@ -192,7 +195,7 @@ static int log_tbc(lua_State *L) {
 static int log_tostring(lua_State *L) {
   flog_t *g = check_log(L, 0);
   lua_pushfstring(L, "FramedLog(%s, %s, %I bytes)", g->path ? g->path : "?",
-                  g->fd < 0 ? "closed" : g->poisoned ? "poisoned" : "open",
+                  g->fd < 0 ? "closed" : g->poisoned ? "poisoned" : g->readonly ? "readonly" : "open",
                   (lua_Integer)g->size);
   return 1;
 }

@@ -4,6 +4,17 @@
 local fault = {}
 
 local root = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/spec/support/[^/]*$")) or "."
+local cwd = assert(io.popen("pwd")):read("l")
+if root:sub(1, 1) ~= "/" then root = cwd .. "/" .. root end
+
+-- Children may chdir: hand them absolute search paths.
+local function absolute(paths)
+  local out = {}
+  for entry in paths:gmatch("[^;]+") do
+    out[#out + 1] = (entry:sub(1, 1) == "/" or entry:sub(1, 1) == ".") and entry or (cwd .. "/" .. entry)
+  end
+  return table.concat(out, ";") .. ";;"
+end
 fault.shim = os.getenv("AQS_FAULTSHIM") or (root .. "/build/faultshim.so")
 fault.lua = os.getenv("AQS_LUA") or "lua5.4"
 
@@ -34,7 +45,8 @@ function fault.run(code, env, no_shim)
     pre = (pre and pre ~= "") and (pre .. " " .. fault.shim) or fault.shim
     parts[#parts + 1] = "LD_PRELOAD=" .. shq(pre)
   end
-  local prelude = string.format("package.path=%q; package.cpath=%q; ", package.path, package.cpath)
+  local prelude = string.format("package.path=%q; package.cpath=%q; ",
+    absolute(package.path), absolute(package.cpath))
   local cmd = table.concat(parts, " ") .. " " .. fault.lua .. " -e " .. shq(prelude .. code) .. " 2>&1"
   local p = assert(io.popen(cmd, "r"))
   local out = p:read("a")

@@ -1,0 +1,174 @@
+-- C core: AtomicWriter (snapshot-format.md section 2) without fault injection.
+local core = require "actionqueue.storage.core"
+local fault = require "support.fault"
+
+local function slurp(p)
+  local f = io.open(p, "rb")
+  if not f then return nil end
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
+local function put(p, d)
+  local f = assert(io.open(p, "wb"))
+  f:write(d)
+  f:close()
+end
+
+describe("core.atomic_writer", function()
+  local dir
+  before_each(function() dir = fault.tmpdir("aw") end)
+  after_each(function() fault.rmdir(dir) end)
+
+  it("creates PATH.tmp (appended), leaves the target alone until close", function()
+    put(dir .. "/x.tmp", "old")
+    local w = assert(core.atomic_writer(dir .. "/x.tmp"))
+    assert.equal(dir .. "/x.tmp.tmp", w:temp_path())
+    assert.equal(dir .. "/x.tmp", w:path())
+    assert.equal("", slurp(dir .. "/x.tmp.tmp"))
+    assert.equal("old", slurp(dir .. "/x.tmp"))
+    assert.matches("^AtomicWriter%(.*x%.tmp, open%)$", tostring(w))
+    w:abort()
+    assert.matches("aborted%)$", tostring(w))
+  end)
+
+  it("streams a frame, writes the header last and replaces the target", function()
+    local target = dir .. "/snap.bin"
+    put(target, "old contents")
+    put(target .. ".tmp", string.rep("stale", 100))   -- truncated on open
+    local w = assert(core.atomic_writer(target))
+    assert.equal(w, w:begin_frame(4))
+    assert.equal(w, w:write("{\"a\":"))
+    assert.equal(w, w:write(""))
+    assert.equal(w, w:write("1}"))
+    local len, crc = w:finish_frame()
+    assert.equal(7, len)
+    assert.equal(core.crc32('{"a":1}'), crc)
+    assert.is_true(w:close())
+    assert.equal(core.frame_encode(4, '{"a":1}'), slurp(target))
+    assert.is_nil(slurp(target .. ".tmp"))
+    assert.matches("closed%)$", tostring(w))
+  end)
+
+  it("write_frame is begin/write/finish in one call", function()
+    local w = assert(core.atomic_writer(dir .. "/t"))
+    local len, crc = w:write_frame(7, "payload")
+    assert.equal(7, len)
+    assert.equal(core.crc32("payload"), crc)
+    assert.is_true(w:flush() == w)
+    assert.is_true(w:close())
+    assert.equal(core.frame_encode(7, "payload"), slurp(dir .. "/t"))
+  end)
+
+  it("writes an empty payload", function()
+    local w = assert(core.atomic_writer(dir .. "/e"))
+    w:begin_frame(4)
+    assert.same({ 0, 0 }, { w:finish_frame() })
+    assert.is_true(w:close())
+    assert.equal(core.frame_header(4, 0, 0), slurp(dir .. "/e"))
+  end)
+
+  it("works with a bare relative file name (parent '.')", function()
+    local old = assert(io.popen("pwd")):read("l")
+    local script = ("local c = require 'actionqueue.storage.core'; local w = assert(c.atomic_writer('rel.bin'));"
+      .. "w:write_frame(4, 'r'); print(w:close())")
+    local out = fault.run("assert(require'lfs'.chdir(" .. string.format("%q", dir) .. ")); " .. script, nil, true)
+    assert.equal("true\n", out)
+    assert.equal(core.frame_encode(4, "r"), slurp(dir .. "/rel.bin"))
+    assert.equal(old, assert(io.popen("pwd")):read("l"))
+  end)
+
+  it("works for a file directly under / (parent '/') path computation", function()
+    -- no write access needed to check the error: a missing top-level dir
+    local w, msg, name = core.atomic_writer("/aqs-no-such-dir-xyz/f")
+    assert.is_nil(w)
+    assert.equal("open /aqs-no-such-dir-xyz/f.tmp: No such file or directory", msg)
+    assert.equal("ENOENT", name)
+  end)
+
+  it("rejects paths without a file name", function()
+    for _, p in ipairs({ "", "/", dir .. "/", ".", "..", dir .. "/.." }) do
+      local w, msg, name = core.atomic_writer(p)
+      assert.is_nil(w)
+      assert.matches("has no filename component", msg)
+      assert.equal("EINVAL", name)
+    end
+    assert.has_error(function() core.atomic_writer("a\0b") end)
+    assert.has_error(function() core.atomic_writer() end)
+  end)
+
+  it("reports an unwritable directory with the io.open convention", function()
+    put(dir .. "/file", "")
+    local w, msg, name = core.atomic_writer(dir .. "/file/x")
+    assert.is_nil(w)
+    assert.equal("open " .. dir .. "/file/x.tmp: Not a directory", msg)
+    assert.equal("ENOTDIR", name)
+  end)
+
+  it("abort removes the temp file and keeps the old target", function()
+    put(dir .. "/t", "old")
+    local w = assert(core.atomic_writer(dir .. "/t"))
+    w:write_frame(4, "new")
+    assert.is_true(w:abort())
+    assert.is_true(w:abort())   -- idempotent
+    assert.same({ "t" }, fault.ls(dir))
+    assert.equal("old", slurp(dir .. "/t"))
+  end)
+
+  it("__close and __gc remove the temp file when not closed", function()
+    put(dir .. "/t", "old")
+    do
+      local w <close> = assert(core.atomic_writer(dir .. "/t"))
+      w:write_frame(4, "new")
+    end
+    assert.same({ "t" }, fault.ls(dir))
+    local w = assert(core.atomic_writer(dir .. "/t"))
+    w:write_frame(4, "new")
+    w = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    assert.same({ "t" }, fault.ls(dir))
+    assert.equal("old", slurp(dir .. "/t"))
+    -- __close after a successful close does nothing
+    do
+      local w2 <close> = assert(core.atomic_writer(dir .. "/t"))
+      w2:write_frame(4, "new")
+      assert.is_true(w2:close())
+    end
+    assert.equal(core.frame_encode(4, "new"), slurp(dir .. "/t"))
+  end)
+
+  it("raises on misuse", function()
+    local w = assert(core.atomic_writer(dir .. "/m"))
+    assert.has_error(function() w:write("x") end)            -- outside a frame
+    assert.has_error(function() w:finish_frame() end)
+    assert.has_error(function() w:begin_frame(-1) end)
+    w:begin_frame(4)
+    assert.has_error(function() w:begin_frame(4) end)
+    assert.has_error(function() w:close() end)                -- unfinished frame
+    assert.has_error(function() w:write(nil) end)
+    w:finish_frame()
+    assert.has_error(function() w:begin_frame(4) end)         -- one frame per file
+    assert.is_true(w:close())
+    assert.has_error(function() w:write_frame(4, "x") end)    -- closed
+    assert.has_error(function() w:flush() end)
+    assert.has_error(function() w:close() end)
+    assert.has_error(function() w.close(io.stdout) end)       -- wrong self
+  end)
+
+  it("streams a large payload without holding it twice", function()
+    local chunk = string.rep("0123456789abcdef", 65536)     -- 1 MiB
+    local w = assert(core.atomic_writer(dir .. "/big"))
+    w:begin_frame(4)
+    local crc = 0
+    for _ = 1, 16 do w:write(chunk); crc = core.crc32(chunk, crc) end
+    local len, c = w:finish_frame()
+    assert.equal(16 * #chunk, len)
+    assert.equal(crc, c)
+    assert.is_true(w:close())
+    local r = core.frame_read(dir .. "/big")
+    assert.equal("ok", r.status)
+    assert.equal(16 * #chunk, r.length)
+  end)
+end)

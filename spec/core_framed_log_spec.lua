@@ -1,0 +1,236 @@
+-- C core: FramedLog and the frames() iterator with its three classification orders
+-- (wal-format.md 3.1-3.3).
+local core = require "actionqueue.storage.core"
+local fault = require "support.fault"
+
+local function put(p, d)
+  local f = assert(io.open(p, "wb"))
+  f:write(d)
+  f:close()
+end
+
+local function slurp(p)
+  local f = assert(io.open(p, "rb"))
+  local d = f:read("a")
+  f:close()
+  return d
+end
+
+-- Runs frames() to the end: list of {offset, version, payload} and the status table.
+local function walk(src, opts)
+  local recs, final = {}, nil
+  for o, v, p in core.frames(src, opts) do
+    if type(o) == "table" then final = o else recs[#recs + 1] = { o, v, p } end
+  end
+  return recs, final
+end
+
+local rec46 = core.frame_encode(5, string.rep("e", 34))   -- a 46-byte record
+
+describe("core.log_open / FramedLog", function()
+  local dir
+  before_each(function() dir = fault.tmpdir("log") end)
+  after_each(function() fault.rmdir(dir) end)
+
+  it("creates, appends at the end, syncs, reports its size", function()
+    local log = assert(core.log_open(dir .. "/wal"))
+    assert.equal(0, log:size())
+    assert.equal(0, log:append(rec46))
+    assert.equal(46, log:append(rec46))
+    assert.equal(92, log:size())
+    assert.is_true(log:sync())
+    assert.matches("^FramedLog%(.*/wal, open, 92 bytes%)$", tostring(log))
+    assert.equal(dir .. "/wal", log:path())
+    assert.is_true(log:close())
+    assert.is_true(log:close())
+    assert.matches("closed", tostring(log))
+    assert.equal(rec46 .. rec46, slurp(dir .. "/wal"))
+    -- reopening continues at the end
+    log = assert(core.log_open(dir .. "/wal"))
+    assert.equal(92, log:size())
+    assert.equal(92, log:append("x"))
+    log:close()
+  end)
+
+  it("truncates (repair) and refuses offsets outside the log", function()
+    local log = assert(core.log_open(dir .. "/wal"))
+    log:append(rec46 .. rec46)
+    assert.is_true(log:truncate(46))
+    assert.equal(46, log:size())
+    assert.equal(rec46, slurp(dir .. "/wal"))
+    assert.has_error(function() log:truncate(47) end)
+    assert.has_error(function() log:truncate(-1) end)
+    log:close()
+  end)
+
+  it("honours create = false and readonly", function()
+    local log, msg, name = core.log_open(dir .. "/none", { create = false })
+    assert.is_nil(log)
+    assert.equal("open " .. dir .. "/none: No such file or directory", msg)
+    assert.equal("ENOENT", name)
+    put(dir .. "/ro", rec46)
+    log = assert(core.log_open(dir .. "/ro", { readonly = true }))
+    assert.has_error(function() log:append("x") end)
+    assert.has_error(function() log:truncate(0) end)
+    assert.matches("readonly", tostring(log))
+    assert.equal(46, log:size())
+    assert.equal(1, #select(1, walk(log)))
+    log:close()
+    assert.has_error(function() core.log_open(dir .. "/x", 5) end)
+  end)
+
+  it("refuses a directory", function()
+    local log, msg, name = core.log_open(dir, { readonly = true })
+    assert.is_nil(log)
+    assert.equal("open " .. dir .. ": Is a directory", msg)
+    assert.equal("EISDIR", name)
+  end)
+
+  it("raises when used after close; __close and __gc release it", function()
+    local log = assert(core.log_open(dir .. "/wal"))
+    log:close()
+    assert.has_error(function() log:append("x") end)
+    assert.has_error(function() log:sync() end)
+    assert.has_error(function() log:size() end)
+    assert.has_error(function() log:truncate(0) end)
+    do
+      local l2 <close> = assert(core.log_open(dir .. "/wal"))
+      l2:append("y")
+    end
+    local l3 = assert(core.log_open(dir .. "/wal")) -- luacheck: ignore 311
+    l3 = nil -- luacheck: ignore 311
+    collectgarbage()
+    assert.equal("y", slurp(dir .. "/wal"))
+  end)
+end)
+
+describe("core.frames", function()
+  local dir
+  before_each(function() dir = fault.tmpdir("frames") end)
+  after_each(function() fault.rmdir(dir) end)
+
+  it("yields offset, version, payload and ends with the valid length", function()
+    put(dir .. "/w", rec46 .. core.frame_encode(5, "abc"))
+    local recs, final = walk(dir .. "/w")
+    assert.same({ { 0, 5, string.rep("e", 34) }, { 46, 5, "abc" } }, recs)
+    assert.same({ status = "end", offset = 61 }, final)
+  end)
+
+  it("an empty file is a valid empty log; a missing one says missing", function()
+    put(dir .. "/e", "")
+    assert.same({ status = "end", offset = 0 }, select(2, walk(dir .. "/e")))
+    assert.same({ status = "missing", offset = 0 }, select(2, walk(dir .. "/none")))
+    local _, st = walk(dir)
+    assert.equal("io_error", st.status)
+    assert.equal("EISDIR", st.errno)
+    assert.equal("Is a directory (os error 21)", st.message)
+  end)
+
+  it("walks an open FramedLog, sees its appends, and notices a close", function()
+    local log = assert(core.log_open(dir .. "/w"))
+    log:append(rec46)
+    local recs, final = walk(log)
+    assert.equal(1, #recs)
+    assert.same({ status = "end", offset = 46 }, final)
+    local iter, state = core.frames(log)
+    log:close()
+    assert.has_error(function() iter(state) end)
+    assert.has_error(function() core.frames(log) end)
+  end)
+
+  it("stops after the final status", function()
+    put(dir .. "/w", rec46)
+    local iter, state = core.frames(dir .. "/w")
+    assert.equal(0, (iter(state)))
+    assert.equal("end", iter(state).status)
+    assert.is_nil(iter(state))
+    assert.is_nil(iter(state))
+  end)
+
+  it("classifies every truncation (reader order)", function()
+    local data = rec46 .. rec46
+    for n = 0, #data do
+      put(dir .. "/t", data:sub(1, n))
+      local recs, st = walk(dir .. "/t")
+      local start = n >= 46 and 46 or 0
+      assert.equal(n >= 92 and 2 or (n >= 46 and 1 or 0), #recs)
+      if n == 0 or n == 46 or n == 92 then
+        assert.same({ status = "end", offset = n }, st)
+      elseif n - start < 12 then
+        assert.same({ status = "incomplete_header", offset = start, got = n - start }, st)
+      else
+        assert.same({ status = "incomplete_payload", offset = start, length = 34, got = n - start - 12 }, st)
+      end
+    end
+  end)
+
+  it("detects every single-bit flip of a small log", function()
+    local data = rec46 .. rec46
+    for i = 1, #data do
+      for bit = 0, 7 do
+        local bad = data:sub(1, i - 1) .. string.char(data:byte(i) ~ (1 << bit)) .. data:sub(i + 1)
+        put(dir .. "/f", bad)
+        local recs, st = walk(dir .. "/f")
+        assert.are_not.equal("end", st.status)
+        assert.equal(i > 46 and 46 or 0, st.offset, "corruption offset is the record start")
+        assert.equal(i > 46 and 1 or 0, #recs)
+      end
+    end
+  end)
+
+  -- wal-format.md 3.3: one valid 46-byte record, then a bad header at offset 46.
+  local cases = {
+    { "version 99, length 0xFFFFFFFF", core.frame_header(99, 0xFFFFFFFF, 0),
+      "decode_failure", "unsupported_version", "incomplete_payload" },
+    { "version 5, length 300 MiB, no payload", core.frame_header(5, 300 * 1024 * 1024, 0),
+      "decode_failure", "decode_failure", "incomplete_payload" },
+    { "version 4, length 10, 2 payload bytes", core.frame_header(4, 10, 0) .. "ab",
+      "unsupported_version", "unsupported_version", "incomplete_payload" },
+    { "version 5, length 0", core.frame_header(5, 0, 12345),
+      "decode_failure", "decode_failure", "decode_failure" },
+    { "ASCII garbage", "hello world, this is text",
+      "decode_failure", "unsupported_version", "incomplete_payload" },
+    { "bad crc", core.frame_header(5, 3, 1) .. "abc", "crc_mismatch", "crc_mismatch", "crc_mismatch" },
+    { "version 4, zero length", core.frame_header(4, 0, 0),
+      "unsupported_version", "unsupported_version", "unsupported_version" },
+  }
+  for _, c in ipairs(cases) do
+    it("orders the checks per component: " .. c[1], function()
+      put(dir .. "/o", rec46 .. c[2])
+      for k, order in ipairs({ "reader", "writer_open", "buffer" }) do
+        local recs, st = walk(dir .. "/o", { order = order })
+        assert.equal(1, #recs)
+        assert.equal(c[2 + k], st.status, order)
+        assert.equal(46, st.offset)
+      end
+    end)
+  end
+
+  it("labels the two decode_failure causes and accepts exactly the cap", function()
+    put(dir .. "/z", core.frame_header(5, 0, 0))
+    assert.equal("zero_length", select(2, walk(dir .. "/z")).detail)
+    put(dir .. "/c", core.frame_header(5, 268435457, 0))
+    local st = select(2, walk(dir .. "/c"))
+    assert.same({ status = "decode_failure", detail = "too_long", offset = 0, length = 268435457,
+                  max = 268435456 }, st)
+    put(dir .. "/c", core.frame_header(5, 268435456, 0))
+    assert.equal("incomplete_payload", select(2, walk(dir .. "/c")).status)
+  end)
+
+  it("honours opts.version, opts.max_length and rejects bad options", function()
+    put(dir .. "/v", core.frame_encode(4, "abc"))
+    assert.equal("unsupported_version", select(2, walk(dir .. "/v")).status)
+    assert.equal("end", select(2, walk(dir .. "/v", { version = 4 })).status)
+    assert.equal("decode_failure", select(2, walk(dir .. "/v", { version = 4, max_length = 2 })).status)
+    assert.has_error(function() core.frames(dir .. "/v", { order = "sideways" }) end)
+    assert.has_error(function() core.frames(dir .. "/v", { version = -1 }) end)
+    assert.has_error(function() core.frames({}) end)
+  end)
+
+  it("is a to-be-closed iterator (breaking out releases the file)", function()
+    put(dir .. "/w", rec46 .. rec46)
+    for o in core.frames(dir .. "/w") do
+      if o == 0 then break end
+    end
+  end)
+end)
