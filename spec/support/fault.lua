@@ -23,6 +23,9 @@ local function shq(s)
 end
 fault.shq = shq
 
+--- package.cpath with every entry made absolute (for children that chdir).
+function fault.cpath() return absolute(package.cpath) end
+
 --- True when the shim has been built.
 function fault.available()
   local f = io.open(fault.shim, "rb")
