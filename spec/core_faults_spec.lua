@@ -147,7 +147,11 @@ out(w:close())]]
     return ([[
 local c = require "actionqueue.storage.core"
 local log = assert(c.log_open(%q))
-local function show(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end print(table.concat(t, " ")) end
+local function show(...)
+  local t = table.pack(...)
+  for i = 1, t.n do t[i] = tostring(t[i]) end
+  print(table.concat(t, " "))
+end
 %s
 ]]):format(dir .. "/wal", extra)
   end
