@@ -72,6 +72,7 @@ static int dbuf_reserve(dbuf *b, size_t extra) {
 }
 
 static void dbuf_add(jd *d, dbuf *b, const void *p, size_t n) {
+  if (n == 0) return;
   if (!dbuf_reserve(b, n)) luaL_error(d->L, "json_decode: out of memory");
   memcpy(b->p + b->len, p, n);
   b->len += n;

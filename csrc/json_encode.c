@@ -63,6 +63,7 @@ static void reserve(je *e, size_t extra) {
 }
 
 static void put(je *e, const char *s, size_t n) {
+  if (n == 0) return;
   reserve(e, n);
   memcpy(e->b->p + e->b->len, s, n);
   e->b->len += n;
