@@ -98,8 +98,10 @@ sanitize: $(FAULTSHIM)
 valgrind: build
 	AQS_UNDER_VALGRIND=1 $(VALGRIND) $(VG_FLAGS) $(LUA) /usr/bin/busted $(BUSTED_ARGS)
 
+# luarocks builds in place; its objects are removed afterwards.
 install: deps build
 	luarocks --lua-version 5.4 make --deps-mode none $(ROCKSPEC) $(ROCKS_FLAGS)
+	@rm -f csrc/*.o actionqueue/storage/core.so; rmdir -p actionqueue/storage 2>/dev/null || true
 
 docs:
 	ldoc -c docs/config.ld .
@@ -108,4 +110,4 @@ repl: build
 	@scripts/aqstore repl $(FILE)
 
 clean:
-	rm -rf build build-* docs/html
+	rm -rf build build-* docs/html csrc/*.o

@@ -23,6 +23,7 @@ int aqs_atomic_writer(lua_State *L);
 /* crc32.c */
 int aqs_crc32(lua_State *L);
 int aqs_bench_crc32_c(lua_State *L);
+int aqs_monotonic(lua_State *L);
 uint32_t aqs_crc32_update(uint32_t crc, const void *data, size_t len);
 
 /* frame.c */

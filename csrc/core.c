@@ -7,6 +7,7 @@
 static const luaL_Reg core_funcs[] = {
   /* keep sorted by name */
   {"_bench_crc32_c", aqs_bench_crc32_c},
+  {"_monotonic", aqs_monotonic},
   {"atomic_writer", aqs_atomic_writer},
   {"crc32", aqs_crc32},
   {"frame_decode", aqs_frame_decode},
