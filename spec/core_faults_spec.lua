@@ -251,14 +251,20 @@ while true do
   for k = 1, #p, 1048576 do assert(w:write(p:sub(k, k + 1048575))) end
   w:finish_frame()
   assert(w:close())
+  local f = io.open("progress", "a")   -- tells the parent a replace has completed
+  f:write("x\n")
+  f:close()
 end]]):format(fault.cpath(), size, size, dir .. "/target")
     put(dir .. "/child.lua", child)
     local iterations = slow and 30 or 3
     local seen = { [A] = 0, [B] = 0 }
     for i = 1, iterations do
-      local delay = 0.03 + (i % 9) * 0.04
-      local cmd = ("cd %s && { %s child.lua & pid=$!; sleep %.2f; kill -9 $pid; wait $pid; } 2>/dev/null")
-        :format(fault.shq(dir), fault.lua, delay)
+      -- Kill at a varying moment after the first completed replace, so the kill
+      -- lands in the middle of the writes, fsyncs and renames that follow.
+      local delay = (i % 8) * 0.01
+      local cmd = ("cd %s && rm -f progress && { %s child.lua & pid=$!; n=0; "
+        .. "while [ ! -s progress ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done; "
+        .. "sleep %.2f; kill -9 $pid; wait $pid; } 2>/dev/null"):format(fault.shq(dir), fault.lua, delay)
       os.execute(cmd)
       local got = slurp(dir .. "/target")
       assert.is_truthy(got == A or got == B, "iteration " .. i .. ": target is neither old nor new")
@@ -267,7 +273,7 @@ end]]):format(fault.cpath(), size, size, dir .. "/target")
     end
     -- A temp file may survive a kill -9 (no cleanup can run); the next writer truncates it.
     for _, name in ipairs(fault.ls(dir)) do
-      assert.is_truthy(name == "target" or name == "target.tmp" or name == "child.lua", name)
+      assert.is_truthy(name == "target" or name == "target.tmp" or name == "child.lua" or name == "progress", name)
     end
     if slow then assert.is_true(seen[A] > 0 and seen[B] > 0, "both versions observed") end
   end)

@@ -44,8 +44,13 @@ function fault.run(code, env, no_shim)
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. shq(v) end
   if not no_shim then
     -- Keep whatever is preloaded already (the sanitizer runtimes under `make sanitize`).
-    local pre = os.getenv("LD_PRELOAD")
-    pre = (pre and pre ~= "") and (pre .. " " .. fault.shim) or fault.shim
+    -- valgrind's own preloads only work inside valgrind; the children run natively.
+    local keep = {}
+    for lib in (os.getenv("LD_PRELOAD") or ""):gmatch("[^%s:]+") do
+      if not lib:find("vgpreload", 1, true) then keep[#keep + 1] = lib end
+    end
+    keep[#keep + 1] = fault.shim
+    local pre = table.concat(keep, " ")
     parts[#parts + 1] = "LD_PRELOAD=" .. shq(pre)
   end
   local prelude = string.format("package.path=%q; package.cpath=%q; ",
