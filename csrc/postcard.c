@@ -11,6 +11,9 @@
  *   Trailing bytes after the value are not an error (the caller sees `consumed`).
  *   Every failure (structure, varint overflow, UTF-8, option tag, UUID length,
  *   unknown variant, a record/variant `check` returning text) is a decode failure.
+ *   opts.skim = true validates without building the value (only what a `check`
+ *   needs is materialised) and returns consumed, then the root record's scalar
+ *   fields and enum variant names: for WalEvent `consumed, sequence, "Variant"`.
  * postcard_encode(value, type [, opts]) -> string | nil, message
  *
  * Never raises on bad input bytes; raises only on API misuse (not a schema table).
@@ -513,6 +516,122 @@ static int decode_node(dctx *d, int ni, int depth) {
   }
 }
 
+/* Skimming: validates exactly like decode_node but materialises only the subtrees
+ * a `check` function needs (a record with a check, a variant with a check); nothing
+ * is left on the stack.  `pushname` (enums only) pushes the variant name. */
+static int skim_node(dctx *d, int ni, int depth, int pushname) {
+  lua_State *L = d->c.L;
+  const pc_node *nd = &d->c.s->nodes[ni];
+  uint64_t v;
+  size_t n;
+  if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
+  if (nd->check) {
+    if (decode_node(d, ni, depth) < 0) return -1;
+    lua_pop(L, 1);
+    return 0;
+  }
+  switch (nd->kind) {
+    case K_U8:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      d->p++;
+      return 0;
+    case K_BOOL:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      if (*d->p > 1) return fail(&d->c, E_BOOL);
+      d->p++;
+      return 0;
+    case K_U16: return GET_U16(d, &v);
+    case K_U32: case K_I32: return GET_U32(d, &v);
+    case K_U64: return GET_U64(d, &v);
+    case K_STRING:
+      if (get_len(d, &n) < 0) return -1;
+      if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
+      d->p += n;
+      return 0;
+    case K_BYTES:
+      if (get_len(d, &n) < 0) return -1;
+      d->p += n;
+      return 0;
+    case K_ID:
+      if (get_len(d, &n) < 0) return -1;
+      if (n != 16) return fail(&d->c, "invalid UUID: byte string length must be 16");
+      d->p += 16;
+      return 0;
+    case K_OPTION:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      if (*d->p == 0) { d->p++; return 0; }
+      if (*d->p != 1) return fail(&d->c, E_OPTION);
+      d->p++;
+      return skim_node(d, nd->a, depth + 1, 0);
+    case K_LIST: {
+      uint64_t count, i;
+      if (GET_U64(d, &count) < 0) return -1;
+      if (count > (uint64_t)(d->end - d->p)) { d->p = d->end; return fail(&d->c, E_END); }
+      for (i = 0; i < count; i++)
+        if (skim_node(d, nd->a, depth + 1, 0) < 0) return -1;
+      return 0;
+    }
+    case K_RECORD: {
+      int i;
+      for (i = 0; i < nd->n; i++)
+        if (skim_node(d, d->c.s->items[nd->a + i].node, depth + 1, 0) < 0) return -1;
+      return 0;
+    }
+    case K_ENUM: {
+      const pc_item *it;
+      if (GET_U32(d, &v) < 0) return -1;
+      if (v >= (uint64_t)nd->n) return fail(&d->c, "unknown variant index");
+      it = &d->c.s->items[nd->a + (int)v];
+      if (it->feature && !feature_on(&d->c, it->feature))
+        return fail(&d->c, "unknown variant index (feature not enabled)");
+      if (it->node >= 0) {
+        if (it->check) {
+          if (!lua_checkstack(L, 8)) return fail(&d->c, "out of Lua stack");
+          lua_createtable(L, 0, 1);
+          push_ref(&d->c, it->name);
+          if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+          lua_rawset(L, -3);
+          if (run_check(&d->c, it->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+          lua_pop(L, 1);
+        } else if (skim_node(d, it->node, depth + 1, 0) < 0) {
+          return -1;
+        }
+      }
+      if (pushname) push_ref(&d->c, it->name);
+      return 0;
+    }
+    default:
+      return fail(&d->c, "unknown schema kind");
+  }
+}
+
+/* Skims a root record: pushes its scalar fields and the variant names of its enum
+ * fields (in field order); returns the number pushed or -1. */
+static int skim_root(dctx *d) {
+  lua_State *L = d->c.L;
+  const pc_node *nd = &d->c.s->nodes[0];
+  int i, pushed = 0;
+  if (nd->kind != K_RECORD || nd->check) {
+    if (skim_node(d, 0, 0, 0) < 0) return -1;
+    return 0;
+  }
+  luaL_checkstack(L, nd->n + 4, "too many fields");
+  for (i = 0; i < nd->n; i++) {
+    int child = d->c.s->items[nd->a + i].node, kind = d->c.s->nodes[child].kind;
+    if (kind <= K_ID) {
+      if (decode_node(d, child, 1) < 0) { lua_pop(L, pushed); return -1; }
+      pushed++;
+    } else if (kind == K_ENUM) {
+      if (skim_node(d, child, 1, 1) < 0) { lua_pop(L, pushed); return -1; }
+      pushed++;
+    } else if (skim_node(d, child, 1, 0) < 0) {
+      lua_pop(L, pushed);
+      return -1;
+    }
+  }
+  return pushed;
+}
+
 static void setup_ctx(lua_State *L, ctx *c, pc_schema *s, int opts) {
   c->L = L;
   c->s = s;
@@ -532,11 +651,12 @@ int aqs_postcard_decode(lua_State *L) {
   lua_Integer start = 1;
   pc_schema *s;
   dctx d;
-  int base;
+  int base, skim = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     if (lua_getfield(L, 3, "offset") != LUA_TNIL) start = luaL_checkinteger(L, -1);
-    lua_pop(L, 1);
+    if (lua_getfield(L, 3, "skim") != LUA_TNIL) skim = lua_toboolean(L, -1);
+    lua_pop(L, 2);
   }
   luaL_argcheck(L, start >= 1 && (size_t)(start - 1) <= n, 3, "offset outside the string");
   s = get_schema(L, 2);
@@ -544,6 +664,18 @@ int aqs_postcard_decode(lua_State *L) {
   base = lua_gettop(L);
   d.p = (const unsigned char *)p + (start - 1);
   d.end = (const unsigned char *)p + n;
+  if (skim) {
+    int k = skim_root(&d);
+    if (k < 0) {
+      lua_settop(L, base);
+      lua_pushnil(L);
+      lua_pushstring(L, d.c.err ? d.c.err : "decode error");
+      return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(d.p - ((const unsigned char *)p + (start - 1))));
+    lua_insert(L, -(k + 1));
+    return k + 1;
+  }
   if (decode_node(&d, 0, 0) < 0) {
     lua_settop(L, base);
     lua_pushnil(L);

@@ -266,3 +266,49 @@ describe("cron expressions (workflow build, §8.4)", function()
     assert.matches("max_occurrences", err)
   end)
 end)
+
+describe("skim (validate without building)", function()
+  local function hexs(s)
+    s = s:gsub("U(%d)", function(d) return "10" .. string.rep("00", 15) .. string.format("%02x", tonumber(d)) end)
+    return (s:gsub("%s", ""):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+  end
+  local bases = {
+    hexs("05 00 U1 00 00 00 01 00 00 00 00 00 00 00 00 00 00 09"),
+    hexs("05 01 U2 U1 00 00 00 e8 07 e8 07 00 e8 07"),
+    hexs("05 04 U2 U3 03 01 01 65 01 01 aa 09"),
+    hexs("05 14 U4 U1 02 U1 02 c8 09"),
+    hexs("05 17 U5 01 69 01 01 63 01 01 64 1e 01 U6 09"),
+    hexs("05 1d U5 05 01 78 U6 09"),
+    hexs("05 00 U1 00 00 01 03 3c 03 01 1e 01 01 6b 00 00 00 01 01 61 03 01 01 64 00 00 09"),
+  }
+  it("agrees with decode on 20000 mutated payloads", function()
+    math.randomseed(42)
+    local disagreements, rejected = 0, 0
+    for _ = 1, 20000 do
+      local b = bases[math.random(#bases)]
+      local bytes = { b:byte(1, -1) }
+      for _ = 1, math.random(1, 3) do
+        if #bytes < 2 then break end
+        local k = math.random(#bytes)
+        local r = math.random(4)
+        if r == 1 then bytes[k] = math.random(0, 255)
+        elseif r == 2 then bytes[k] = bytes[k] ~ (1 << math.random(0, 7)) & 0xff
+        elseif r == 3 then bytes[k] = ({ 0, 1, 2, 0x7f, 0x80, 0xff })[math.random(6)]
+        else for j = #bytes, k, -1 do bytes[j] = nil end end
+      end
+      local p = string.char(table.unpack(bytes))
+      local ev, used = codec.decode_payload(p)
+      local sused, seq, variant = codec.skim_payload(p)
+      if ev then
+        if sused ~= used or seq ~= ev.sequence or variant ~= codec.variant(ev) then
+          disagreements = disagreements + 1
+        end
+      else
+        rejected = rejected + 1
+        if sused then disagreements = disagreements + 1 end
+      end
+    end
+    assert.equal(0, disagreements)
+    assert.is_true(rejected > 1000)
+  end)
+end)

@@ -142,12 +142,12 @@ local function run_stats(args)
   local per, order = {}, {}
   local first, minp, maxp, total = nil, math.huge, 0, 0
   local min, max, backwards, gaps, prev = nil, nil, 0, 0, nil
-  local s = w.scan(args.file, opts_of(args), function(_, ev, payload)
-    local name = next(ev.event)
+  local opts = opts_of(args)
+  opts.skim = true
+  local s = w.scan(args.file, opts, function(_, _, payload, q, name)
     if not per[name] then per[name] = { n = 0, bytes = 0 }; order[#order + 1] = name end
     per[name].n = per[name].n + 1
     per[name].bytes = per[name].bytes + #payload
-    local q = ev.sequence
     first = first or q
     if not min or math.ult(q, min) then min = q end
     if not max or math.ult(max, q) then max = q end

@@ -35,6 +35,17 @@ function codec.decode_payload(payload, opts)
   return decode(payload, WalEvent, codec.options(opts))
 end
 
+local SKIM, SKIM_WORKFLOW = { skim = true }, { skim = true, features = { workflow = true } }
+
+--- Validates one payload exactly like `decode_payload` without building the event
+-- (only what a decode-time check needs is materialised): the fast path of scans.
+-- @return consumed bytes, sequence, variant name | nil, postcard error text
+function codec.skim_payload(payload, opts)
+  if #payload == 0 then return nil, "Hit the end of buffer, expected more data" end
+  local o = codec.options(opts)
+  return decode(payload, WalEvent, o.features and o.features.workflow and SKIM_WORKFLOW or SKIM)
+end
+
 --- Encodes an event to its postcard payload.
 -- @return string | nil, message (`WAL encode serialization error: <e>`)
 function codec.encode_payload(event, opts)

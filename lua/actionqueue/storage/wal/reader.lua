@@ -41,14 +41,17 @@ end
 
 --- Scans a log from offset 0.
 -- @param source a path or a FramedLog
--- @tparam[opt] table opts `order` ("reader" default | "writer_open"), `workflow`
--- @tparam[opt] function on_record called as `on_record(offset, event, payload)`
+-- @tparam[opt] table opts `order` ("reader" default | "writer_open"), `workflow`,
+--   `skim` (validate without building events; implied when there is no `on_record`)
+-- @tparam[opt] function on_record called as `on_record(offset, event, payload)`, or
+--   with `skim` as `on_record(offset, nil, payload, sequence, variant)`
 -- @treturn table summary `{records, valid_bytes, last_sequence, max_sequence, error}`
 --   where `error` is nil (clean end), a Corruption or an IoError value
 function reader.scan(source, opts, on_record)
   opts = opts or {}
   local copts = codec.options(opts)
-  local decode = codec.decode_payload
+  local skim = opts.skim or not on_record
+  local decode, skim_payload = codec.decode_payload, codec.skim_payload
   local summary = { records = 0, valid_bytes = 0, last_sequence = 0, max_sequence = 0 }
   local n, last, max, valid = 0, 0, 0, 0
   for offset, _, payload in core.frames(source, { order = opts.order or "reader", version = 5 }) do
@@ -56,16 +59,28 @@ function reader.scan(source, opts, on_record)
       summary.error = status_error(offset)
       break
     end
-    local ev, derr = decode(payload, copts)
-    if not ev then
-      summary.error = reader.corruption(offset, "decode_failure", derr)
-      break
+    local ev, seq, variant
+    if skim then
+      local used
+      used, seq, variant = skim_payload(payload, copts)
+      if not used then
+        summary.error = reader.corruption(offset, "decode_failure", seq)
+        break
+      end
+    else
+      local derr
+      ev, derr = decode(payload, copts)
+      if not ev then
+        summary.error = reader.corruption(offset, "decode_failure", derr)
+        break
+      end
+      seq = ev.sequence
     end
     n = n + 1
-    last = ev.sequence
+    last = seq
     if math.ult(max, last) then max = last end
     valid = offset + HEADER + #payload
-    if on_record then on_record(offset, ev, payload) end
+    if on_record then on_record(offset, ev, payload, seq, variant) end
   end
   summary.records, summary.valid_bytes = n, valid
   summary.last_sequence, summary.max_sequence = last, max
@@ -88,9 +103,9 @@ local function walk_buffer(data, opts)
     if length == 0 then return bad("decode_failure") end
     local payload = data:sub(pos + HEADER + 1, pos + HEADER + length)
     if core.crc32(payload) ~= crc then return bad("crc_mismatch") end
-    local ev = codec.decode_payload(payload, copts)
-    if not ev then return bad("decode_failure") end
-    if math.ult(high, ev.sequence) then high = ev.sequence end
+    local used, seq = codec.skim_payload(payload, copts)
+    if not used then return bad("decode_failure") end
+    if math.ult(high, seq) then high = seq end
     n = n + 1
     pos = pos + HEADER + length
   end
@@ -204,10 +219,10 @@ function Reader:seek_to_sequence(s)
   local f, st = core.frames(self.log, { order = "reader", version = 5 })
   for offset, _, payload in f, st do
     if type(offset) ~= "number" then break end
-    local ev = codec.decode_payload(payload, codec.options(self.opts))
-    if not ev then break end
-    if ev.sequence == s then
-      found = ev
+    local used, seq = codec.skim_payload(payload, self.opts)
+    if not used then break end
+    if seq == s then
+      found = codec.decode_payload(payload, self.opts)
       self.pos = offset + HEADER + #payload
       break
     end
