@@ -36,7 +36,7 @@ Appender.__index = Appender
 appender.Appender = Appender
 
 local function io_error(prefix, msg, ename)
-  return errors.new("IoError", { errno = ename }, prefix .. tostring(msg))
+  return errors.new("IoError", { errno = ename, cause = msg }, prefix .. reader.os_error_text(msg, ename))
 end
 
 --- Opens (creating if missing) a WAL for appending.
@@ -57,7 +57,8 @@ function appender.open(path, opts)
   local err, truncated = summary.error, nil
   if err and err.kind ~= "Corruption" then
     log:close()
-    return nil, io_error(prefix, (err.message:gsub("^I/O error: ", "")), err.errno)
+    return nil, errors.new("IoError", { errno = err.errno },
+      prefix .. (err.message:gsub("^I/O error: ", "")))
   end
   if err then
     if repair == "strict" then

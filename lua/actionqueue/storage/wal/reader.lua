@@ -25,7 +25,20 @@ function reader.corruption(offset, token, detail)
     string.format("WAL corruption at offset %d (%s)", offset, token))
 end
 
--- Rust's io::Error display for the errno names the C core reports.
+local ERRNO = { EPERM = 1, ENOENT = 2, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EACCES = 13,
+  EEXIST = 17, ENOTDIR = 20, EISDIR = 21, EINVAL = 22, ENFILE = 23, EMFILE = 24, ETXTBSY = 26,
+  EFBIG = 27, ENOSPC = 28, EROFS = 30, ENAMETOOLONG = 36, ELOOP = 40, EDQUOT = 122 }
+
+--- Rust's io::Error display (`<strerror> (os error N)`) of a C core error
+-- (`"op path: strerror", "ENAME"`).
+function reader.os_error_text(msg, ename)
+  local text = tostring(msg):match(".*: (.-)$") or tostring(msg)
+  local n = ERRNO[ename]
+  if n then return string.format("%s (os error %d)", text, n) end
+  return text
+end
+
+-- Rust's io::Error display for a frames status.
 local function os_text(status)
   if status.status == "missing" then return "No such file or directory (os error 2)" end
   return status.message or status.errno or "unknown I/O error"
@@ -35,8 +48,11 @@ end
 local function status_error(st)
   if st.status == "end" then return nil end
   if CORRUPTION[st.status] then return reader.corruption(st.offset, st.status, st.detail) end
-  return errors.new("IoError", { offset = st.offset, errno = st.errno or
-    (st.status == "missing" and "ENOENT") or nil }, "I/O error: " .. os_text(st))
+  if st.status == "missing" then
+    return errors.new("IoError", { offset = 0, errno = "ENOENT" },
+      "I/O error when opening WAL file: " .. os_text(st))
+  end
+  return errors.new("IoError", { offset = st.offset, errno = st.errno }, "I/O error: " .. os_text(st))
 end
 
 --- Scans a log from offset 0.
@@ -138,7 +154,7 @@ reader.Reader = Reader
 function reader.open(path, opts)
   local log, msg, ename = core.log_open(path, { readonly = true, create = false })
   if not log then
-    local text = ename == "ENOENT" and "No such file or directory (os error 2)" or msg
+    local text = reader.os_error_text(msg, ename)
     return nil, errors.new("IoError", { errno = ename }, "I/O error when opening WAL file: " .. text)
   end
   return setmetatable({
