@@ -415,7 +415,8 @@ static int decode_node(dctx *d, int ni, int depth) {
   uint64_t v;
   size_t n;
   if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
-  if (!lua_checkstack(L, 8)) return fail(&d->c, "out of Lua stack");
+  /* each level pushes at most 3 values: reserve for 4 levels at a time */
+  if ((depth & 3) == 0 && !lua_checkstack(L, 16)) return fail(&d->c, "out of Lua stack");
   switch (nd->kind) {
     case K_U8:
       if (d->p >= d->end) return fail(&d->c, E_END);
@@ -487,10 +488,9 @@ static int decode_node(dctx *d, int ni, int depth) {
       lua_createtable(L, 0, nd->n);
       for (i = 0; i < nd->n; i++) {
         const pc_item *it = &d->c.s->items[nd->a + i];
-        if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
-        if (lua_isnil(L, -1)) { lua_pop(L, 1); continue; }
         push_ref(&d->c, it->name);
-        lua_insert(L, -2);
+        if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+        if (lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
         lua_rawset(L, -3);
       }
       if (nd->check && run_check(&d->c, nd->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
