@@ -77,6 +77,7 @@ int aqs_u64_tostring(lua_State *L);
 
 /* Metatable set-up for userdata types, called once from luaopen. */
 void aqs_atomic_writer_init(lua_State *L);
+void aqs_frame_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
 

@@ -42,6 +42,7 @@ static const luaL_Reg core_funcs[] = {
 
 int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_atomic_writer_init(L);
+  aqs_frame_init(L);
   aqs_json_schema_init(L);
   aqs_framed_log_init(L);
   aqs_postcard_init(L);

@@ -210,6 +210,23 @@ int aqs_read_payload(lua_State *L, int fd, uint64_t off, int seq, uint32_t len, 
   return 1;
 }
 
+#define FD_MT "actionqueue.storage.fd"
+
+/* The descriptor lives in a userdata so that a memory error while the payload is
+ * being allocated (a longjmp) cannot leak it: __gc closes it. */
+static int fdbox_gc(lua_State *L) {
+  int *fd = (int *)luaL_checkudata(L, 1, FD_MT);
+  if (*fd >= 0) { (void)aqs_close(*fd); *fd = -1; }
+  return 0;
+}
+
+void aqs_frame_init(lua_State *L) {
+  luaL_newmetatable(L, FD_MT);
+  lua_pushcfunction(L, fdbox_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
+}
+
 /* frame_read(path [, opts]) -> result table; "missing" for ENOENT. */
 int aqs_frame_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -219,7 +236,11 @@ int aqs_frame_read(lua_State *L) {
   uint32_t len = 0;
   uint64_t got = 0;
   int64_t r;
-  int fd = aqs_open(path, O_RDONLY, 0);
+  int *box = (int *)lua_newuserdatauv(L, sizeof(int), 0);
+  int fd;
+  *box = -1;
+  luaL_setmetatable(L, FD_MT);
+  fd = *box = aqs_open(path, O_RDONLY, 0);
   if (fd < 0) {
     if (errno == ENOENT) new_result(L, "missing", 0);
     else aqs_push_io_result(L, errno, 0);
@@ -235,6 +256,7 @@ int aqs_frame_read(lua_State *L) {
     else finish(L, h, len);
   }
   /* A read-only descriptor has nothing left to lose on close. */
+  *box = -1;
   (void)aqs_close(fd);
   return 1;
 }
