@@ -164,12 +164,14 @@ local function resolve_task(v, path, ctx)
   return v
 end
 
+-- Priority of a built task (by id), 0 when unknown; the index is made once, after the
+-- task list has been built (runs come after tasks in schema order).
 local function task_priority(ctx, task_id)
-  local key = uuid.normalize(task_id)
-  for _, t in ipairs(ctx.root.tasks or {}) do
-    if t.task_spec.id == key then return t.task_spec.metadata.priority end
+  if not ctx.priority then
+    ctx.priority = {}
+    for _, t in ipairs(ctx.root.tasks or {}) do ctx.priority[t.task_spec.id] = t.task_spec.metadata.priority end
   end
-  return 0
+  return ctx.priority[uuid.normalize(task_id) or task_id] or 0
 end
 
 pre[S.Run] = function(v, ctx, path)
