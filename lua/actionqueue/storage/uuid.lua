@@ -28,13 +28,13 @@ local function random_bytes(n)
   return s
 end
 
+local HEX_FORMAT = "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"
+
 --- Formats 16 raw bytes as a lower-case hyphenated UUID.
 -- @tparam string b 16 bytes
 function uuid.from_bytes(b)
   assert(type(b) == "string" and #b == 16, "uuid.from_bytes: 16 bytes expected")
-  local hex = (b:gsub(".", function(c) return string.format("%02x", c:byte()) end))
-  return hex:sub(1, 8) .. "-" .. hex:sub(9, 12) .. "-" .. hex:sub(13, 16) .. "-"
-    .. hex:sub(17, 20) .. "-" .. hex:sub(21, 32)
+  return string.format(HEX_FORMAT, b:byte(1, 16))
 end
 
 --- The 16 raw bytes of a UUID in any accepted spelling (nil, err when invalid).
@@ -46,10 +46,9 @@ end
 
 --- A random (version 4, RFC 4122 variant) UUID, lower-case hyphenated.
 function uuid.v4()
-  local b = { random_bytes(16):byte(1, 16) }
-  b[7] = (b[7] & 0x0f) | 0x40
-  b[9] = (b[9] & 0x3f) | 0x80
-  return uuid.from_bytes(string.char(table.unpack(b)))
+  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16 = random_bytes(16):byte(1, 16)
+  return string.format(HEX_FORMAT, b1, b2, b3, b4, b5, b6, (b7 & 0x0f) | 0x40, b8,
+    (b9 & 0x3f) | 0x80, b10, b11, b12, b13, b14, b15, b16)
 end
 
 -- The reference's error detail for a string matching none of the four forms.

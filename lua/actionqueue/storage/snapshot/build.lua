@@ -43,9 +43,19 @@ local function fail(path, message)
   error(setmetatable({ path = path, message = message }, Fail), 0)
 end
 
-local function join(path, name)
-  if path == "" then return name end
-  return path .. "." .. name
+-- Paths are built lazily: a node `{up = parent, key = name_or_index}` (nil = root) that
+-- becomes text ("tasks[2].task_spec.id") only when an error is reported.
+local function text(path)
+  if path == nil then return "" end
+  if type(path) == "string" then return path end
+  local up = text(path.up)
+  if math.type(path.key) == "integer" then return string.format("%s[%d]", up, path.key) end
+  if up == "" then return path.key end
+  return up .. "." .. path.key
+end
+
+local function join(path, key)
+  return { up = path, key = key }
 end
 
 local function show(v)
@@ -88,6 +98,10 @@ local function nest(v, key, rec, extra)
   outer[key] = inner
   return outer
 end
+
+-- Shortest valid history of each state (computed once).
+local SHORTEST = {}
+for _, state in ipairs(sm.states) do SHORTEST[state] = sm.path("Scheduled", state) end
 
 local function set_default(v, k, d)
   if v[k] == nil then v[k] = d end
@@ -190,7 +204,7 @@ pre[S.Run] = function(v, ctx, path)
   end
   if type(v.attempts) == "table" then set_default(ri, "attempt_count", #v.attempts) end
   if v.state_history == nil then
-    local states = sm.path("Scheduled", ri.state)
+    local states = SHORTEST[ri.state]
     if states then
       local h = {}
       for i, s in ipairs(states) do
@@ -275,14 +289,13 @@ local function coerce_record(rec, v, path, ctx)
   local out = {}
   if rec == S.Snapshot then ctx.root = out end
   for _, f in ipairs(rec.fields) do
-    local fp = join(path, f.name)
     local x = v[f.name]
     if x == nil then
       x = dsl.default_of(f)
       if x == nil then x = generic_default(rec, f, ctx) end
-      if x == nil and f.type.kind ~= "option" then fail(fp, "missing field") end
+      if x == nil and f.type.kind ~= "option" then fail(join(path, f.name), "missing field") end
     end
-    out[f.name] = coerce(f.type, x, fp, ctx)
+    out[f.name] = coerce(f.type, x, path, f.name, ctx)
   end
   if rec.check then
     local msg = rec.check(out)
@@ -317,7 +330,7 @@ local function coerce_enum(enum, v, path, ctx)
   if payload == nil then
     fail(path, string.format("variant `%s` needs a value: {%s = ...}", name, name))
   end
-  local out = { [name] = coerce(var.type, payload, join(path, name), ctx) }
+  local out = { [name] = coerce(var.type, payload, path, name, ctx) }
   if var.check then
     local msg = var.check(out)
     if msg then fail(path, msg) end
@@ -325,49 +338,52 @@ local function coerce_enum(enum, v, path, ctx)
   return out
 end
 
-coerce = function(t, v, path, ctx)
+coerce = function(t, v, up, key, ctx)
   local k = t.kind
+  -- scalars make their path node only when they fail
+  local path
+  if k == "record" or k == "list" or k == "enum" or k == "bytes" then path = join(up, key) end
   if k == "record" then return coerce_record(t, v, path, ctx) end
   if k == "enum" then return coerce_enum(t, v, path, ctx) end
   if k == "option" then
     if v == nil then return nil end
-    return coerce(t.of, v, path, ctx)
+    return coerce(t.of, v, up, key, ctx)
   end
   if k == "list" then
     if type(v) ~= "table" then expected(path, "a list", v) end
     local n = #v
-    for key in pairs(v) do
-      if math.type(key) ~= "integer" or key < 1 or key > n then
-        fail(path, "expected a list, got a table with key " .. show(key))
+    for i in pairs(v) do
+      if math.type(i) ~= "integer" or i < 1 or i > n then
+        fail(path, "expected a list, got a table with key " .. show(i))
       end
     end
     local out = {}
-    for i = 1, n do out[i] = coerce(t.of, v[i], string.format("%s[%d]", path, i), ctx) end
+    for i = 1, n do out[i] = coerce(t.of, v[i], path, i, ctx) end
     return out
   end
   if k == "id" then
-    if type(v) ~= "string" then expected(path, t.name .. " (a UUID string)", v) end
+    if type(v) ~= "string" then expected(join(up, key), t.name .. " (a UUID string)", v) end
     local id, err = uuid.normalize(v)
-    if not id then fail(path, err) end
+    if not id then fail(join(up, key), err) end
     return id
   end
   if k == "u64" then
     local n = type(v) == "number" and math.tointeger(v) or (type(v) == "string" and parse_u64(v))
-    if not n or (type(v) == "number" and n < 0) then expected(path, "u64", v) end
+    if not n or (type(v) == "number" and n < 0) then expected(join(up, key), "u64", v) end
     return n
   end
   if t.min then -- u8, u16, u32, i32
     local n = type(v) == "number" and math.tointeger(v)
-    if not n or n < t.min or n > t.max then expected(path, k, v) end
+    if not n or n < t.min or n > t.max then expected(join(up, key), k, v) end
     return n
   end
   if k == "bool" then
-    if type(v) ~= "boolean" then expected(path, "bool", v) end
+    if type(v) ~= "boolean" then expected(join(up, key), "bool", v) end
     return v
   end
   if k == "string" then
-    if type(v) ~= "string" then expected(path, "string", v) end
-    if not utf8.len(v) then fail(path, "expected a UTF-8 string") end
+    if type(v) ~= "string" then expected(join(up, key), "string", v) end
+    if not utf8.len(v) then fail(join(up, key), "expected a UTF-8 string") end
     return v
   end
   if k == "bytes" then
@@ -376,7 +392,7 @@ coerce = function(t, v, path, ctx)
     local b = {}
     for i = 1, #v do
       local n = math.type(v[i]) == "integer" and v[i] or nil
-      if not n or n < 0 or n > 255 then expected(string.format("%s[%d]", path, i), "u8", v[i]) end
+      if not n or n < 0 or n > 255 then expected(join(path, i), "u8", v[i]) end
       b[i] = string.char(n)
     end
     return table.concat(b)
@@ -393,11 +409,12 @@ end
 function M.build(t, opts)
   if t == nil then t = {} end
   local ctx = { timestamp = 0 }
-  local ok, res = pcall(coerce, S.root, t, "", ctx)
+  local ok, res = pcall(coerce_record, S.root, t, nil, ctx)
   if not ok then
     if getmetatable(res) ~= Fail then error(res, 0) end
-    local msg = res.path == "" and res.message or (res.path .. ": " .. res.message)
-    return nil, errors.new("BuildError", { path = res.path }, msg)
+    local path = text(res.path)
+    local msg = path == "" and res.message or (path .. ": " .. res.message)
+    return nil, errors.new("BuildError", { path = path }, msg)
   end
   if not (opts and opts.validate == false) then
     local valid, v = validate.validate(res)
