@@ -233,3 +233,36 @@ describe("core.frames", function()
     end
   end)
 end)
+
+describe("core framing on random input", function()
+  local dir
+  before_each(function() dir = fault.tmpdir("rand") end)
+  after_each(function() fault.rmdir(dir) end)
+
+  it("always classifies, never crashes, and agrees between string and file", function()
+    local known = { ["end"] = true, incomplete_header = true, incomplete_payload = true,
+                    unsupported_version = true, crc_mismatch = true, decode_failure = true }
+    local fknown = { ok = true, empty = true, short_header = true, bad_version = true,
+                     too_long = true, short_payload = true, crc_mismatch = true }
+    for n = 1, 300 do
+      local bytes = {}
+      local len = n % 40
+      for i = 1, len do bytes[i] = string.char(math.random(0, 255)) end
+      -- bias towards plausible headers so the deeper checks are reached too
+      if n % 3 == 0 and len >= 12 then
+        bytes[1], bytes[2], bytes[3], bytes[4] = "\5", "\0", "\0", "\0"
+        bytes[5], bytes[6], bytes[7], bytes[8] = string.char(math.random(0, 30)), "\0", "\0", "\0"
+      end
+      local data = table.concat(bytes)
+      put(dir .. "/r", data)
+      for _, order in ipairs({ "reader", "writer_open", "buffer" }) do
+        local _, st = walk(dir .. "/r", { order = order })
+        assert.is_true(known[st.status], st.status)
+        assert.is_true(st.offset >= 0 and st.offset <= #data)
+      end
+      local a = core.frame_decode(data, { version = 5 })
+      assert.is_true(fknown[a.status], a.status)
+      assert.same(a, core.frame_read(dir .. "/r", { version = 5 }))
+    end
+  end)
+end)
