@@ -122,7 +122,7 @@ int aqs_atomic_writer(lua_State *L) {
   if (!w->path || !w->dir || !w->tmp) return luaL_error(L, "out of memory");
   memcpy(w->tmp, path, n);
   memcpy(w->tmp + n, ".tmp", 5);
-  w->fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  w->fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);  /* umask applies, as for Rust File::create */
   if (w->fd < 0) return aqs_push_ioerr(L, "open", w->tmp, errno);
   w->state = AW_OPEN;
   w->tmp_live = 1;

@@ -81,7 +81,7 @@ int aqs_log_open(lua_State *L) {
   if ((g->path = dupstr(path)) == NULL) return luaL_error(L, "out of memory");
   flags = readonly ? O_RDONLY : (O_RDWR | (create ? O_CREAT : 0));
   g->readonly = readonly;
-  g->fd = aqs_open(path, flags, 0644);
+  g->fd = aqs_open(path, flags, 0666);
   if (g->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
   if (aqs_fstat(g->fd, &st) < 0) {
     int e = errno;
