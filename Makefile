@@ -16,6 +16,7 @@ HDRS       := $(wildcard csrc/*.h)
 BUILD      ?= build
 MODULE     := $(BUILD)/actionqueue/storage/core.so
 FAULTSHIM  := $(BUILD)/faultshim.so
+IOTEST     := build-iotest/actionqueue/storage/core.so
 ROCKSPEC   := rockspec/actionqueue-storage-scm-1.rockspec
 
 # Sanitizer build: gcc's runtimes are preloaded into the (uninstrumented) lua5.4.
@@ -40,11 +41,11 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all build rockspec deps test lint spec demo bench sanitize valgrind install docs repl clean fuzz crash faults
+.PHONY: all build rockspec deps test lint spec demo bench sanitize valgrind install docs repl clean fuzz fuzz-build crash faults
 
 all: build
 
-build: $(MODULE) $(FAULTSHIM) rockspec
+build: $(MODULE) $(FAULTSHIM) $(IOTEST) rockspec
 
 $(MODULE): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -54,6 +55,12 @@ $(MODULE): $(SRCS) $(HDRS) Makefile
 $(FAULTSHIM): spec/support/faultshim.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c99 -D_GNU_SOURCE -fPIC $(WARN) -O2 -g -shared -o $@ $< -ldl
+
+# Test-only core with the power-loss model (spec/support/powerloss.c, -DAQS_IO_TEST);
+# the normal module above never contains the hook.
+$(IOTEST): $(SRCS) $(HDRS) spec/support/powerloss.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DAQS_IO_TEST -shared -o $@ $(SRCS) spec/support/powerloss.c $(LDFLAGS) $(LDLIBS)
 
 # The rockspec's module list is derived from csrc/*.c and lua/**/*.lua.
 rockspec:
@@ -97,6 +104,34 @@ sanitize: $(FAULTSHIM)
 # The busted suite under memcheck: no errors, no definitely lost blocks.
 valgrind: build
 	AQS_UNDER_VALGRIND=1 $(VALGRIND) $(VG_FLAGS) $(LUA) /usr/bin/busted --ignore-lua $(BUSTED_ARGS)
+
+# libFuzzer targets (fuzz/harness.c + fuzz/<target>.lua), one per untrusted decoder.
+# `make fuzz FUZZ_SECONDS=600` runs each for that long; crash inputs land in
+# spec/regressions/<target>/ and the executions in $(FUZZ_DIR)/census.txt.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_DIR     := build-fuzz
+FUZZ_TARGETS ?= frame snapshot_json wal_postcard
+FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
+AQ_FIXTURES  ?= $(CURDIR)/../shared/fixtures
+
+$(FUZZ_DIR)/fuzz_%: fuzz/harness.c fuzz/%.lua $(SRCS) $(HDRS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) -std=c99 -D_GNU_SOURCE $(FUZZ_FLAGS) $(LUA_INC) -DAQS_FUZZ_TARGET='"$*"' \
+	  -DAQS_ROOT='"$(CURDIR)"' -o $@ fuzz/harness.c $(SRCS) -llua5.4 -lz -lm
+
+fuzz-build: $(addprefix $(FUZZ_DIR)/fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(AQ_FIXTURES) $(FUZZ_TARGETS)
+
+# Long reliability loops (make test runs small slices of the same specs).
+crash: build
+	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua
+
+faults: build
+	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua
 
 # luarocks builds in place; its objects are removed afterwards.
 install: deps build
