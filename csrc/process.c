@@ -8,6 +8,7 @@
  * append-only file. Errors follow the io.open convention: nil, "op path: strerror", "ENAME".
  */
 #include "aqs.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -264,10 +265,7 @@ int aqs_proc_open(lua_State *L) {
   if (mode == 0) flags |= O_WRONLY | O_CREAT | O_APPEND;
   else if (mode == 1) flags |= O_WRONLY | O_CREAT | O_TRUNC;
   else flags |= O_RDONLY | O_DIRECTORY;
-  int fd;
-  do {
-    fd = open(path, flags, 0644);
-  } while (fd < 0 && errno == EINTR);
+  int fd = aqs_open(path, flags, 0644);   /* io.c: EINTR loop, test hooks */
   if (fd < 0) return push_error(L, "open", path, errno);
   lua_pushinteger(L, fd);
   return 1;
@@ -276,11 +274,7 @@ int aqs_proc_open(lua_State *L) {
 /* proc_fsync(fd) -> true | nil, msg, ENAME */
 int aqs_proc_fsync(lua_State *L) {
   int fd = check_fd(L, 1);
-  int r;
-  do {
-    r = fsync(fd);
-  } while (r != 0 && errno == EINTR);
-  if (r != 0) return push_error(L, "fsync", NULL, errno);
+  if (aqs_fsync(fd) != 0) return push_error(L, "fsync", NULL, errno);
   lua_pushboolean(L, 1);
   return 1;
 }

@@ -51,8 +51,28 @@ function appender.open(path, opts)
   local sync = opts.sync or "always"
   assert(SYNC[sync], "appender.open: sync must be always, batch or none")
   local prefix = "I/O error when opening or bootstrapping WAL file: "
+  local probe = io.open(path, "rb")
+  if probe then probe:close() end
   local log, msg, ename = core.log_open(path, { create = true })
   if not log then return nil, io_error(prefix, msg, ename) end
+  if not probe then
+    -- A new file's name is durable only once its directory is synced; without this a
+    -- power loss can drop the whole WAL although every append was fdatasync'ed
+    -- (found by spec/reliability_powerloss_spec.lua).
+    local dir = path:match("^(.*)/[^/]*$") or "."
+    local fd
+    fd, msg, ename = core.proc_open(dir == "" and "/" or dir, "directory")
+    if fd then
+      local ok
+      ok, msg, ename = core.proc_fsync(fd)
+      core.proc_close(fd)
+      if not ok then fd = nil end
+    end
+    if not fd then
+      log:close()
+      return nil, io_error(prefix, msg, ename)
+    end
+  end
   local summary = reader.scan(log, { order = "writer_open", workflow = opts.workflow })
   local err, truncated = summary.error, nil
   if err and err.kind ~= "Corruption" then
