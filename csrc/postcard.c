@@ -15,6 +15,9 @@
  *   needs is materialised) and returns consumed, then the root record's scalar
  *   fields and enum variant names: for WalEvent `consumed, sequence, "Variant"`.
  * postcard_encode(value, type [, opts]) -> string | nil, message
+ *   opts.frame = version prepends the 12-byte frame header (version, length, CRC);
+ *   opts.many = true encodes every element of the list `value` back to back and
+ *   returns one string, or nil, message, index of the failing element.
  *
  * Never raises on bad input bytes; raises only on API misuse (not a schema table).
  */
@@ -922,12 +925,42 @@ static int encode_node(ectx *e, int ni, int depth) {
   }
 }
 
+/* Encodes the value on top of the stack, framed (12-byte header: version, length, CRC
+ * of the payload) when frame >= 0.  0 ok, -1 error. */
+static int encode_one(ectx *e, lua_Integer frame) {
+  size_t start = e->b->n, len;
+  if (frame >= 0) {
+    if (reserve(e, 12) < 0) return -1;
+    e->b->n += 12;
+  }
+  if (encode_node(e, 0, 0) < 0) return -1;
+  if (frame >= 0) {
+    unsigned char *h = e->b->p + start;
+    len = e->b->n - start - 12;
+    if (len > 0xFFFFFFFFu) return fail(&e->c, "payload too large");
+    aqs_put_u32le(h, (uint32_t)frame);
+    aqs_put_u32le(h + 4, (uint32_t)len);
+    aqs_put_u32le(h + 8, aqs_crc32_update(0, h + 12, len));
+  }
+  return 0;
+}
+
 int aqs_postcard_encode(lua_State *L) {
   pc_schema *s;
   ectx e;
-  int base;
+  int base, many = 0;
+  lua_Integer frame = -1, i = 0, count = 0;
   luaL_checkany(L, 1);
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (lua_getfield(L, 3, "frame") != LUA_TNIL) {
+      frame = luaL_checkinteger(L, -1);
+      luaL_argcheck(L, frame >= 0 && frame <= 0xFFFFFFFFLL, 3, "opts.frame must be a u32 version");
+    }
+    if (lua_getfield(L, 3, "many") != LUA_TNIL) many = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  if (many) luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 3);
   e.b = (pc_buf *)lua_newuserdatauv(L, sizeof(pc_buf), 0);   /* 4: buffer box */
   memset(e.b, 0, sizeof *e.b);
@@ -935,14 +968,26 @@ int aqs_postcard_encode(lua_State *L) {
   s = get_schema(L, 2);
   setup_ctx(L, &e.c, s, lua_isnil(L, 3) ? 0 : 3);
   base = lua_gettop(L);
-  lua_pushvalue(L, 1);
-  if (encode_node(&e, 0, 0) < 0) {
+  if (many) {
+    count = (lua_Integer)lua_rawlen(L, 1);
+    for (i = 1; i <= count; i++) {
+      lua_rawgeti(L, 1, i);
+      if (encode_one(&e, frame) < 0) break;
+      lua_pop(L, 1);
+    }
+  } else {
+    lua_pushvalue(L, 1);
+    if (encode_one(&e, frame) == 0) i = count + 1;
+  }
+  if (i <= count) {
     lua_settop(L, base);
     lua_pushnil(L);
     lua_pushstring(L, e.c.err ? e.c.err : "encode error");
-    return 2;
+    if (!many) return 2;
+    lua_pushinteger(L, i);
+    return 3;
   }
-  lua_pushlstring(L, (const char *)e.b->p, e.b->n);
+  lua_pushlstring(L, e.b->p ? (const char *)e.b->p : "", e.b->n);
   free(e.b->p);
   e.b->p = NULL;
   return 1;

@@ -225,6 +225,18 @@ describe("wal codec", function()
       local _, err = enc({ sequence = 1, event = { EnginePaused = {} } })
       assert.matches("^WAL encode serialization error: ", err)
     end)
+    it("frames records in one call, singly or many (error names the index)", function()
+      local a = { sequence = 7, event = { EnginePaused = { timestamp = 1700000000 } } }
+      local b = { sequence = 8, event = { EngineResumed = { timestamp = 1 } } }
+      local ra, rb = assert(codec.encode_record(a)), assert(codec.encode_record(b))
+      assert.equal(core.frame_encode(5, assert(codec.encode_payload(a))), ra)
+      assert.equal(ra .. rb, codec.encode_records { a, b })
+      assert.equal("", codec.encode_records {})
+      local ok, err, index = codec.encode_records { a, { sequence = 9, event = { EngineResumed = {} } } }
+      assert.is_nil(ok)
+      assert.matches("timestamp", err)
+      assert.equal(2, index)
+    end)
     it("raises only on API misuse", function()
       assert.has_error(function() core.postcard_decode("x", {}) end)
     end)

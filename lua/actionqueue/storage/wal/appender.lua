@@ -119,15 +119,17 @@ function Appender:_usable()
   return true
 end
 
+local function sequence_violation(last, seq)
+  return errors.new("SequenceViolation",
+    { expected = appender.next_sequence(last), got = seq },
+    string.format("Sequence violation: expected %s, got %s",
+      u64s(appender.next_sequence(last)), math.type(seq) == "integer" and u64s(seq) or tostring(seq)))
+end
+
 -- Sequence check + encoding of one event: record bytes | nil, err.
 function Appender:_encode(event, last)
   local seq = event.sequence
-  if math.type(seq) ~= "integer" or not math.ult(last, seq) then
-    return nil, errors.new("SequenceViolation",
-      { expected = appender.next_sequence(last), got = seq },
-      string.format("Sequence violation: expected %s, got %s",
-        u64s(appender.next_sequence(last)), math.type(seq) == "integer" and u64s(seq) or tostring(seq)))
-  end
+  if math.type(seq) ~= "integer" or not math.ult(last, seq) then return nil, sequence_violation(last, seq) end
   local rec, eerr = codec.encode_record(event, self.opts)
   if not rec then return nil, errors.new("EncodeError", nil, "Encode error: " .. eerr) end
   return rec
@@ -183,20 +185,20 @@ end
 function Appender:append_batch(events)
   local ok, err = self:_usable()
   if not ok then return nil, err end
-  local parts, last = {}, self.sequence
-  for i = 1, #events do
-    local rec
-    rec, err = self:_encode(events[i], last)
-    if not rec then return nil, err end
-    parts[i] = rec
-    last = events[i].sequence
+  local last, n = self.sequence, #events
+  for i = 1, n do
+    local seq = events[i].sequence
+    if math.type(seq) ~= "integer" or not math.ult(last, seq) then return nil, sequence_violation(last, seq) end
+    last = seq
   end
-  if #parts == 0 then return self.sequence end
-  ok, err = self:_write(table.concat(parts))
+  if n == 0 then return self.sequence end
+  local bytes, eerr = codec.encode_records(events, self.opts)
+  if not bytes then return nil, errors.new("EncodeError", nil, "Encode error: " .. eerr) end
+  ok, err = self:_write(bytes)
   if not ok then return nil, err end
   self.sequence = last
-  self.appends_ok = self.appends_ok + #parts
-  self.pending = self.pending + #parts
+  self.appends_ok = self.appends_ok + n
+  self.pending = self.pending + n
   if self.sync_policy ~= "none" then
     ok, err = self:_sync()
     if not ok then return nil, err end

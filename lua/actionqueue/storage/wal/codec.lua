@@ -11,7 +11,7 @@ codec.FRAME_VERSION = W.FRAME_VERSION
 codec.MAX_PAYLOAD = W.MAX_PAYLOAD
 codec.HEADER_SIZE = 12
 
-local decode, encode, frame_encode = core.postcard_decode, core.postcard_encode, core.frame_encode
+local decode, encode = core.postcard_decode, core.postcard_encode
 local WalEvent = W.WalEvent
 local NO_FEATURES = {}
 
@@ -57,12 +57,29 @@ function codec.encode_payload(event, opts)
   return bytes
 end
 
---- Encodes an event to a complete framed record (header .. payload).
+local FRAME, FRAME_WORKFLOW = { frame = W.FRAME_VERSION }, { frame = W.FRAME_VERSION, features = { workflow = true } }
+local MANY, MANY_WORKFLOW = { frame = W.FRAME_VERSION, many = true },
+  { frame = W.FRAME_VERSION, many = true, features = { workflow = true } }
+
+local function workflow(opts)
+  local o = codec.options(opts)
+  return o.features and o.features.workflow
+end
+
+--- Encodes an event to a complete framed record (header .. payload), in one C call.
 -- @return string | nil, message
 function codec.encode_record(event, opts)
-  local payload, err = codec.encode_payload(event, opts)
-  if not payload then return nil, err end
-  return frame_encode(W.FRAME_VERSION, payload)
+  local rec, err = encode(event, WalEvent, workflow(opts) and FRAME_WORKFLOW or FRAME)
+  if not rec then return nil, "WAL encode serialization error: " .. err end
+  return rec
+end
+
+--- Encodes a list of events to their framed records, back to back, in one C call.
+-- @return string | nil, message, index of the failing event
+function codec.encode_records(events, opts)
+  local recs, err, index = encode(events, WalEvent, workflow(opts) and MANY_WORKFLOW or MANY)
+  if not recs then return nil, "WAL encode serialization error: " .. err, index end
+  return recs
 end
 
 --- The variant name of an event (`"TaskCreated"`, ...).
