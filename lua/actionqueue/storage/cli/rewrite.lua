@@ -25,6 +25,9 @@ function M.run(args)
     return cli.BAD
   end
   local ok
+  -- Free the loader's payload string before encoding: the peak memory of a large rewrite
+  -- is then the document plus one output chunk, not document + payload + chunks.
+  collectgarbage()
   -- `snap` was validated by the loader and is unchanged: no second §6 pass
   ok, err = snapshot.write(args.output, snap, { validated = true })
   if not ok then
