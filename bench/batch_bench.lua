@@ -1,6 +1,9 @@
 -- Batch runner throughput: 1,000 small snapshot `check` jobs with -j 1 and -j 2, and the
 -- per-job overhead over checking the same file directly (in-process, and as one
 -- `aqstore check FILE` process). Not a test: it prints figures.
+-- The -j 1 / -j 2 pair is also run with a --report (journal appended while running); the
+-- runner's own CPU time per job (os.clock of the main process) is the figure least
+-- disturbed by other load on the machine.
 -- Falls back to `verify` jobs while snapshot.load is not available.
 -- Env: BATCH_BENCH_JOBS (default 1000).
 local core = require "actionqueue.storage.core"
@@ -34,12 +37,13 @@ for i = 1, N do
   jobs[i] = { kind = kind, input = p }
 end
 
-local function run(j)
-  local t0 = core.proc_clock()
-  local res = assert(batch.run({ jobs = jobs, workers = j, progress = false }))
+local function run(j, with_report)
+  local rp = with_report and (dir .. "/report.json") or nil
+  local t0, c0 = core.proc_clock(), os.clock()
+  local res = assert(batch.run({ jobs = jobs, workers = j, progress = false, report = rp }))
   local dt = core.proc_clock() - t0
   assert(res.summary.ok == N, "every bench job should succeed")
-  return dt
+  return dt, (os.clock() - c0) / N * 1e3
 end
 
 -- direct, in-process: what one job costs without the runner
@@ -56,12 +60,17 @@ end
 local per_process = (core.proc_clock() - t0) / M
 
 run(1) -- warm-up (page cache)
-local t1 = run(1)
-local t2 = run(2)
+local t1, c1 = run(1)
+local t2, c2 = run(2)
+local r1, rc1 = run(1, true)
+local r2, rc2 = run(2, true)
 print(string.format("batch bench: %d %s jobs on %s (%d bytes each), %d cores", N, kind,
   file:match("[^/]+$"), #data, core.proc_info().cpus))
 print(string.format("  -j 1: %.3fs  %.0f jobs/s", t1, N / t1))
 print(string.format("  -j 2: %.3fs  %.0f jobs/s  (speed-up %.2fx)", t2, N / t2, t1 / t2))
+print(string.format("  with --report (journal): -j 1: %.3fs  -j 2: %.3fs  (speed-up %.2fx)", r1, r2, r1 / r2))
+print(string.format("  runner (main process) CPU per job: -j 1 %.4f ms, -j 2 %.4f ms; with --report %.4f / %.4f ms",
+  c1, c2, rc1, rc2))
 print(string.format("  direct in-process job: %.3f ms; batch -j 1 per job: %.3f ms; overhead %.3f ms/job",
   direct * 1e3, t1 / N * 1e3, (t1 / N - direct) * 1e3))
 print(string.format("  one `aqstore %s FILE` process per file: %.2f ms/file (%.1fx the batch -j 1 cost)",

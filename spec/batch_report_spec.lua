@@ -27,6 +27,44 @@ describe("batch report", function()
     assert.is_nil(e.error)
   end)
 
+  it("an entry built from a worker's encoded tail encodes exactly as one encoded in the runner", function()
+    local job = { index = 7, input = "in/a.snap", kind = "rewrite", output = "out/a.snap" }
+    local result = { status = "ok", seconds = 0.25, bytes = 10, output_crc = 4294967295, tasks = 3, runs = 0 }
+    local plain = report.entry(job, result)
+    local tail = report.encode_tail(report.entry({}, result)) -- what the worker sends
+    assert.is_nil(tail:find("index", 1, true))
+    local viatail = report.entry(job, cjson.decode("{" .. tail .. "}"))
+    report.set_tail(viatail, tail)
+    assert.are.equal(report.encode_entry(plain), report.encode_entry(viatail))
+    assert.are.same(cjson.decode(report.encode_entry(plain)), cjson.decode(report.encode_entry(viatail)))
+  end)
+
+  it("the journal is group-committed: appended lines reach the file at commit, all in one go", function()
+    local name = os.tmpname()
+    os.remove(name) -- no final report: report.load reads the journal
+    local j = assert(report.journal(name))
+    local function lines()
+      local f = io.open(name .. ".journal", "rb")
+      local n = 0
+      for _ in f:read("a"):gmatch("[^\n]+") do n = n + 1 end
+      f:close()
+      return n
+    end
+    for i = 1, 3 do
+      assert.is_true(j.append(report.entry({ index = i, input = "x" .. i, kind = "verify" }, { status = "ok" })))
+    end
+    assert.are.equal(3, j.pending())
+    assert.are.equal(0, lines()) -- a kill now loses (only) this uncommitted group
+    assert.is_true(j.commit())
+    assert.are.equal(0, j.pending())
+    assert.are.equal(3, lines())
+    local entries = assert(report.load(name))
+    assert.are.same({ "x1", "x2", "x3" }, { entries[1].input, entries[2].input, entries[3].input })
+    assert.is_true(j.commit()) -- nothing pending: no-op
+    j.close(true)
+    assert.is_nil(io.open(name .. ".journal", "rb"))
+  end)
+
   it("merge keeps a success over a later failure of the same job and orders by index", function()
     local dir = os.tmpname()
     os.remove(dir)

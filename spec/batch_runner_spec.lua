@@ -88,6 +88,33 @@ describe("batch runner", function()
     assert.are.equal("ok", core.frame_decode(written, { version = 4 }).status)
   end)
 
+  it("a job killed for its timeout or by its worker's death leaves neither an output nor OUTPUT.tmp", function()
+    local lfs = require "lfs"
+    local big = H.fixture("valid_12_medium_1000.snap")
+    local jobs = {
+      -- a slow copy (10 steps of 0.5s) through the AtomicWriter, killed after 1s
+      { kind = "test", action = "copy", input = big, output = dir .. "/slow.snap", seconds = 5, timeout = 1 },
+      -- the worker exits in the middle of the copy
+      { kind = "test", action = "copy_crash", input = big, output = dir .. "/crash.snap" },
+      { kind = "test", action = "copy", input = big, output = dir .. "/fine.snap" },
+    }
+    H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
+    local code = H.run({ dir .. "/jobs.lua", "-j", "2", "--report", dir .. "/r.json", "-q" }, TEST_ENV)
+    assert.are.equal(1, code)
+    local by = {}
+    for _, e in ipairs(H.report(dir .. "/r.json").jobs) do by[e.output] = e end
+    local slow, crash, fine = by[dir .. "/slow.snap"], by[dir .. "/crash.snap"], by[dir .. "/fine.snap"]
+    assert.are.equal("Timeout", slow.error_kind)
+    assert.are.equal("timed out after 1s", slow.error)
+    assert.are.equal("WorkerCrash", crash.error_kind)
+    assert.are.equal("worker exited with code 3", crash.error)
+    assert.are.equal("ok", fine.status, tostring(fine.error))
+    for _, name in ipairs({ "slow.snap", "slow.snap.tmp", "crash.snap", "crash.snap.tmp", "fine.snap.tmp" }) do
+      assert.is_nil(lfs.attributes(dir .. "/" .. name), name .. " left behind")
+    end
+    assert.are.equal(H.read(big), (assert(H.read(dir .. "/fine.snap")):sub(13)))
+  end)
+
   it("exits 0 when every job succeeds, and the library returns the same classification", function()
     local good = frame_fixtures()
     local jobs = {}

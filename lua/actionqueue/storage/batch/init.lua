@@ -67,15 +67,36 @@ function batch.run(opts)
   local entries, todo = {}, {}
   local by_index = {}
   local prog = opts.progress ~= false and progress.new(#jobs, opts.progress or {}) or nil
-  local function record(job, result)
+  -- journal group commit: one write + fsync per group of finished jobs (report.journal)
+  local group_started
+  local function commit()
+    group_started = nil
+    local ok, jerr = journal.commit()
+    if not ok then io.stderr:write("batch: journal: ", tostring(jerr), "\n") end
+  end
+  local function record(job, result, tail)
     local e = report.entry(job, result)
+    if tail then report.set_tail(e, tail) end
     by_index[job] = e
     entries[#entries + 1] = e
     if journal then
-      local ok, jerr = journal.append(e)
-      if not ok then io.stderr:write("batch: journal: ", tostring(jerr), "\n") end
+      journal.append(e)
+      if journal.pending() >= report.GROUP then commit() end
     end
     if prog then prog.update(e) end
+  end
+  -- called by the pool once per wake-up: commits a group that is GROUP_SECONDS old
+  local function tick(now)
+    if not journal or journal.pending() == 0 then
+      group_started = nil
+      return nil
+    end
+    group_started = group_started or now
+    if now - group_started >= report.GROUP_SECONDS then
+      commit()
+      return nil
+    end
+    return group_started + report.GROUP_SECONDS
   end
   for _, job in ipairs(jobs) do
     local prev = opts.resume and resume.skippable(done, job)
@@ -96,7 +117,9 @@ function batch.run(opts)
     depth = opts.depth,
     lua = opts.lua,
     on_done = record,
+    on_tick = journal and tick or nil,
   })
+  if journal then commit() end
   if prog then prog.finish() end
   if not ok then
     if journal then journal.close(false) end

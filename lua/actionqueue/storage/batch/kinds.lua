@@ -189,9 +189,10 @@ function runners.test(job)
     -- blocks on the job pipe: the runner never writes to a busy worker
     io.stdin:read("a")
     return true
-  elseif action == "copy" then
+  elseif action == "copy" or action == "copy_crash" then
     -- reads the input and writes it to the output as one frame through the AtomicWriter,
-    -- slowly when `seconds` is set (a stand-in for rewrite jobs in kill/resume specs)
+    -- slowly when `seconds` is set (a stand-in for rewrite jobs in kill/resume specs);
+    -- `copy_crash` exits the worker half way, leaving the writer's temp file behind
     local f = assert(io.open(job.path, "rb"))
     local data = f:read("a")
     f:close()
@@ -202,6 +203,7 @@ function runners.test(job)
     local step = math.max(1, #data // 10)
     for i = 1, #data, step do
       assert(w:write(data:sub(i, i + step - 1)))
+      if action == "copy_crash" and i > #data // 2 then os.exit(3, false) end
       if job.seconds then os.execute(string.format("sleep %.3f", job.seconds / 10)) end
     end
     assert(w:finish_frame())

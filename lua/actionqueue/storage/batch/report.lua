@@ -3,8 +3,9 @@
 -- An entry has `input`, `kind`, `status` ("ok" | "failed" | "skipped"), `error` (text or
 -- null), `error_kind` (or null), `seconds`, `bytes`, and when present `output`,
 -- `output_crc` (CRC-32 of the file written), `input_size`/`input_mtime`/`input_crc`.
--- While a batch runs, each finished job is appended as one JSON line to `FILE.journal`
--- and fsynced; the final report is then written atomically and the journal removed.
+-- While a batch runs, each finished job is appended as one JSON line to `FILE.journal`,
+-- fsynced in groups (group commit, see `report.journal`); the final report is then written
+-- atomically and the journal removed.
 -- A batch killed midway therefore leaves `FILE.journal`, which `report.load` reads.
 -- @module actionqueue.storage.batch.report
 local cjson = require "cjson"
@@ -38,26 +39,57 @@ function report.entry(job, result)
   return e
 end
 
---- Encodes one entry as a single JSON object (keys in a stable order; `error` always present).
--- @tparam table e entry
--- @treturn string JSON text without newline
-function report.encode_entry(e)
-  local parts = {}
-  local function put(k, v)
-    parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(v)
-  end
-  for _, k in ipairs(ORDER) do
+-- Entries whose fields from `status` on arrived already encoded from a worker
+-- (`report.set_tail`): the text is reused instead of encoding the entry again.
+local tails = setmetatable({}, { __mode = "k" })
+local encoded = setmetatable({}, { __mode = "k" }) -- their whole text, once made
+
+local HEAD = { "index", "input", "kind", "output" }
+local NHEAD = #HEAD
+
+local function encode_fields(e, first, last, parts)
+  for i = first, last do
+    local k = ORDER[i]
     local v = e[k]
     if v == nil and (k == "error" or k == "error_kind") then v = cjson.null end
-    if v ~= nil then put(k, v) end
+    if v ~= nil then parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(v) end
   end
+  return parts
+end
+
+--- Encodes the fields of an entry from `status` on (no `index`, `input`, `kind`, `output`)
+-- as JSON object members without the braces: what a worker sends for a finished job.
+-- @tparam table e entry
+-- @treturn string
+function report.encode_tail(e)
+  local parts = encode_fields(e, NHEAD + 1, #ORDER, {})
   local extra = {}
   for k in pairs(e) do
     if not ORDERED[k] and type(k) == "string" then extra[#extra + 1] = k end
   end
   table.sort(extra)
-  for _, k in ipairs(extra) do put(k, e[k]) end
-  return "{" .. table.concat(parts, ",") .. "}"
+  for _, k in ipairs(extra) do parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(e[k]) end
+  return table.concat(parts, ",")
+end
+
+--- Records that `tail` (from `report.encode_tail`) is the encoding of entry `e` from
+-- `status` on, so `encode_entry(e)` reuses it. The entry must not be changed afterwards.
+function report.set_tail(e, tail)
+  tails[e] = tail
+end
+
+--- Encodes one entry as a single JSON object (keys in a stable order; `error` always present).
+-- @tparam table e entry
+-- @treturn string JSON text without newline
+function report.encode_entry(e)
+  local text = encoded[e]
+  if text then return text end
+  local tail = tails[e]
+  local parts = encode_fields(e, 1, NHEAD, {})
+  parts[#parts + 1] = tail or report.encode_tail(e)
+  text = "{" .. table.concat(parts, ",") .. "}"
+  if tail then encoded[e] = text end -- the journal line is reused by the final report
+  return text
 end
 
 --- Counts statuses.
@@ -123,9 +155,15 @@ function report.write_file(path, data)
   return true
 end
 
---- The journal of a report being written.
+--- The journal of a report being written (group commit).
+-- `append(entry)` only buffers the entry's line; `commit()` writes every buffered line with
+-- one write and makes them durable with one fsync. The runner commits a group when it is
+-- `GROUP` entries large or `GROUP_SECONDS` old, and before the final report, so a kill
+-- (even a power loss) loses at most the last uncommitted group: those jobs are not in the
+-- journal and `--resume` runs them again. A line is never in the journal before its job
+-- has finished.
 -- @tparam string path the report path (the journal is `path .. ".journal"`)
--- @treturn table journal with `append(entry)` and `close()`
+-- @treturn table journal with `append(entry)`, `commit()`, `pending()`, `close(remove)`
 -- @return nil, message
 function report.journal(path)
   local jpath = path .. ".journal"
@@ -137,8 +175,20 @@ function report.journal(path)
     core.proc_close(dfd)
   end
   local j = { path = jpath }
+  local buf, n = {}, 0
   function j.append(e)
-    local ok, werr = core.proc_write(fd, report.encode_entry(e) .. "\n")
+    n = n + 1
+    buf[n] = report.encode_entry(e)
+    return true
+  end
+  --- Number of entries appended but not committed yet.
+  function j.pending() return n end
+  function j.commit()
+    if n == 0 or not fd then return true end
+    buf[n + 1] = ""
+    local data = table.concat(buf, "\n", 1, n + 1)
+    buf, n = {}, 0
+    local ok, werr = core.proc_write(fd, data)
     if not ok then return nil, werr end
     return core.proc_fsync(fd)
   end
@@ -149,6 +199,8 @@ function report.journal(path)
   end
   return j
 end
+report.GROUP = 256
+report.GROUP_SECONDS = 0.05
 
 local function read_all(path)
   local f, err = io.open(path, "rb")

@@ -1,16 +1,30 @@
 --- Batch worker process: reads jobs from stdin, writes results to stdout.
--- Protocol: one JSON object per line each way. In: `{"id": N, "job": {...}}`.
--- Out: `{"id": N, "result": {...}}`. The worker lives for many jobs, so a batch pays the
--- interpreter start once per worker, not once per job. `print` and `io.write` go to stderr
--- so that nothing a job prints can corrupt the result stream.
+-- Line protocol, one line per job each way (the runner sends jobs in small batches, one
+-- write per batch; stdin is buffered, so a worker wakes once per batch):
+--
+-- * in: `ID TAB JOBJSON` (the job's plain fields, see `pool`);
+-- * out: `ID TAB TAIL` where `TAIL` is the job's report entry as written to the journal,
+--   from `"status"` on, without braces (`report.encode_tail`): the runner adds the job's
+--   `index`/`input`/`kind`/`output` in front and never re-encodes the entry. `seconds` is
+--   measured here, around the job alone.
+--
+-- A result line is written as soon as its job ends (one write each), so the runner always
+-- knows which job is running. When the runner is gone (the write fails) the worker exits:
+-- jobs it had queued are not run by an orphan. The worker lives for many jobs, so a batch
+-- pays the interpreter start once per worker, not once per job. `print` and `io.write` go
+-- to stderr so that nothing a job prints can corrupt the result stream.
 -- @module actionqueue.storage.batch.worker
 local worker = {}
 
 --- The worker's main loop; returns when stdin is closed.
 function worker.main()
-  local cjson = require "cjson"
+  local cjson = require "cjson.safe"
+  local core = require "actionqueue.storage.core"
   local kinds = require "actionqueue.storage.batch.kinds"
+  local report = require "actionqueue.storage.batch.report"
+  local clock = core.proc_clock
   local out = io.stdout
+  out:setvbuf("full")
   io.output(io.stderr)
   -- luacheck: push ignore 121 (print is redirected on purpose: stdout carries results)
   print = function(...)
@@ -20,21 +34,23 @@ function worker.main()
   end
   -- luacheck: pop
   for line in io.stdin:lines() do
-    local ok, msg = pcall(cjson.decode, line)
-    local reply
-    if ok and type(msg) == "table" and type(msg.job) == "table" then
+    local id, text = line:match("^(%d+)\t(.*)$")
+    local job = text and cjson.decode(text)
+    local res
+    if type(job) == "table" then
       -- cjson decodes every number as a float: give integral values back their integer type
-      for k, v in pairs(msg.job) do
-        if math.type(v) == "float" then msg.job[k] = math.tointeger(v) or v end
+      for k, v in pairs(job) do
+        if math.type(v) == "float" then job[k] = math.tointeger(v) or v end
       end
-      local res = kinds.run(msg.job)
-      reply = cjson.encode({ id = msg.id, result = res })
+      local t0 = clock()
+      res = kinds.run(job)
+      res.seconds = clock() - t0
     else
-      reply = cjson.encode({ id = ok and type(msg) == "table" and msg.id or cjson.null,
-        result = { status = "failed", error = "bad message to worker", error_kind = "InternalError" } })
+      res = { status = "failed", error = "bad message to worker", error_kind = "InternalError", seconds = 0 }
     end
-    out:write(reply, "\n")
-    out:flush()
+    local ok = out:write(id or "0", "\t", report.encode_tail(report.entry({}, res)), "\n")
+    if ok then ok = out:flush() end
+    if not ok then os.exit(1, false) end -- the runner is gone
   end
 end
 
