@@ -39,6 +39,23 @@ describe("batch report", function()
     assert.are.same(cjson.decode(report.encode_entry(plain)), cjson.decode(report.encode_entry(viatail)))
   end)
 
+  it("an ok entry kept encoded (lazy) reads, iterates and encodes like a decoded one", function()
+    local job = { index = 2, input = "a.snap", kind = "check" }
+    local result = { status = "ok", seconds = 0.5, bytes = 8095, input_crc = 3837591663, tasks = 12, runs = 0 }
+    local tail = report.encode_tail(report.entry({}, result))
+    local plain = report.entry(job, result)
+    local lazy = report.entry(job, { status = "ok", seconds = 0.5, bytes = 8095 })
+    report.set_tail(lazy, tail, true)
+    assert.are.equal(report.encode_entry(plain), report.encode_entry(lazy))
+    assert.is_nil(rawget(lazy, "tasks")) -- still encoded
+    assert.are.equal(12, lazy.tasks)
+    assert.are.equal("integer", math.type(lazy.input_crc))
+    local keys = {}
+    for k, v in pairs(lazy) do keys[k] = v end
+    assert.are.same(plain, keys)
+    assert.are.equal(report.encode_entry(plain), report.encode_entry(lazy))
+  end)
+
   it("the journal is group-committed: appended lines reach the file at commit, all in one go", function()
     local name = os.tmpname()
     os.remove(name) -- no final report: report.load reads the journal

@@ -74,9 +74,9 @@ function batch.run(opts)
     local ok, jerr = journal.commit()
     if not ok then io.stderr:write("batch: journal: ", tostring(jerr), "\n") end
   end
-  local function record(job, result, tail)
+  local function record(job, result, tail, lazy)
     local e = report.entry(job, result)
-    if tail then report.set_tail(e, tail) end
+    if tail then report.set_tail(e, tail, lazy) end
     by_index[job] = e
     entries[#entries + 1] = e
     if journal then

@@ -104,9 +104,10 @@ end
 -- jobs queued behind it go back to the pending list.
 -- @tparam table jobs normalised jobs
 -- @tparam table opts `workers` (count), `timeout` (seconds, default none), `depth`,
---   `lua` (interpreter), `on_done(job, result, tail)` called as each job finishes, in
+--   `lua` (interpreter), `on_done(job, result, tail, lazy)` called as each job finishes, in
 --   finishing order (`tail`: the worker's encoding of the entry from `status` on, when the
---   result came from a worker), `on_tick(now)` called once per wake-up, returns the time
+--   result came from a worker; `lazy`: `result` has only `status`, `seconds` and `bytes`,
+--   the rest is in `tail`, see `report.set_tail`), `on_tick(now)` called once per wake-up, returns the time
 --   it next wants to be called (or nil)
 -- @treturn boolean true
 -- @return nil, message when no worker could be started
@@ -148,9 +149,9 @@ function pool.run(jobs, opts)
     head.deadline = t and (now + t) or nil
   end
 
-  local function finish(job, result, tail)
+  local function finish(job, result, tail, lazy)
     remaining = remaining - 1
-    if opts.on_done then opts.on_done(job, result, tail) end
+    if opts.on_done then opts.on_done(job, result, tail, lazy) end
   end
 
   -- The worker is gone: its running job fails with `result`, the queued ones are retried.
@@ -227,11 +228,19 @@ function pool.run(jobs, opts)
     while #w.queue > 0 do
       local nl = buf:find("\n", pos, true)
       if not nl then break end
-      local tab = buf:find("\t", pos, true)
       local head = w.queue[1]
-      if tab and tab < nl and tonumber(buf:sub(pos, tab - 1)) == head.id then
-        local tail = buf:sub(tab + 1, nl - 1)
-        local result = decode_result(tail)
+      -- ID TAB STATUS TAB SECONDS TAB BYTES TAB TAIL (see worker)
+      local id, status, secs, bytes, t = buf:match("^(%d+)\t([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\t()", pos)
+      if id and t <= nl and tonumber(id) == head.id then
+        local tail = buf:sub(t, nl - 1)
+        local result, lazy
+        if status == "ok" then
+          -- the common case: the entry's other fields stay encoded until someone reads them
+          result, lazy = { status = "ok", seconds = tonumber(secs) or 0, bytes = math.tointeger(tonumber(bytes)) or 0 },
+            true
+        else
+          result = decode_result(tail)
+        end
         if not result then
           result, tail = { status = "failed", error = "bad result from worker", error_kind = "InternalError",
             seconds = 0 }, nil
@@ -239,9 +248,9 @@ function pool.run(jobs, opts)
         table.remove(w.queue, 1)
         w.qbytes = w.qbytes - head.bytes
         start_head(w, now)
-        local s = tonumber(result.seconds)
+        local s = result.seconds
         if s then avg = avg and (avg * 0.8 + s * 0.2) or s end
-        finish(head.job, result, tail)
+        finish(head.job, result, tail, lazy)
       end
       pos = nl + 1
     end

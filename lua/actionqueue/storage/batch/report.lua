@@ -50,7 +50,7 @@ local NHEAD = #HEAD
 local function encode_fields(e, first, last, parts)
   for i = first, last do
     local k = ORDER[i]
-    local v = e[k]
+    local v = rawget(e, k)
     if v == nil and (k == "error" or k == "error_kind") then v = cjson.null end
     if v ~= nil then parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(v) end
   end
@@ -72,10 +72,38 @@ function report.encode_tail(e)
   return table.concat(parts, ",")
 end
 
+-- An entry made from the head of a worker's line only (status, seconds, bytes): the other
+-- fields are decoded from its tail the first time one is read or the entry is iterated.
+local function materialize(e)
+  local tail = tails[e]
+  setmetatable(e, nil)
+  local t = tail and require("cjson.safe").decode("{" .. tail .. "}")
+  if type(t) ~= "table" then return end
+  for k, v in pairs(t) do
+    if rawget(e, k) == nil and v ~= cjson.null then
+      if math.type(v) == "float" then v = math.tointeger(v) or v end
+      rawset(e, k, v)
+    end
+  end
+end
+local LAZY = {
+  __index = function(e, k)
+    materialize(e)
+    return rawget(e, k)
+  end,
+  __pairs = function(e)
+    materialize(e)
+    return next, e, nil
+  end,
+}
+
 --- Records that `tail` (from `report.encode_tail`) is the encoding of entry `e` from
 -- `status` on, so `encode_entry(e)` reuses it. The entry must not be changed afterwards.
-function report.set_tail(e, tail)
+-- With `lazy`, `e` holds only some fields yet (`index`, `input`, `kind`, `output`, `status`,
+-- `seconds`, `bytes`): the others are decoded from `tail` when first read.
+function report.set_tail(e, tail, lazy)
   tails[e] = tail
+  if lazy then setmetatable(e, LAZY) end
 end
 
 --- Encodes one entry as a single JSON object (keys in a stable order; `error` always present).

@@ -3,9 +3,11 @@
 -- write per batch; stdin is buffered, so a worker wakes once per batch):
 --
 -- * in: `ID TAB JOBJSON` (the job's plain fields, see `pool`);
--- * out: `ID TAB TAIL` where `TAIL` is the job's report entry as written to the journal,
---   from `"status"` on, without braces (`report.encode_tail`): the runner adds the job's
---   `index`/`input`/`kind`/`output` in front and never re-encodes the entry. `seconds` is
+-- * out: `ID TAB STATUS TAB SECONDS TAB BYTES TAB TAIL` where `TAIL` is the job's report
+--   entry as written to the journal, from `"status"` on, without braces
+--   (`report.encode_tail`): the runner adds the job's `index`/`input`/`kind`/`output` in
+--   front and never re-encodes the entry; for an `ok` job it does not even decode it (the
+--   other fields are decoded when first read, see `report.set_tail`). `SECONDS` is
 --   measured here, around the job alone.
 --
 -- A result line is written as soon as its job ends (one write each), so the runner always
@@ -48,7 +50,9 @@ function worker.main()
     else
       res = { status = "failed", error = "bad message to worker", error_kind = "InternalError", seconds = 0 }
     end
-    local ok = out:write(id or "0", "\t", report.encode_tail(report.entry({}, res)), "\n")
+    local e = report.entry({}, res)
+    local ok = out:write(id or "0", "\t", e.status, "\t", cjson.encode(e.seconds), "\t", e.bytes, "\t",
+      report.encode_tail(e), "\n")
     if ok then ok = out:flush() end
     if not ok then os.exit(1, false) end -- the runner is gone
   end
