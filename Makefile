@@ -114,7 +114,7 @@ FUZZ_DIR     := build-fuzz
 FUZZ_TARGETS ?= frame snapshot_json wal_postcard
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
-AQ_FIXTURES  ?= $(CURDIR)/../shared/fixtures
+AQ_FIXTURES  ?= $(firstword $(wildcard $(CURDIR)/../shared/fixtures /work/shared/fixtures))
 
 $(FUZZ_DIR)/fuzz_%: fuzz/harness.c fuzz/%.lua $(SRCS) $(HDRS)
 	@mkdir -p $(FUZZ_DIR)

@@ -1,5 +1,7 @@
 --- Locates the shared golden fixtures and reads their manifests.
--- `AQ_FIXTURES` overrides the default `<repo>/../shared/fixtures`.
+-- Search order: `AQ_FIXTURES`, `<repo>/../shared/fixtures` (CI lays shared/ beside the
+-- clone), then `/work/shared/fixtures` (the development machines' copy, so that a
+-- throw-away clone anywhere still finds them).
 local cjson = require "cjson"
 
 local fixtures = {}
@@ -11,7 +13,21 @@ local function repo_root()
   return dir
 end
 
-fixtures.root = os.getenv("AQ_FIXTURES") or (repo_root() .. "/../shared/fixtures")
+local function first_existing(candidates)
+  for _, dir in ipairs(candidates) do
+    local f = io.open(dir .. "/README.md", "rb")
+    if f then
+      f:close()
+      return dir
+    end
+  end
+  return candidates[1]
+end
+
+fixtures.root = os.getenv("AQ_FIXTURES") or first_existing {
+  repo_root() .. "/../shared/fixtures",
+  "/work/shared/fixtures",
+}
 fixtures.repo = repo_root()
 
 --- Reads a whole file (binary) or returns nil, err.
