@@ -47,12 +47,30 @@ local encoded = setmetatable({}, { __mode = "k" }) -- their whole text, once mad
 local HEAD = { "index", "input", "kind", "output" }
 local NHEAD = #HEAD
 
+-- `"key":` texts, made once per key.
+local KEYS = setmetatable({}, { __index = function(t, k)
+  local q = cjson.encode(k) .. ":"
+  t[k] = q
+  return q
+end })
+
+-- cjson's text for a value (integers below 1e14 written directly: the same digits, faster).
+local function encode_value(v)
+  if math.type(v) == "integer" and v < 100000000000000 and v > -100000000000000 then
+    return string.format("%d", v)
+  end
+  return cjson.encode(v)
+end
+
 local function encode_fields(e, first, last, parts)
   for i = first, last do
     local k = ORDER[i]
     local v = rawget(e, k)
-    if v == nil and (k == "error" or k == "error_kind") then v = cjson.null end
-    if v ~= nil then parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(v) end
+    if v == nil then
+      if k == "error" or k == "error_kind" then parts[#parts + 1] = KEYS[k] .. "null" end
+    else
+      parts[#parts + 1] = KEYS[k] .. encode_value(v)
+    end
   end
   return parts
 end
@@ -68,7 +86,7 @@ function report.encode_tail(e)
     if not ORDERED[k] and type(k) == "string" then extra[#extra + 1] = k end
   end
   table.sort(extra)
-  for _, k in ipairs(extra) do parts[#parts + 1] = cjson.encode(k) .. ":" .. cjson.encode(e[k]) end
+  for _, k in ipairs(extra) do parts[#parts + 1] = KEYS[k] .. encode_value(e[k]) end
   return table.concat(parts, ",")
 end
 
