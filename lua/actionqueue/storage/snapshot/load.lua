@@ -8,6 +8,9 @@ local S = require "actionqueue.storage.schema.snapshot"
 
 local load = {}
 
+-- The decoder's ids are canonical: validation need not normalise them again.
+local DECODED = { decoded = true }
+
 local function decode_error(text, fields)
   local f = fields or {}
   f.detail = text
@@ -73,7 +76,7 @@ function load.load(path)
   payload = nil -- luacheck: ignore 311
   if not snap then return nil, err end
   local validate = require "actionqueue.storage.snapshot.validate"
-  local ok, v = validate.validate(snap)
+  local ok, v = validate.validate(snap, DECODED)
   if not ok then
     return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
   end
