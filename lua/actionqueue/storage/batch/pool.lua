@@ -20,6 +20,8 @@ local pool = {}
 pool.QUEUE_SECONDS = 0.02
 pool.WAKE_SECONDS = 0.004
 pool.MAX_DEPTH = 128
+-- the runner sleeps between wake-ups only while every worker has this many jobs queued
+pool.DOZE_MIN_QUEUED = 8
 -- never queue more job text than this per worker: a write to its pipe can then not block
 pool.MAX_QUEUED_BYTES = 32768
 
@@ -248,8 +250,10 @@ function pool.run(jobs, opts)
         table.remove(w.queue, 1)
         w.qbytes = w.qbytes - head.bytes
         start_head(w, now)
+        -- a worker's first job pays for loading modules: not a measure of the jobs
         local s = result.seconds
-        if s then avg = avg and (avg * 0.8 + s * 0.2) or s end
+        if s and w.seen then avg = avg and (avg * 0.8 + s * 0.2) or s end
+        w.seen = true
         finish(head.job, result, tail, lazy)
       end
       pos = nl + 1
@@ -259,13 +263,16 @@ function pool.run(jobs, opts)
   end
 
   -- How long the runner may sleep between wake-ups without starving a worker: at most
-  -- WAKE_SECONDS, and half the work queued behind each running job.
+  -- WAKE_SECONDS, and half the (estimated) work queued behind each running job; not at all
+  -- when a worker has fewer than DOZE_MIN_QUEUED jobs queued (long jobs: few wake-ups anyway).
   local function doze_seconds()
     if fixed_depth or not avg then return 0 end
     local s = pool.WAKE_SECONDS
     for _, w in ipairs(self.workers) do
-      if #w.queue > 0 then
-        local q = (#w.queue - 1) * avg / 2
+      local n = #w.queue - 1 -- queued behind the running job
+      if n >= 0 then
+        if n < pool.DOZE_MIN_QUEUED then return 0 end
+        local q = n * avg / 2
         if q < s then s = q end
       end
     end
