@@ -27,6 +27,8 @@ typedef struct {
   int dkind;           /* fields: JD_* */
   int dref;            /* fields: default value/function ref */
   int check_ref;       /* variants: check function ref (0 = none) */
+  int skip_if_none;    /* fields: left out of the JSON output when nil (encoder only) */
+  char *feature;       /* variants: build feature name (owned), NULL = always present */
 } jitem;
 
 struct jtype {
@@ -35,6 +37,8 @@ struct jtype {
   int64_t min, max;    /* integer ranges */
   jtype *of;           /* option/list element */
   int nitems;          /* record fields / enum variants (feature-gated ones left out) */
+  int nall;            /* nitems + the feature-gated variants stored after them (the
+                          encoder's opts.features enables them; the decoder ignores them) */
   jitem *items;
   int check_ref;       /* record check function ref (0 = none) */
   char *variant_list;  /* enum: "`A` or `B`" / "one of `A`, `B`, `C`" */

@@ -4,11 +4,31 @@
  * as number arrays, the reference's string escaping, u64 printed unsigned.
  *
  * json_encode(value, schema [, sink [, chunk_size]]) -> string | true | nil, message
+ * json_encode(value, schema, opts) with opts = {sink =, chunk_size =, indent =, features =}
  *   Without a sink the whole text is returned.  A sink is a function called as
  *   sink(chunk), or an object with a `write` method (e.g. an AtomicWriter) called as
  *   sink:write(chunk); a falsy first result aborts with its second result as message.
+ *   (A third argument that is a table without a `write` field is the options table.)
  *   chunk_size defaults to 65536.  Type errors in the value name the path, e.g.
  *   "tasks[2].task_spec.constraints.max_attempts: expected u32, got -1".
+ *
+ *   opts.indent: pretty printing for people (`aqstore dump`); nil, false or 0 = the
+ *   canonical compact form.  An integer n (1..16) indents by n spaces per level, a string
+ *   is the unit itself ("\t"), true means 2 spaces.  The layout is serde_json's
+ *   to_string_pretty (also Python's json.dumps(indent=n)): a newline after `{` and `[`
+ *   and after every element (byte-string numbers included), the closing bracket on its
+ *   own line at the parent's depth, `"key": value` (one space after the colon, none
+ *   before), `,` at the end of the line; empty lists, byte strings and records stay
+ *   `[]` / `{}`.  No trailing newline.  With indent = 2 this is byte-for-byte the
+ *   reference's pretty payload (fixture compat_05_pretty_whitespace).  Only whitespace is
+ *   added: the compact text equals the pretty text with the whitespace outside strings
+ *   removed.
+ *
+ *   opts.features = {workflow = true}: feature-gated enum variants (RunPolicy::Cron) may
+ *   be written; without it they are unknown variants (the default build).
+ *
+ *   A record field with `skip_if_none = true` (schema/dsl.lua) is left out entirely when
+ *   nil instead of being written as `null` (CronPolicy.max_occurrences).
  */
 #include "json.h"
 
@@ -39,6 +59,10 @@ typedef struct {
   pseg path[MAX_PATH];
   int depth;
   int failed;
+  const char *indent;   /* pretty-printing unit, NULL = compact */
+  size_t indent_len;
+  int level;            /* nesting of the container being written (pretty printing) */
+  int features;         /* stack index of opts.features, 0 = none */
 } je;
 
 static int state_gc(lua_State *L) {
@@ -200,6 +224,39 @@ static void put_string(je *e, const unsigned char *s, size_t n) {
   putc_(e, '"');
 }
 
+/* Pretty printing: a newline and the indentation of `level`; nothing when compact. */
+static void newline(je *e, int level) {
+  int k;
+  if (!e->indent) return;
+  reserve(e, 1 + (size_t)level * e->indent_len);
+  putc_(e, '\n');
+  for (k = 0; k < level; k++) put(e, e->indent, e->indent_len);
+}
+
+/* `"name":` (compact) or `"name": ` (pretty) */
+static void put_key(je *e, const char *name, size_t len) {
+  putc_(e, '"');
+  put(e, name, len);
+  putc_(e, '"');
+  putc_(e, ':');
+  if (e->indent) putc_(e, ' ');
+}
+
+/* Number of variants of enum t the encoder may write: the gated ones (after nitems)
+ * only when opts.features enables one of them (checked per variant by variant_on). */
+static int nvariants(je *e, jtype *t) {
+  return e->features ? t->nall : t->nitems;
+}
+
+static int variant_on(je *e, jitem *v) {
+  int on;
+  if (!v->feature) return 1;
+  lua_getfield(e->L, e->features, v->feature);
+  on = lua_toboolean(e->L, -1);
+  lua_pop(e->L, 1);
+  return on;
+}
+
 static int ev(je *e, jtype *t, int idx);
 
 static int push_seg(je *e, const char *name, lua_Integer index) {
@@ -228,25 +285,30 @@ static int ev_int(je *e, jtype *t, int idx) {
 
 static int ev_record(je *e, jtype *t, int idx) {
   lua_State *L = e->L;
-  int k;
+  int k, written = 0;
   char buf[96];
   if (!lua_istable(L, idx))
     return fail(e, "expected %s (table), got %s", t->name, got(e, idx, buf, sizeof buf));
   luaL_checkstack(L, 6, "json_encode");
   putc_(e, '{');
+  e->level++;
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
-    if (k) putc_(e, ',');
-    putc_(e, '"');
-    put(e, f->name, f->len);
-    PUTS(e, "\":");
     lua_pushlstring(L, f->name, f->len);
-    lua_rawget(L, idx);
+    if (lua_rawget(L, idx) == LUA_TNIL && f->skip_if_none) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (written++) putc_(e, ',');
+    newline(e, e->level);
+    put_key(e, f->name, f->len);
     if (push_seg(e, f->name, 0)) return -1;
     if (ev(e, f->type, lua_gettop(L))) return -1;
     e->depth--;
     lua_pop(L, 1);
   }
+  e->level--;
+  if (written) newline(e, e->level);
   putc_(e, '}');
   return flush_sink(e, 0);
 }
@@ -259,8 +321,10 @@ static int ev_list(je *e, jtype *t, int idx) {
   luaL_checkstack(L, 6, "json_encode");
   n = (lua_Integer)lua_rawlen(L, idx);
   putc_(e, '[');
+  e->level++;
   for (k = 1; k <= n; k++) {
     if (k > 1) putc_(e, ',');
+    newline(e, e->level);
     lua_rawgeti(L, idx, k);
     if (push_seg(e, NULL, k)) return -1;
     if (ev(e, t->of, lua_gettop(L))) return -1;
@@ -268,6 +332,8 @@ static int ev_list(je *e, jtype *t, int idx) {
     lua_pop(L, 1);
     if (e->sink && e->b->len >= e->chunk && flush_sink(e, 0)) return -1;
   }
+  e->level--;
+  if (n > 0) newline(e, e->level);
   putc_(e, ']');
   return 0;
 }
@@ -279,9 +345,9 @@ static int ev_enum(je *e, jtype *t, int idx) {
   if (lua_type(L, idx) == LUA_TSTRING) {
     size_t n;
     const char *s = lua_tolstring(L, idx, &n);
-    for (k = 0; k < t->nitems; k++) {
+    for (k = 0; k < nvariants(e, t); k++) {
       jitem *v = &t->items[k];
-      if (v->len == n && memcmp(v->name, s, n) == 0) {
+      if (v->len == n && memcmp(v->name, s, n) == 0 && variant_on(e, v)) {
         if (v->type) return fail(e, "variant %s of %s carries data: expected {%s = ...}", v->name, t->name, v->name);
         put_string(e, (const unsigned char *)s, n);
         return 0;
@@ -298,17 +364,17 @@ static int ev_enum(je *e, jtype *t, int idx) {
       count++;
       lua_pop(L, 1);
     }
-    for (k = 0; k < t->nitems && count == 1; k++) {
+    for (k = 0; k < nvariants(e, t) && count == 1; k++) {
       jitem *v = &t->items[k];
       lua_pushlstring(L, v->name, v->len);
-      if (lua_rawget(L, idx) != LUA_TNIL) { found = v; break; }
+      if (lua_rawget(L, idx) != LUA_TNIL && variant_on(e, v)) { found = v; break; }
       lua_pop(L, 1);
     }
     if (!found) return fail(e, "expected %s (variant name or one-key table), got %s", t->name,
                             count == 1 ? "an unknown variant" : "a table");
     putc_(e, '{');
-    put_string(e, (const unsigned char *)found->name, found->len);
-    putc_(e, ':');
+    newline(e, ++e->level);
+    put_key(e, found->name, found->len);
     if (push_seg(e, found->name, 0)) return -1;
     if (found->type) {
       if (ev(e, found->type, lua_gettop(L))) return -1;
@@ -317,6 +383,7 @@ static int ev_enum(je *e, jtype *t, int idx) {
     }
     e->depth--;
     lua_pop(L, 1);
+    newline(e, --e->level);
     putc_(e, '}');
     return 0;
   }
@@ -373,10 +440,14 @@ static int ev(je *e, jtype *t, int idx) {
       s = (const unsigned char *)lua_tolstring(L, idx, &n);
       reserve(e, n * 4 + 2);
       putc_(e, '[');
+      e->level++;
       for (k = 0; k < n; k++) {
         if (k) putc_(e, ',');
+        newline(e, e->level);
         put_u64(e, s[k]);
       }
+      e->level--;
+      if (n) newline(e, e->level);
       putc_(e, ']');
       return 0;
     }
@@ -394,16 +465,56 @@ static int ev(je *e, jtype *t, int idx) {
   }
 }
 
-/* json_encode(value, schema [, sink [, chunk_size]]) */
+/* Reads opts.indent (at the options table idx) into e; pushes the unit string (slot 7). */
+static void read_indent(lua_State *L, je *e, int opts) {
+  static const char SPACES[] = "                ";
+  int ty = opts ? lua_getfield(L, opts, "indent") : (lua_pushnil(L), LUA_TNIL);
+  if (ty == LUA_TSTRING) {
+    e->indent = lua_tolstring(L, -1, &e->indent_len);
+  } else if (ty == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, -1);
+    luaL_argcheck(L, n >= 0 && n <= 16, 3, "opts.indent: 0..16 spaces expected");
+    e->indent = SPACES;
+    e->indent_len = (size_t)n;
+  } else if (ty == LUA_TBOOLEAN) {
+    e->indent = lua_toboolean(L, -1) ? SPACES : NULL;
+    e->indent_len = 2;
+  } else {
+    luaL_argexpected(L, ty == LUA_TNIL, 3, "opts.indent: integer, string or boolean");
+  }
+  if (e->indent && e->indent_len == 0) e->indent = NULL;
+}
+
+/* json_encode(value, schema [, sink [, chunk_size]]) | json_encode(value, schema, opts) */
 int aqs_json_encode(lua_State *L) {
   jschema *sc;
   je e;
   ebuf *b;
+  int opts = 0;
   luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
   lua_settop(L, 4);
   sc = aqs_json_schema_at(L, 2);
   memset(&e, 0, sizeof e);
   e.L = L;
+  if (lua_istable(L, 3)) {
+    int has_write = lua_getfield(L, 3, "write") != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!has_write) {                     /* options table: move it to slot 5 */
+      lua_pushvalue(L, 3);
+      opts = 5;
+      lua_getfield(L, opts, "sink");
+      lua_replace(L, 3);
+      lua_getfield(L, opts, "chunk_size");
+      lua_replace(L, 4);
+    }
+  }
+  if (!opts) lua_pushnil(L);              /* 5 */
+  if (opts && lua_getfield(L, opts, "features") != LUA_TNIL) {   /* 6 */
+    luaL_argexpected(L, lua_istable(L, 6), 3, "opts.features: table");
+    e.features = 6;
+  }
+  if (!opts) lua_pushnil(L);
+  read_indent(L, &e, opts);               /* 7 */
   e.chunk = (size_t)luaL_optinteger(L, 4, 65536);
   if (e.chunk < 1) e.chunk = 1;
   if (!lua_isnil(L, 3)) {
@@ -416,7 +527,7 @@ int aqs_json_encode(lua_State *L) {
       e.sink_method = 1;
     }
   }
-  b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);   /* 5 */
+  b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);   /* 8 */
   memset(b, 0, sizeof *b);
   if (luaL_newmetatable(L, STATE_MT)) {
     lua_pushcfunction(L, state_gc);

@@ -17,7 +17,10 @@ static const char CACHE_KEY = 'j';
 static void free_type(jtype *t) {
   int i;
   if (!t) return;
-  for (i = 0; i < t->nitems; i++) free(t->items[i].name);
+  for (i = 0; i < t->nall; i++) {
+    free(t->items[i].name);
+    free(t->items[i].feature);
+  }
   free(t->items);
   free(t->name);
   free(t->variant_list);
@@ -109,10 +112,13 @@ static void compile_record(compiler *c, jtype *t, int idx) {
     if (!nm) luaL_error(L, "json_schema: record %s: field without a name", t->name);
     it->name = dupstr(L, nm, len);
     it->len = len;
-    t->nitems = i + 1;
+    t->nitems = t->nall = i + 1;
     it->name_ref = add_ref(c);
     lua_getfield(L, f, "type");
     it->type = compile_type(c, lua_gettop(L));
+    lua_pop(L, 1);
+    lua_getfield(L, f, "skip_if_none");
+    it->skip_if_none = lua_toboolean(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, f, "default");
     if (lua_isnil(L, -1)) { it->dkind = JD_NONE; lua_pop(L, 1); }
@@ -128,37 +134,48 @@ static void compile_record(compiler *c, jtype *t, int idx) {
 
 static void compile_enum(compiler *c, jtype *t, int idx) {
   lua_State *L = c->L;
-  int i, n, k = 0;
+  int i, n, pass, k = 0;
   luaL_Buffer b;
   lua_getfield(L, idx, "variants");
   if (!lua_istable(L, -1)) luaL_error(L, "json_schema: enum %s without variants", t->name);
   n = (int)lua_rawlen(L, -1);
   t->items = (jitem *)xcalloc(L, (size_t)n, sizeof(jitem));
-  for (i = 0; i < n; i++) {
-    jitem *it = &t->items[k];
-    int v;
-    size_t len;
-    const char *nm;
-    lua_rawgeti(L, -1, i + 1);
-    v = lua_gettop(L);
-    lua_getfield(L, v, "feature");
-    if (!lua_isnil(L, -1)) { lua_pop(L, 2); continue; }   /* default build: gated out */
-    lua_pop(L, 1);
-    lua_getfield(L, v, "name");
-    nm = lua_tolstring(L, -1, &len);
-    if (!nm) luaL_error(L, "json_schema: enum %s: variant without a name", t->name);
-    it->name = dupstr(L, nm, len);
-    it->len = len;
-    t->nitems = ++k;
-    it->name_ref = add_ref(c);
-    lua_getfield(L, v, "type");
-    it->type = lua_isnil(L, -1) ? NULL : compile_type(c, lua_gettop(L));
-    lua_pop(L, 1);
-    lua_getfield(L, v, "check");
-    if (lua_isfunction(L, -1)) it->check_ref = add_ref(c); else lua_pop(L, 1);
-    lua_pop(L, 1);   /* variant */
+  /* pass 0: the default build's variants (items[0 .. nitems-1], all the decoder sees);
+   * pass 1: the feature-gated ones after them (items[nitems .. nall-1], encoder only) */
+  for (pass = 0; pass < 2; pass++) {
+    for (i = 0; i < n; i++) {
+      jitem *it = &t->items[k];
+      int v;
+      size_t len;
+      const char *nm, *feature;
+      lua_rawgeti(L, -1, i + 1);
+      v = lua_gettop(L);
+      lua_getfield(L, v, "feature");
+      if (lua_isnil(L, -1) == pass) { lua_pop(L, 2); continue; }
+      if (pass) {
+        feature = lua_tolstring(L, -1, &len);
+        if (!feature) luaL_error(L, "json_schema: enum %s: variant feature must be a string", t->name);
+        it->feature = dupstr(L, feature, len);
+      }
+      lua_pop(L, 1);
+      lua_getfield(L, v, "name");
+      nm = lua_tolstring(L, -1, &len);
+      if (!nm) luaL_error(L, "json_schema: enum %s: variant without a name", t->name);
+      it->name = dupstr(L, nm, len);
+      it->len = len;
+      t->nall = ++k;
+      if (!pass) t->nitems = k;
+      it->name_ref = add_ref(c);
+      lua_getfield(L, v, "type");
+      it->type = lua_isnil(L, -1) ? NULL : compile_type(c, lua_gettop(L));
+      lua_pop(L, 1);
+      lua_getfield(L, v, "check");
+      if (lua_isfunction(L, -1)) it->check_ref = add_ref(c); else lua_pop(L, 1);
+      lua_pop(L, 1);   /* variant */
+    }
   }
   lua_pop(L, 1);
+  k = t->nitems;
   /* the serde "expected ..." list of variant names */
   luaL_buffinit(L, &b);
   if (k == 0) luaL_addstring(&b, "there are no variants");

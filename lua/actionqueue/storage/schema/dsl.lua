@@ -14,6 +14,10 @@
 --   default (filled when the key is missing, may be left out at the end of the JSON
 --   array form); `dsl.NONE` is the default "absent" of an optional field;
 --   `check(value)` returns nil or the reference's decode-time validation text;
+--   `skip_if_none = true` on an optional field (serde's "skip serializing if none"): the
+--   JSON encoder leaves the key out entirely when the value is nil instead of writing
+--   `null`; it affects JSON output only (postcard always writes the Option tag);
+--   used by CronPolicy.max_occurrences;
 -- * `enum` (`name`, `variants`): each variant `{name = ..., index = i-1, type = nil|T,
 --   check = fn, feature = "workflow"|nil}`; no `type` is a unit variant, a record `type` a
 --   struct variant, any other `type` a newtype variant. Unit values are the variant name
@@ -60,15 +64,17 @@ function dsl.list(of)
 end
 
 --- A record (struct).
--- @tparam table spec `{ "Name", {"field", T [, default = v]}, ..., check = fn }`
+-- @tparam table spec `{ "Name", {"field", T [, default = v] [, skip_if_none = true]}, ..., check = fn }`
 function dsl.record(spec)
   local rec = { kind = "record", name = assert(spec[1], "record: name expected"),
                 fields = {}, by_name = {}, check = spec.check }
   for i = 2, #spec do
     local f = spec[i]
     local field = { name = f[1], type = assert(f[2], "record field without type: " .. tostring(f[1])),
-                    index = i - 1, default = f.default }
+                    index = i - 1, default = f.default, skip_if_none = f.skip_if_none or nil }
     assert(field.type.kind, "record " .. rec.name .. " field " .. field.name .. ": not a type")
+    assert(not field.skip_if_none or field.type.kind == "option",
+      "record " .. rec.name .. " field " .. field.name .. ": skip_if_none needs an option type")
     rec.fields[#rec.fields + 1] = field
     rec.by_name[field.name] = field
   end

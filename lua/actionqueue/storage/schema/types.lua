@@ -37,8 +37,10 @@ T.RepeatPolicy = dsl.record { "RunPolicyWire::Repeat",
 }
 T.CronPolicy = dsl.record { "RunPolicyWire::Cron",
   { "expression", dsl.string },
-  -- The reference omits this field on encode when absent (postcard); see wal-format §11.
-  { "max_occurrences", dsl.option(dsl.u32) },
+  -- The reference's serde attribute "skip if none": absent, the field is left out of the
+  -- JSON (snapshot-format.md §3.4 Cron). Postcard always writes the Option tag (the
+  -- reference's omission there makes the record unreadable, wal-format.md §7.2, §11.1).
+  { "max_occurrences", dsl.option(dsl.u32), skip_if_none = true },
 }
 
 local function check_repeat(v)
