@@ -267,6 +267,27 @@ describe_e2e("aqstore inspection commands (end to end)", function()
       local data = assert(fixtures.read(fx "valid_09_big_numbers.snap"))
       assert.equal(data:sub(13), (compact.out:gsub("\n$", "")))
     end)
+
+    it("prints JSON that re-parses to the same value and re-encodes to the canonical payload", function()
+      local core = require "actionqueue.storage.core"
+      local S = require "actionqueue.storage.schema.snapshot"
+      for _, name in ipairs { "valid_02_runs_all_states.snap", "valid_08_strings.snap", "valid_09_big_numbers.snap" } do
+        local payload = assert(fixtures.read(fx(name))):sub(13)
+        local r = run.cli { "dump", fx(name) }
+        assert.equal(0, r.code, r.err)
+        assert.equal("\n", r.out:sub(-1))
+        local back = assert(core.json_decode(r.out, S.root))
+        assert.same(assert(core.json_decode(payload, S.root)), back)
+        assert.equal(payload, core.json_encode(back, S.root))
+      end
+    end)
+
+    it("uses the reference's pretty layout (serde_json to_string_pretty)", function()
+      local data = assert(fixtures.read(fx "compat_05_pretty_whitespace.snap"))
+      local r = run.cli { "dump", fx "compat_05_pretty_whitespace.snap" }
+      assert.equal(0, r.code, r.err)
+      assert.equal(data:sub(13), (r.out:gsub("\n$", "")))
+    end)
   end)
 
   describe("diff", function()

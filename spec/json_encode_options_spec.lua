@@ -200,3 +200,28 @@ describe("json_encode features", function()
     assert.same(cron, back.event.TaskCreated.task_spec.run_policy)
   end)
 end)
+
+describe("wal.to_json (C encoder)", function()
+  local wal = require "actionqueue.storage.wal"
+  -- a decoded record, as `aqstore wal dump --workflow` renders it
+  local function ev(cron)
+    local WF = { features = { workflow = true } }
+    local e = { sequence = 3, event = { TaskCreated = { timestamp = 0, task_spec = {
+      id = "00000000-0000-0000-0000-000000000001", payload = { bytes = "" }, run_policy = { Cron = cron },
+      constraints = { max_attempts = 1 }, metadata = { tags = {}, priority = 0 } } } } }
+    return assert(core.postcard_decode(assert(core.postcard_encode(e, W.WalEvent, WF)), W.WalEvent, WF))
+  end
+
+  it("renders a Cron policy like the reference's serde JSON: absent max_occurrences left out", function()
+    local j = assert(wal.to_json(ev { expression = "0 * * * * * *" }))
+    assert.matches('"run_policy":{"Cron":{"expression":"0 * * * * * *"}},"constraints":', j, 1, true)
+    j = assert(wal.to_json(ev { expression = "0 * * * * * *", max_occurrences = 2 }))
+    assert.matches('"run_policy":{"Cron":{"expression":"0 * * * * * *","max_occurrences":2}}', j, 1, true)
+  end)
+
+  it("returns nil and the path for a value that does not fit the schema", function()
+    local j, msg = wal.to_json { sequence = 1, event = { EnginePaused = { timestamp = "x" } } }
+    assert.is_nil(j)
+    assert.equal('event.EnginePaused.timestamp: expected u64, got string "x"', msg)
+  end)
+end)

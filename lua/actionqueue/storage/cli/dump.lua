@@ -1,4 +1,6 @@
 --- `aqstore dump FILE`: the payload as indented JSON, keys in schema order, u64 exact.
+-- Written by the C canonical encoder (`core.json_encode` with `indent = 2`: serde_json's
+-- pretty layout) streamed to stdout; `--compact` prints the canonical payload itself.
 -- @module actionqueue.storage.cli.dump
 local cli = require "actionqueue.storage.cli"
 
@@ -14,7 +16,7 @@ function M.register(parser)
 end
 
 function M.run(args)
-  local json = require "actionqueue.storage.inspect.json"
+  local core = require "actionqueue.storage.core"
   local path = require "actionqueue.storage.inspect.path"
   local S = require "actionqueue.storage.schema.snapshot"
   local v, T
@@ -30,7 +32,9 @@ function M.run(args)
     v, T = path.resolve(s, args.path)
     if type(T) ~= "table" then cli.err(T) return cli.USAGE end
   end
-  io.stdout:write(json.encode_typed(v, T, { indent = not args.compact and "  " or nil }), "\n")
+  local ok, err = core.json_encode(v, T, { sink = io.stdout, indent = not args.compact and 2 or nil })
+  if not ok then cli.err(err) return cli.BAD end
+  io.stdout:write("\n")
   return cli.OK
 end
 

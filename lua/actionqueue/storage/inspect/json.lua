@@ -1,11 +1,13 @@
 --- JSON writers for inspection output.
 --
--- * `json.encode_typed(value, type)` walks a schema type (keys in schema order, u64
---   written unsigned and exact, byte strings as arrays of numbers, enums externally
---   tagged), compact or indented; this is what `aqstore dump` and `show --json` print.
+-- * `json.encode_typed(value, type)`: a schema value through the C canonical encoder
+--   (`core.json_encode`, the project's one schema-driven JSON writer): keys in schema
+--   order, u64 exact, compact or indented; what `aqstore dump` and `show --json` print.
 -- * `json.encode(value)` writes plain Lua data (the `--json` documents of the CLI):
 --   object keys sorted, `json.null` for null, `json.array(t)` to mark (empty) arrays.
 -- @module actionqueue.storage.inspect.json
+local core = require "actionqueue.storage.core"
+
 local json = {}
 
 --- The JSON `null` sentinel for `json.encode`.
@@ -44,53 +46,20 @@ end
 
 local function colon(indent) return indent and ": " or ":" end
 
-local function typed(v, T, indent, depth)
-  local k = T.kind
-  if v == nil then return "null" end
-  if k == "option" then
-    if v == nil then return "null" end
-    return typed(v, T.of, indent, depth)
-  elseif k == "u64" then
-    return string.format("%u", v)
-  elseif k == "u8" or k == "u16" or k == "u32" or k == "i32" then
-    return string.format("%d", v)
-  elseif k == "bool" then
-    return v and "true" or "false"
-  elseif k == "string" or k == "id" then
-    return json.string(v)
-  elseif k == "bytes" then
-    local items = {}
-    for i = 1, #v do items[i] = tostring(v:byte(i)) end
-    return "[" .. table.concat(items, ",") .. "]"
-  elseif k == "list" then
-    local items = {}
-    for i = 1, #v do items[i] = typed(v[i], T.of, indent, depth + 1) end
-    return join(items, "[", "]", indent, depth)
-  elseif k == "record" then
-    local items = {}
-    for i, f in ipairs(T.fields) do
-      items[i] = json.string(f.name) .. colon(indent) .. typed(v[f.name], f.type, indent, depth + 1)
-    end
-    return join(items, "{", "}", indent, depth)
-  elseif k == "enum" then
-    if type(v) == "string" then return json.string(v) end
-    local name, payload = next(v)
-    local variant = T.by_name[name]
-    local body = variant and variant.type and typed(payload, variant.type, indent, depth + 1) or "null"
-    return join({ json.string(name) .. colon(indent) .. body }, "{", "}", indent, depth)
-  end
-  error("encode_typed: unknown type kind " .. tostring(k))
-end
+local WORKFLOW = { workflow = true }
 
---- Encodes `value` of schema type `T`.
+--- Encodes `value` of schema type `T` with `core.json_encode`. Inspection shows whatever
+-- was decoded, so feature-gated variants (Cron) are allowed. Raises on a value that does
+-- not fit `T` (with the path of the problem).
 -- @param value the Lua value
 -- @tparam table T a schema type
--- @tparam[opt] table opts `{indent = "  "}` for pretty output
+-- @tparam[opt] table opts `{indent = 2}` (or `"  "`, `true`) for pretty output
 -- @treturn string JSON text
 function json.encode_typed(value, T, opts)
-  local indent = opts and opts.indent
-  if indent == true then indent = "  " end
-  return typed(value, T, indent, 0)
+  local indent = opts and opts.indent or nil
+  local text, err = core.json_encode(value, T, { indent = indent, features = WORKFLOW })
+  if not text then error("encode_typed: " .. err, 2) end
+  return text
 end
 
 local RAW = {}

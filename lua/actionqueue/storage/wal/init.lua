@@ -6,6 +6,7 @@
 --     w:commit()
 --     for offset, ev in wal.records("data/wal/actionqueue.wal") do ... end
 -- @module actionqueue.storage.wal
+local core = require "actionqueue.storage.core"
 local codec = require "actionqueue.storage.wal.codec"
 local reader = require "actionqueue.storage.wal.reader"
 local appender = require "actionqueue.storage.wal.appender"
@@ -32,27 +33,15 @@ function wal.records(path, opts)
   end)
 end
 
---- Compact JSON of an event, identical to the reference's serde JSON (§8.6).
--- Uses the C canonical JSON encoder of the snapshot codec when it is built, else the
--- schema-driven writer of `inspect.json`; both walk `schema.wal.WalEvent`.
-function wal.to_json(event)
-  return wal._json(event)
-end
+local TO_JSON = { features = { workflow = true } }
 
-function wal._json(event)
-  local core = require "actionqueue.storage.core"
-  local json = require "actionqueue.storage.inspect.json"
-  local WalEvent = schema.WalEvent
-  local function lua_enc(ev) return json.encode_typed(ev, WalEvent) end
-  local enc = lua_enc
-  local c_enc = core.json_encode
-  if c_enc then
-    -- The C encoder leaves feature-gated variants (Cron) out of its schema; such an
-    -- event falls back to the Lua writer, which walks the same schema table.
-    enc = function(ev) return c_enc(ev, WalEvent) or lua_enc(ev) end
-  end
-  wal._json = enc
-  return enc(event)
+--- Compact JSON of an event, identical to the reference's serde JSON (§8.6), written by
+-- the C canonical encoder over `schema.wal.WalEvent`. A decoded event may carry the
+-- workflow build's Cron policy, so that variant is enabled; its absent `max_occurrences`
+-- is left out ("skip if none", snapshot-format.md §3.4). Returns `nil, message` for a
+-- value that does not fit the schema.
+function wal.to_json(event)
+  return core.json_encode(event, schema.WalEvent, TO_JSON)
 end
 
 return wal
