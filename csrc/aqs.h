@@ -19,6 +19,9 @@
 
 /* atomic_writer.c */
 int aqs_atomic_writer(lua_State *L);
+/* json_encode's direct sink: -1 not an AtomicWriter, 0 written, 3 = nil, msg, ENAME pushed. */
+int aqs_aw_write_raw(lua_State *L, int idx, const char *p, size_t n);
+int aqs_aw_is(lua_State *L, int idx);
 
 /* crc32.c */
 int aqs_crc32(lua_State *L);

@@ -173,6 +173,22 @@ static int aw_write(lua_State *L) {
   return 1;
 }
 
+/* C fast path for json_encode's sink (aqs.h): writes n bytes like aw_write without a Lua
+ * string.  Returns -1 when the value at idx is not an AtomicWriter, 0 on success, or
+ * pushes nil, message, ENAME and returns 3. */
+int aqs_aw_write_raw(lua_State *L, int idx, const char *p, size_t n) {
+  aw_t *w = (aw_t *)luaL_testudata(L, idx, AW_MT);
+  int r;
+  if (!w) return -1;
+  if ((r = check_usable(L, w)) != 0) return r;
+  if (!w->in_frame) return luaL_error(L, "write outside begin_frame/finish_frame");
+  return write_payload(L, w, p, n);
+}
+
+int aqs_aw_is(lua_State *L, int idx) {
+  return luaL_testudata(L, idx, AW_MT) != NULL;
+}
+
 /* finish_frame() -> length, crc: the header goes in last, at offset 0. */
 static int aw_finish_frame(lua_State *L) {
   aw_t *w = check_aw(L);

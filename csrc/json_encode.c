@@ -55,6 +55,7 @@ typedef struct {
   ebuf *b;
   int sink;             /* stack index of the sink, 0 = none */
   int sink_method;      /* 1: call sink:write(chunk) */
+  int sink_aw;          /* 1: the sink is an AtomicWriter, written to without Lua strings */
   size_t chunk;
   pseg path[MAX_PATH];
   int depth;
@@ -159,6 +160,16 @@ static int flush_sink(je *e, int final) {
   if (!e->sink || e->b->len == 0) return 0;
   if (!final && e->b->len < e->chunk) return 0;
   luaL_checkstack(L, 6, "json_encode");
+  if (e->sink_aw) {
+    /* no 64 KiB Lua string per chunk: nothing for the collector to sweep up */
+    int r = aqs_aw_write_raw(L, e->sink, e->b->p, e->b->len);
+    e->b->len = 0;
+    if (r == 0) return 0;
+    lua_pop(L, 1);          /* ENAME: keep the message, like a failing write method */
+    lua_remove(L, -2);
+    e->failed = 1;
+    return -1;
+  }
   if (e->sink_method) {
     lua_getfield(L, e->sink, "write");
     lua_pushvalue(L, e->sink);
@@ -520,6 +531,7 @@ int aqs_json_encode(lua_State *L) {
   if (!lua_isnil(L, 3)) {
     e.sink = 3;
     if (lua_isfunction(L, 3)) e.sink_method = 0;
+    else if (aqs_aw_is(L, 3)) e.sink_aw = 1;
     else {
       int ty = lua_getfield(L, 3, "write");
       lua_pop(L, 1);

@@ -51,19 +51,14 @@ function write.write(path, snap, opts)
     w:abort()
     return nil, io_error(msg, ename)
   end
-  local io_fail
-  local function sink(chunk)
-    local okw, m, e = w:write(chunk)
-    if not okw then
-      io_fail = { m, e }
-      return nil, m
-    end
-    return true
-  end
-  local done, err = codec.encode(snap, sink, opts and opts.chunk_size)
+  -- The writer itself is the sink: the C encoder writes its chunks straight to it (no
+  -- Lua string per chunk, so no garbage for the collector to traverse the document for).
+  local done, err = codec.encode(snap, w, opts and opts.chunk_size)
   if not done then
+    -- an I/O failure is remembered by the writer and repeated by every later call
+    local okw, m, e = w:write("")
     w:abort()
-    if io_fail then return nil, io_error(io_fail[1], io_fail[2]) end
+    if not okw then return nil, io_error(m, e) end
     return nil, err
   end
   r, msg, ename = w:finish_frame()
