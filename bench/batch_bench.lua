@@ -59,6 +59,22 @@ for i = 1, M do
 end
 local per_process = (core.proc_clock() - t0) / M
 
+-- the machine's parallel ceiling right now: N direct jobs in one process, then in two
+-- processes at once (on 2 idle cores both take the same time; a shared, loaded machine
+-- shows less). The batch -j 2 / -j 1 speed-up cannot exceed this ratio.
+local lua = require("actionqueue.storage.batch.pool").interpreter()
+local direct_cmd = string.format("%s -e %q", lua, string.format(
+  "package.path=%q package.cpath=%q local k=require('actionqueue.storage.batch.kinds') "
+  .. "for i=1,%d do k.run({kind=%q,path=%q}) end", package.path, package.cpath, N, kind, jobs[1].input))
+local function timed(cmd)
+  local t = core.proc_clock()
+  os.execute(cmd)
+  return core.proc_clock() - t
+end
+local one = timed(direct_cmd)
+local two = timed(string.format("%s & %s; wait", direct_cmd, direct_cmd))
+local ceiling = 2 * one / two
+
 run(1) -- warm-up (page cache)
 local t1, c1 = run(1)
 local t2, c2 = run(2)
@@ -69,6 +85,8 @@ print(string.format("batch bench: %d %s jobs on %s (%d bytes each), %d cores", N
 print(string.format("  -j 1: %.3fs  %.0f jobs/s", t1, N / t1))
 print(string.format("  -j 2: %.3fs  %.0f jobs/s  (speed-up %.2fx)", t2, N / t2, t1 / t2))
 print(string.format("  with --report (journal): -j 1: %.3fs  -j 2: %.3fs  (speed-up %.2fx)", r1, r2, r1 / r2))
+print(string.format("  machine parallel ceiling now: %d direct jobs in 1 process %.3fs, 2x that in 2 processes %.3fs"
+  .. " (%.2fx)", N, one, two, ceiling))
 print(string.format("  runner (main process) CPU per job: -j 1 %.4f ms, -j 2 %.4f ms; with --report %.4f / %.4f ms",
   c1, c2, rc1, rc2))
 print(string.format("  direct in-process job: %.3f ms; batch -j 1 per job: %.3f ms; overhead %.3f ms/job",
