@@ -115,6 +115,32 @@ describe("batch runner", function()
     assert.are.equal(H.read(big), (assert(H.read(dir .. "/fine.snap")):sub(13)))
   end)
 
+  it("many small jobs in batches: crashes requeue the jobs queued behind them, each job reported once", function()
+    local good = frame_fixtures()
+    local jobs = {}
+    for i = 1, 400 do
+      if i % 67 == 0 then
+        jobs[i] = { kind = "test", action = "crash", input = H.fixture(good[1]) }
+      else
+        jobs[i] = { kind = "verify", input = H.fixture(good[1 + i % #good]) }
+      end
+    end
+    H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
+    local code = H.run({ dir .. "/jobs.lua", "-j", "2", "--report", dir .. "/r.json", "-q" }, TEST_ENV)
+    assert.are.equal(1, code)
+    local r = H.report(dir .. "/r.json")
+    assert.are.equal(#jobs, #r.jobs)
+    for i, e in ipairs(r.jobs) do
+      assert.are.equal(i, e.index)
+      if jobs[i].action == "crash" then
+        assert.are.equal("WorkerCrash", e.error_kind)
+      else
+        assert.are.equal("ok", e.status, tostring(e.error))
+      end
+    end
+    assert.are.same({ ok = 400 - 5, failed = 5, skipped = 0 }, r.summary)
+  end)
+
   it("exits 0 when every job succeeds, and the library returns the same classification", function()
     local good = frame_fixtures()
     local jobs = {}
