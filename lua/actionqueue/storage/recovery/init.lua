@@ -61,7 +61,8 @@ end
 
 --- Offline compaction: recover `dir`, build the canonical snapshot at `opts.timestamp`
 -- (default: now) and write it atomically to `opts.out` (default
--- `<dir>/snapshots/snapshot.bin`). The WAL is never modified.
+-- `<dir>/snapshots/snapshot.bin`). The WAL is never modified. A snapshot that exists but
+-- cannot be read (I/O error) makes compaction refuse unless `opts.force`.
 -- @return true, info `{wal_sequence, tasks, runs, snapshot_bytes, out, recovered}`
 --   | nil, err (`err.stage` = "recover" | "build" | "write")
 function M.compact(dir, opts)
@@ -71,10 +72,27 @@ function M.compact(dir, opts)
     return nil, errors.new("InvalidArgument", { stage = "args" },
       "invalid timestamp: " .. tostring(opts.timestamp))
   end
-  local r, err = bootstrap.run(dir, opts)
+  -- Bootstrap falls back to a WAL-only replay when the snapshot does not load; after a
+  -- read error (EIO ...) the file may be perfectly good, and writing the WAL-only state
+  -- over it would lose what only the snapshot held (found by reliability_faults_spec).
+  local load_err
+  local loader = bootstrap.load_snapshot
+  bootstrap.load_snapshot = function(path)
+    local snap, lerr = loader(path)
+    if snap == nil then load_err = lerr end
+    return snap, lerr
+  end
+  local okb, r, err = pcall(bootstrap.run, dir, opts)
+  bootstrap.load_snapshot = loader
+  if not okb then error(r, 0) end
   if not r then
     err.stage = "recover"
     return nil, err
+  end
+  if load_err and load_err.kind == "IoError" and load_err.errno and not opts.force then
+    return nil, errors.new("IoError", { stage = "recover", errno = load_err.errno },
+      "refusing to compact: the snapshot could not be read (" .. tostring(load_err.message) ..
+      "); a snapshot rebuilt from the WAL alone would replace it")
   end
   local snap, v = to_snapshot.build(r.state, ts)
   if not snap then
