@@ -11,6 +11,12 @@
  * reader, the writer-open scan and the buffer validators of the reference disagree
  * on which problem wins when a record has two.  Payload decoding is left to the
  * caller, who may still report decode_failure itself.
+ *
+ * frames() reads through a read-ahead buffer (FRAMES_BUF bytes): a scan of small
+ * records is one pread per buffer and a memcpy per payload.  A frame that does not
+ * fit the buffer is read straight into its Lua string (one pread, no double copy)
+ * after fstat has shown the bytes exist, so an untrusted length never sizes an
+ * allocation.  opts.offset starts the walk at a record boundary other than 0.
  */
 #include "aqs.h"
 #include "io.h"
@@ -28,6 +34,7 @@ typedef struct {
   int poisoned;
   int readonly;
   uint64_t size;     /* where the next record goes */
+  uint64_t cuts;     /* truncate() count: read-ahead buffers of iterators go stale */
   char *path;
   char *err, *errname;
 } flog_t;
@@ -152,6 +159,7 @@ static int log_truncate(lua_State *L) {
     return 3;
   }
   g->size = (uint64_t)off;
+  g->cuts++;
   if (aqs_fsync(g->fd) < 0) {
     aqs_push_ioerr(L, "fsync", g->path, errno);
     poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
@@ -204,6 +212,8 @@ static int log_tostring(lua_State *L) {
 
 enum { ORDER_READER, ORDER_WRITER_OPEN, ORDER_BUFFER };
 
+#define FRAMES_BUF ((size_t)256 * 1024)
+
 typedef struct {
   int fd;
   flog_t *log;       /* borrowed log, read through so a close is noticed */
@@ -213,11 +223,44 @@ typedef struct {
   int order;
   uint32_t version, max;
   uint64_t offset;
+  unsigned char *buf;  /* read-ahead: file bytes [boff, boff + blen) */
+  uint64_t boff;
+  size_t blen;
+  uint64_t cuts;       /* the borrowed log's cuts when the buffer was filled */
 } iter_t;
 
 static void iter_release(iter_t *it) {
   if (it->owns_fd && it->fd >= 0) (void)aqs_close(it->fd);
   it->fd = -1;
+  free(it->buf);
+  it->buf = NULL;
+  it->blen = 0;
+}
+
+/* Makes up to `need` (<= FRAMES_BUF) bytes at file offset o available at *p.
+ * Returns how many are there (fewer only at the end of the file) or -1 (errno).
+ * The buffer is refilled at o whenever it holds fewer than `need` bytes from o, so
+ * a short tail read earlier (a record being appended meanwhile) is read again. */
+static int64_t fill(iter_t *it, uint64_t o, size_t need, const unsigned char **p) {
+  int64_t r;
+  /* A borrowed log that was cut back (repair) must not be served stale bytes. */
+  if (it->log && it->log->cuts != it->cuts) it->blen = 0;
+  if (o >= it->boff && o - it->boff <= it->blen && it->blen - (o - it->boff) >= need) {
+    *p = it->buf + (o - it->boff);
+    return (int64_t)(it->blen - (o - it->boff));
+  }
+  if (!it->buf && (it->buf = (unsigned char *)malloc(FRAMES_BUF)) == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  it->blen = 0;
+  r = aqs_read_full(it->fd, it->buf, FRAMES_BUF, (int64_t)o);
+  if (r < 0) return -1;
+  it->boff = o;
+  it->blen = (size_t)r;
+  if (it->log) it->cuts = it->log->cuts;
+  *p = it->buf;
+  return r;
 }
 
 static int iter_gc(lua_State *L) {
@@ -248,7 +291,7 @@ static void detail(lua_State *L, const char *d) {
 /* The iterator step: offset, version, payload | status table | nil when finished. */
 static int iter_next(lua_State *L) {
   iter_t *it = (iter_t *)luaL_checkudata(L, 1, ITER_MT);
-  unsigned char h[AQS_HEADER_SIZE];
+  const unsigned char *h = NULL;
   uint32_t version, len, stored, actual;
   uint64_t o = it->offset, got = 0;
   int64_t r;
@@ -265,7 +308,8 @@ static int iter_next(lua_State *L) {
   }
   if (it->log) it->fd = it->log->fd;
   if (it->fd < 0) return luaL_error(L, "frame iterator: the framed log was closed");
-  r = aqs_read_full(it->fd, h, AQS_HEADER_SIZE, (int64_t)o);
+  if (o > (uint64_t)INT64_MAX - AQS_HEADER_SIZE) r = 0;   /* nothing can be there */
+  else r = fill(it, o, AQS_HEADER_SIZE, &h);
   if (r < 0) {
     int e = errno;
     status(L, it, "io_error", o);
@@ -281,6 +325,7 @@ static int iter_next(lua_State *L) {
     field(L, "got", r);
     return 1;
   }
+  if (r > AQS_HEADER_SIZE) r = AQS_HEADER_SIZE;
   version = aqs_get_u32le(h);
   len = aqs_get_u32le(h + 4);
   stored = aqs_get_u32le(h + 8);
@@ -307,7 +352,20 @@ static int iter_next(lua_State *L) {
         }
         break;
       case 'P':
-        present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, 0, len, &got);
+        if ((uint64_t)len + AQS_HEADER_SIZE <= FRAMES_BUF) {
+          const unsigned char *f;
+          int64_t avail = fill(it, o, AQS_HEADER_SIZE + (size_t)len, &f);
+          if (avail < 0) present = -1;
+          else if (avail < (int64_t)AQS_HEADER_SIZE + len) {
+            present = 0;
+            got = avail > AQS_HEADER_SIZE ? (uint64_t)avail - AQS_HEADER_SIZE : 0;
+          } else {
+            lua_pushlstring(L, (const char *)f + AQS_HEADER_SIZE, len);
+            present = 1;
+          }
+        } else {
+          present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, 0, len, &got);
+        }
         if (present < 0) {
           int e = errno;
           status(L, it, "io_error", o);
@@ -356,16 +414,25 @@ static int iter_next(lua_State *L) {
 }
 
 /* frames(path_or_log [, opts]) -> iterator, state, nil, state (to-be-closed).
- * opts.order "reader" | "writer_open" | "buffer", opts.version (5), opts.max_length. */
+ * opts.order "reader" | "writer_open" | "buffer", opts.version (5), opts.max_length,
+ * opts.offset (0): where the walk starts; it must be a record boundary (the caller's
+ * promise: bytes there are classified as a header). */
 int aqs_frames(lua_State *L) {
   static const char *const orders[] = {"reader", "writer_open", "buffer", NULL};
   iter_t *it;
   int order = ORDER_READER;
   uint32_t version = aqs_opt_u32(L, 2, "version", 5);
   uint32_t max = aqs_opt_u32(L, 2, "max_length", AQS_MAX_PAYLOAD);
+  lua_Integer start = 0;
   if (!lua_isnoneornil(L, 2)) {
     lua_getfield(L, 2, "order");
     order = luaL_checkoption(L, -1, "reader", orders);
+    lua_pop(L, 1);
+    if (lua_getfield(L, 2, "offset") != LUA_TNIL) {
+      int isint;
+      start = lua_tointegerx(L, -1, &isint);
+      luaL_argcheck(L, isint && start >= 0, 2, "offset must be a non-negative integer");
+    }
     lua_pop(L, 1);
   }
   lua_pushcfunction(L, iter_next);
@@ -375,6 +442,7 @@ int aqs_frames(lua_State *L) {
   it->order = order;
   it->version = version;
   it->max = order == ORDER_BUFFER ? 0xFFFFFFFFu : max;
+  it->offset = (uint64_t)start;
   luaL_setmetatable(L, ITER_MT);
   if (luaL_testudata(L, 1, LOG_MT)) {
     flog_t *g = (flog_t *)lua_touserdata(L, 1);

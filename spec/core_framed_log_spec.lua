@@ -137,6 +137,62 @@ describe("core.frames", function()
     assert.has_error(function() core.frames(log) end)
   end)
 
+  it("starts at opts.offset and rejects a bad one", function()
+    put(dir .. "/w", rec46 .. rec46 .. rec46)
+    local recs, final = walk(dir .. "/w", { offset = 46 })
+    assert.equal(2, #recs)
+    assert.equal(46, recs[1][1])
+    assert.equal(92, recs[2][1])
+    assert.same({ status = "end", offset = 138 }, final)
+    recs, final = walk(dir .. "/w", { offset = 138 })
+    assert.equal(0, #recs)
+    assert.same({ status = "end", offset = 138 }, final)
+    recs, final = walk(dir .. "/w", { offset = 140 })
+    assert.same({ status = "end", offset = 140 }, final)
+    recs, final = walk(dir .. "/w", { offset = 130 })
+    assert.same({ status = "incomplete_header", offset = 130, got = 8 }, final)
+    assert.has_error(function() core.frames(dir .. "/w", { offset = -1 }) end)
+    assert.has_error(function() core.frames(dir .. "/w", { offset = 1.5 }) end)
+  end)
+
+  it("reads through its buffer: many records, records across the buffer edge, big records", function()
+    local parts, big = {}, core.frame_encode(5, string.rep("b", 300000))
+    for k = 1, 9000 do parts[k] = core.frame_encode(5, string.rep(string.char(65 + k % 26), k % 61 + 1)) end
+    parts[#parts + 1] = big
+    parts[#parts + 1] = rec46
+    local data = table.concat(parts)
+    put(dir .. "/m", data)
+    local recs, final = walk(dir .. "/m")
+    assert.equal(#parts, #recs)
+    assert.same({ status = "end", offset = #data }, final)
+    local o = 0
+    for k = 1, #parts do
+      assert.equal(o, recs[k][1])
+      assert.equal(parts[k]:sub(13), recs[k][3])
+      o = o + #parts[k]
+    end
+    -- a big record cut short is incomplete, with what is there
+    put(dir .. "/m", big:sub(1, 200000))
+    recs, final = walk(dir .. "/m")
+    assert.same({ status = "incomplete_payload", offset = 0, length = 300000, got = 199988 }, final)
+    -- a lying length far beyond the file: no allocation, incomplete_payload
+    put(dir .. "/m", string.pack("<I4I4I4", 5, 200 * 1048576, 0) .. "xyz")
+    recs, final = walk(dir .. "/m")
+    assert.same({ status = "incomplete_payload", offset = 0, length = 200 * 1048576, got = 3 }, final)
+  end)
+
+  it("a borrowed log's truncate is seen by a running iterator", function()
+    local log = assert(core.log_open(dir .. "/w"))
+    log:append(rec46)
+    log:append(rec46)
+    local iter, state = core.frames(log)
+    assert.equal(0, (iter(state)))
+    assert(log:truncate(46))
+    local st = iter(state)
+    assert.same({ status = "end", offset = 46 }, st)
+    log:close()
+  end)
+
   it("stops after the final status", function()
     put(dir .. "/w", rec46)
     local iter, state = core.frames(dir .. "/w")

@@ -47,14 +47,15 @@ end
 
 -- Step 2: the WAL appender opened with the Strict repair policy (creates the file when
 -- missing, scans every record, never truncates). Returns its current sequence (the last
--- record's), or nil and the appender's open error text.
+-- record's) and the number of bytes its scan validated, or nil and the appender's open
+-- error text.
 local function open_strict(path)
   local appender = require "actionqueue.storage.wal.appender"
   local app, err = appender.open(path, { repair = "strict", sync = "none" })
   if not app then return nil, err.message end
-  local seq = app:current_sequence()
+  local seq, validated = app:current_sequence(), app.validated_bytes
   app:close()
-  return seq
+  return seq, validated
 end
 
 local function copy(t)
@@ -237,8 +238,8 @@ function M.run(dir, opts)
     if not ok then return fail("WalInit", err) end
   end
   -- 2. strict open
-  local wal_max, oerr = open_strict(wal_path)
-  if not wal_max then return fail("WalInit", oerr) end
+  local wal_max, validated = open_strict(wal_path)
+  if not wal_max then return fail("WalInit", validated) end
   -- 3. reader
   local reader_mod = require "actionqueue.storage.wal.reader"
   local rd, rerr = reader_mod.open(wal_path)
@@ -284,9 +285,10 @@ function M.run(dir, opts)
         string.format("snapshot sequence %u exceeds WAL max sequence %u", s, wal_max))
     end
   end
-  -- 6. tail selection
+  -- 6. tail selection. The seek's full-file validation shares step 2's strict scan:
+  -- only bytes appended since then are validated again (docs/recovery-deviations.md).
   if s ~= 0 then
-    local ok, serr = rd:seek_to_sequence(s + 1)
+    local ok, serr = rd:seek_to_sequence(s + 1, { validated_bytes = validated })
     if not ok then
       if serr.kind == "EndOfWal" then return finish() end
       rd:close()

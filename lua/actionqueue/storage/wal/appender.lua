@@ -97,6 +97,8 @@ function appender.open(path, opts)
   return setmetatable({
     log = log, path = path, sync_policy = sync, opts = codec.options(opts),
     sequence = summary.last_sequence, records = summary.records,
+    -- Bytes [0, validated_bytes) passed the strict open scan (recovery shares it).
+    validated_bytes = truncated and truncated.offset or summary.valid_bytes,
     pending = 0, truncated = truncated, closed = false, poisoned = false,
     appends_ok = 0, appends_failed = 0,
   }, Appender)

@@ -55,10 +55,11 @@ local function status_error(st)
   return errors.new("IoError", { offset = st.offset, errno = st.errno }, "I/O error: " .. os_text(st))
 end
 
---- Scans a log from offset 0.
+--- Scans a log from offset 0 (or from `opts.offset`, which must be a record boundary).
 -- @param source a path or a FramedLog
 -- @tparam[opt] table opts `order` ("reader" default | "writer_open"), `workflow`,
---   `skim` (validate without building events; implied when there is no `on_record`)
+--   `skim` (validate without building events; implied when there is no `on_record`),
+--   `offset` (start; `valid_bytes` then counts from 0 as well)
 -- @tparam[opt] function on_record called as `on_record(offset, event, payload)`, or
 --   with `skim` as `on_record(offset, nil, payload, sequence, variant)`
 -- @treturn table summary `{records, valid_bytes, last_sequence, max_sequence, error}`
@@ -69,8 +70,10 @@ function reader.scan(source, opts, on_record)
   local skim = opts.skim or not on_record
   local decode, skim_payload = codec.decode_payload, codec.skim_payload
   local summary = { records = 0, valid_bytes = 0, last_sequence = 0, max_sequence = 0 }
-  local n, last, max, valid = 0, 0, 0, 0
-  for offset, _, payload in core.frames(source, { order = opts.order or "reader", version = 5 }) do
+  local valid = opts.offset or 0
+  local n, last, max = 0, 0, 0
+  for offset, _, payload in core.frames(source, { order = opts.order or "reader", version = 5,
+                                                  offset = valid }) do
     if type(offset) == "table" then
       summary.error = status_error(offset)
       break
@@ -163,19 +166,10 @@ function reader.open(path, opts)
   }, Reader)
 end
 
--- A frames iterator positioned at self.pos (skipping earlier records).
+-- A frames iterator positioned at self.pos (a record boundary: 0 or the end of the
+-- last record returned), so continuing after a clean end does not re-walk the file.
 function Reader:_iterator()
-  local f, s = core.frames(self.log, { order = "reader", version = 5 })
-  local pos = self.pos
-  while pos > 0 do
-    local o, _, payload = f(s)
-    if type(o) ~= "number" then
-      local pending = o
-      return function() local p = pending; pending = nil; return p end, nil
-    end
-    if o + HEADER + #payload >= pos then break end
-  end
-  return f, s
+  return core.frames(self.log, { order = "reader", version = 5, offset = self.pos })
 end
 
 --- Next event, `nil` at clean end, or `nil, err`. A corruption sets the end flag so
@@ -225,23 +219,43 @@ end
 
 --- Seeks to the first record whose sequence equals `s` after a strict validation of the
 -- whole file; the next `next()` returns that record.
+--
+-- One pass does both (§3.4): the strict scan remembers the first exact match, and the
+-- seek fails with the first corruption anywhere even when the match precedes it.
+-- `opts.validated_bytes = V` (recovery bootstrap): the caller has just validated the
+-- prefix [0, V) of this file strictly (the appender's writer-open scan, whose checks
+-- are the reader's in another order, so a prefix valid for one is valid for the
+-- other); only [V, end) is validated again, then the search stops at the match.
 -- @return true | nil, err (corruption, or `End of WAL reached`)
-function Reader:seek_to_sequence(s)
-  local summary = reader.scan(self.log, self.opts)
-  if summary.error then return nil, summary.error end
-  local found
+function Reader:seek_to_sequence(s, opts)
+  local v = opts and opts.validated_bytes or 0
+  if v > self.log:size() then v = 0 end
+  local found, at
+  local sopts = { skim = true }
+  for k, val in pairs(self.opts) do if sopts[k] == nil then sopts[k] = val end end
+  local function match(offset, _, payload, seq)
+    if not found and seq == s then found, at = payload, offset end
+  end
+  if v == 0 then
+    local summary = reader.scan(self.log, sopts, match)
+    if summary.error then return nil, summary.error end
+  else
+    sopts.offset = v
+    local summary = reader.scan(self.log, sopts)
+    if summary.error then return nil, summary.error end
+    local copts = codec.options(self.opts)
+    for offset, _, payload in core.frames(self.log, { order = "reader", version = 5 }) do
+      if type(offset) ~= "number" then break end
+      local used, seq = codec.skim_payload(payload, copts)
+      if not used then break end
+      if seq == s then found, at = payload, offset break end
+    end
+  end
   self.iter = nil
   self.pos = 0
-  local f, st = core.frames(self.log, { order = "reader", version = 5 })
-  for offset, _, payload in f, st do
-    if type(offset) ~= "number" then break end
-    local used, seq = codec.skim_payload(payload, self.opts)
-    if not used then break end
-    if seq == s then
-      found = codec.decode_payload(payload, self.opts)
-      self.pos = offset + HEADER + #payload
-      break
-    end
+  if found then
+    self.pos = at + HEADER + #found
+    found = codec.decode_payload(found, codec.options(self.opts))
   end
   if not found then
     return nil, errors.new("EndOfWal", nil, "End of WAL reached")
