@@ -236,6 +236,27 @@ static int parse_escape(jd *d, int validate) {
   return 0;
 }
 
+/* Skips 8 bytes at a time while none of them is '"', '\\' or a control character
+ * (SWAR); ORs the skipped bytes' high bits into *high.  Returns the index where the
+ * byte-wise scan must go on. */
+#define SW_ONES 0x0101010101010101ULL
+#define SW_HIGH 0x8080808080808080ULL
+static size_t scan_plain(const unsigned char *s, size_t i, size_t n, unsigned char *high) {
+  uint64_t acc = 0;
+  while (n - i >= 8) {
+    uint64_t x, q, b, t;
+    memcpy(&x, s + i, 8);
+    q = x ^ (SW_ONES * '"');
+    b = x ^ (SW_ONES * '\\');
+    t = ((q - SW_ONES) & ~q) | ((b - SW_ONES) & ~b) | ((x - SW_ONES * 0x20) & ~x);
+    if (t & SW_HIGH) break;
+    acc |= x;
+    i += 8;
+  }
+  if (acc & SW_HIGH) *high |= 0x80;
+  return i;
+}
+
 /* Parses a string whose opening quote was consumed.  On success *out and *len give the
  * decoded bytes (into the payload when there is no escape).  validate: decoded strings
  * (keys, known values) are checked for UTF-8 and lone surrogates. */
@@ -247,6 +268,7 @@ static int parse_str(jd *d, int validate, const unsigned char **out, size_t *len
   for (;;) {
     const unsigned char *s = d->s;
     size_t i = d->i, n = d->n;
+    i = scan_plain(s, i, n, &high);
     while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) high |= s[i++];
     d->i = i;
     if (i == n) return ERR(d, "EOF while parsing a string");
@@ -732,7 +754,7 @@ static void push_default(jd *d, jitem *f) {
 static int record_map(jd *d, jtype *t, int tbl) {
   lua_State *L = d->L;
   uint64_t seen = 0;
-  int first = 1, k;
+  int first = 1, k, hint = 0;
   for (;;) {
     int c = ws(d);
     const unsigned char *key;
@@ -746,17 +768,38 @@ static int record_map(jd *d, jtype *t, int tbl) {
     } else return PEEK_ERR(d, "EOF while parsing an object");
     if (c == '"') {
       d->i++;
+      /* canonical documents list the fields in schema order: when the raw bytes are the
+       * next field's name followed by the closing quote, that is the decoded key (field
+       * names are plain ASCII, no escapes) */
+      if (hint < t->nitems) {
+        const jitem *h = &t->items[hint];
+        if (d->n - d->i > h->len && d->s[d->i + h->len] == '"'
+            && memcmp(d->s + d->i, h->name, h->len) == 0) {
+          d->i += h->len + 1;
+          k = hint;
+          f = &t->items[k];
+          goto found;
+        }
+      }
       if (parse_str(d, 1, &key, &klen)) return -1;
     } else if (c == '}') return PEEK_ERR(d, "trailing comma");
     else if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
     else return PEEK_ERR(d, "key must be a string");
-    for (k = 0; k < t->nitems; k++) {
-      if (t->items[k].len == klen && memcmp(t->items[k].name, key, klen) == 0) {
-        f = &t->items[k];
-        break;
+    if (hint < t->nitems && t->items[hint].len == klen
+        && memcmp(t->items[hint].name, key, klen) == 0) {
+      k = hint;
+      f = &t->items[k];
+    } else {
+      for (k = 0; k < t->nitems; k++) {
+        if (t->items[k].len == klen && memcmp(t->items[k].name, key, klen) == 0) {
+          f = &t->items[k];
+          break;
+        }
       }
     }
+  found:
     if (f) {
+      hint = k + 1;
       if (seen & ((uint64_t)1 << k)) return err_custom(d, "duplicate field `%s`", f->name);
       seen |= (uint64_t)1 << k;
       if (object_colon(d)) return -1;
@@ -836,9 +879,11 @@ static int dv_record(jd *d, jtype *t, int variant) {
   return 0;
 }
 
+#define LIST_STACK 32
+
 static int dv_list(jd *d, jtype *t) {
   lua_State *L = d->L;
-  int c = ws(d), first = 1, r, tbl;
+  int c = ws(d), first = 1, r, tbl, base;
   lua_Integer k = 0;
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c != '[') return invalid_type(d, "a sequence");
@@ -868,17 +913,35 @@ static int dv_list(jd *d, jtype *t) {
     lua_pushlstring(L, (const char *)b->p, b->len);
     return 0;
   }
-  lua_newtable(L);
-  tbl = lua_gettop(L);
+  /* The first LIST_STACK elements wait on the stack so that short lists get a table of
+   * exactly their size (no 1 -> 2 -> 4 array growth); longer lists spill into a table. */
+  base = lua_gettop(L);
+  tbl = 0;
+  luaL_checkstack(L, LIST_STACK + 8, "json_decode");
   for (;;) {
     r = seq_next(d, &first);
     if (r <= 0) break;
+    if (!tbl && k == LIST_STACK) {
+      lua_Integer j;
+      lua_createtable(L, 2 * LIST_STACK, 0);
+      lua_insert(L, base + 1);
+      tbl = base + 1;
+      for (j = k; j >= 1; j--) lua_rawseti(L, tbl, j);
+    }
     if (dv(d, t->of)) { r = -1; break; }
-    lua_rawseti(L, tbl, ++k);
+    ++k;
+    if (tbl) lua_rawseti(L, tbl, k);
   }
   d->depth++;
   if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
   if (end_seq(d, 1)) return -1;
+  if (!tbl) {
+    lua_Integer j;
+    lua_createtable(L, (int)k, 0);
+    lua_insert(L, base + 1);
+    tbl = base + 1;
+    for (j = k; j >= 1; j--) lua_rawseti(L, tbl, j);
+  }
   lua_settop(L, tbl);
   return 0;
 }
