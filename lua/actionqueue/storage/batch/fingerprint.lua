@@ -3,6 +3,7 @@
 -- their sizes, mtimes and contents), so a data directory changes when any file does.
 -- @module actionqueue.storage.batch.fingerprint
 local lfs = require "lfs"
+local fsutil = require "actionqueue.storage.fsutil"
 local core = require "actionqueue.storage.core"
 
 local fingerprint = {}
@@ -31,12 +32,7 @@ function fingerprint.file_crc(path, crc)
 end
 
 local function walk(dir, rel, out)
-  local names = {}
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then names[#names + 1] = name end
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fsutil.list_dir(dir)) do
     local path, r = dir .. "/" .. name, (rel == "" and name or rel .. "/" .. name)
     local a = lfs.attributes(path)
     if a and a.mode == "directory" then

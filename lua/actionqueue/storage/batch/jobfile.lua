@@ -6,6 +6,8 @@
 -- (`base_dir`), while the report keeps the path as written.
 -- Errors name the bad entry: `jobs[3].kind: unknown kind "chek"` (1-based indexes).
 -- @module actionqueue.storage.batch.jobfile
+local fsutil = require "actionqueue.storage.fsutil"
+
 local jobfile = {}
 
 --- Job kinds and whether they need an `output`.
@@ -40,10 +42,6 @@ local function kind_known(kind)
   return kind == "test" and jobfile.test_kinds_enabled()
 end
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
 --- Resolves `path` against `base` unless it is absolute.
 -- @tparam string base directory
 -- @tparam string path
@@ -51,14 +49,6 @@ end
 function jobfile.resolve(base, path)
   if path:sub(1, 1) == "/" or base == nil or base == "." or base == "" then return path end
   return base .. "/" .. path
-end
-
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
 end
 
 local function decode_source(path, data)
@@ -158,13 +148,13 @@ end
 -- @treturn table list of normalised jobs
 -- @return nil, message
 function jobfile.load(path)
-  local data, err = read_file(path)
+  local data, err = fsutil.read_file(path)
   if not data then return nil, err end
   local t
   t, err = decode_source(path, data)
   if t == nil and err then return nil, err end
   local jobs
-  jobs, err = jobfile.normalise(t, dirname(path))
+  jobs, err = jobfile.normalise(t, fsutil.dirname(path))
   if not jobs then return nil, path .. ": " .. err end
   return jobs
 end

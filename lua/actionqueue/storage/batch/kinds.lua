@@ -5,6 +5,7 @@
 -- Outputs are only written through `snapshot.write` (atomic: temp sibling, fsync, rename).
 -- @module actionqueue.storage.batch.kinds
 local fingerprint = require "actionqueue.storage.batch.fingerprint"
+local fsutil = require "actionqueue.storage.fsutil"
 
 local kinds = {}
 
@@ -119,10 +120,8 @@ local function write_output(snapshot, job, snap)
 end
 
 local function read_table(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
+  local data, err = fsutil.read_file(path)
+  if not data then return nil, err end
   if path:match("%.json$") then
     local t, jerr = require("cjson.safe").decode(data)
     if t == nil then return nil, path .. ": invalid JSON: " .. tostring(jerr) end
@@ -193,9 +192,7 @@ function runners.test(job)
     -- reads the input and writes it to the output as one frame through the AtomicWriter,
     -- slowly when `seconds` is set (a stand-in for rewrite jobs in kill/resume specs);
     -- `copy_crash` exits the worker half way, leaving the writer's temp file behind
-    local f = assert(io.open(job.path, "rb"))
-    local data = f:read("a")
-    f:close()
+    local data = assert(fsutil.read_file(job.path))
     local core = require "actionqueue.storage.core"
     local w, err = core.atomic_writer(job.output_path)
     if not w then return nil, err, "IoError" end

@@ -10,6 +10,7 @@
 -- @module actionqueue.storage.batch.report
 local cjson = require "cjson"
 local core = require "actionqueue.storage.core"
+local fsutil = require "actionqueue.storage.fsutil"
 
 local report = {}
 
@@ -171,35 +172,8 @@ function report.encode(entries, meta)
   return table.concat(out)
 end
 
-local function dirname(path)
-  return path:match("^(.*)/[^/]*$") or "."
-end
-
---- Writes `data` to `path` atomically: `path.tmp`, fsync, rename, directory fsync.
--- (The core AtomicWriter writes frames only; a report is plain JSON.)
--- @treturn boolean true
--- @return nil, message
-function report.write_file(path, data)
-  local tmp = path .. ".tmp"
-  local fd, err = core.proc_open(tmp, "truncate")
-  if not fd then return nil, err end
-  local ok
-  ok, err = core.proc_write(fd, data)
-  if ok then ok, err = core.proc_fsync(fd) end
-  core.proc_close(fd)
-  if ok then ok, err = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    return nil, err
-  end
-  local dfd = core.proc_open(dirname(path), "directory")
-  if dfd then
-    ok, err = core.proc_fsync(dfd)
-    core.proc_close(dfd)
-    if not ok then return nil, err end
-  end
-  return true
-end
+--- Writes `data` to `path` atomically (see `fsutil.write_file_atomic`).
+report.write_file = fsutil.write_file_atomic
 
 --- The journal of a report being written (group commit).
 -- `append(entry)` only buffers the entry's line; `commit()` writes every buffered line with
@@ -215,11 +189,7 @@ function report.journal(path)
   local jpath = path .. ".journal"
   local fd, err = core.proc_open(jpath, "truncate")
   if not fd then return nil, err end
-  local dfd = core.proc_open(dirname(jpath), "directory")
-  if dfd then
-    core.proc_fsync(dfd)
-    core.proc_close(dfd)
-  end
+  fsutil.fsync_dir(fsutil.dirname(jpath))
   local j = { path = jpath }
   local buf, n = {}, 0
   function j.append(e)
@@ -248,14 +218,6 @@ end
 report.GROUP = 256
 report.GROUP_SECONDS = 0.05
 
-local function read_all(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
-end
-
 local function from_json(v)
   if v == cjson.null then return nil end
   return v
@@ -274,7 +236,7 @@ end
 -- @treturn string which file was read
 -- @return nil, message when neither exists or the report is not valid JSON
 function report.load(path)
-  local data = read_all(path)
+  local data = fsutil.read_file(path)
   local source = path
   if data and not path:match("%.journal$") then
     local t, err = require("cjson.safe").decode(data)
@@ -287,7 +249,7 @@ function report.load(path)
   end
   if not data then
     source = path .. ".journal"
-    data = read_all(source)
+    data = fsutil.read_file(source)
     if not data then return nil, path .. ": no report and no journal" end
   end
   local entries = {}

@@ -6,14 +6,9 @@
 -- @module actionqueue.storage.batch.resume
 local fingerprint = require "actionqueue.storage.batch.fingerprint"
 local report = require "actionqueue.storage.batch.report"
-
-local lfs = require "lfs"
+local fsutil = require "actionqueue.storage.fsutil"
 
 local resume = {}
-
-local function exists(path)
-  return lfs.attributes(path, "mode") ~= nil
-end
 
 --- Loads the earlier report as a lookup table.
 -- @tparam string path report (or journal) path
@@ -24,11 +19,11 @@ function resume.load(path)
   local entries, err = report.load(path)
   if not entries then
     -- no earlier report at all: nothing is done yet (so scripts may always pass --resume)
-    if not exists(path) and not exists(path .. ".journal") then return {} end
+    if not fsutil.exists(path) and not fsutil.exists(path .. ".journal") then return {} end
     return nil, err
   end
   -- a final report plus a journal: a later run was killed; its entries are newer
-  if not path:match("%.journal$") and exists(path .. ".journal") then
+  if not path:match("%.journal$") and fsutil.exists(path .. ".journal") then
     local later = report.load(path .. ".journal")
     for _, e in ipairs(later or {}) do entries[#entries + 1] = e end
   end

@@ -5,6 +5,7 @@
 -- deterministic. Symbolic links to directories are not followed.
 -- @module actionqueue.storage.batch.scan
 local lfs = require "lfs"
+local fsutil = require "actionqueue.storage.fsutil"
 local jobfile = require "actionqueue.storage.batch.jobfile"
 
 local scan = {}
@@ -20,12 +21,7 @@ local function is_data_dir(path)
 end
 
 local function walk(dir, rel, found)
-  local names = {}
-  for name in lfs.dir(dir) do
-    if name ~= "." and name ~= ".." then names[#names + 1] = name end
-  end
-  table.sort(names)
-  for _, name in ipairs(names) do
+  for _, name in ipairs(fsutil.list_dir(dir)) do
     local path = dir .. "/" .. name
     local r = rel == "" and name or (rel .. "/" .. name)
     local mode = lfs.symlinkattributes(path, "mode")

@@ -2,6 +2,7 @@
 -- JSON file (a snapshot payload, decoded exactly; or friendly JSON for `snapshot.build`).
 -- @module actionqueue.storage.cli.build
 local cli = require "actionqueue.storage.cli"
+local fsutil = require "actionqueue.storage.fsutil"
 
 local M = {}
 
@@ -11,14 +12,6 @@ function M.register(parser)
   cmd:argument("src", "Source: a .lua file returning a table, or a .json file.")
   cmd:argument("out", "Snapshot file to write (atomically replaced).")
   cli.json_flag(cmd)
-end
-
-local function read_file(path)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  local data = f:read("a")
-  f:close()
-  return data
 end
 
 -- JSON numbers decoded by cjson are floats: integral ones become integers again;
@@ -38,7 +31,7 @@ end
 -- @return table, or nil and `{kind, message}`
 function M.read_source(path)
   if path:match("%.json$") then
-    local text, ioerr = read_file(path)
+    local text, ioerr = fsutil.read_file(path)
     if not text then return nil, { kind = "IoError", message = tostring(ioerr) } end
     local ok_snapshot, snapshot = pcall(require, "actionqueue.storage.snapshot")
     if ok_snapshot and snapshot.decode then
@@ -76,9 +69,7 @@ function M.run(args)
   end
   local ok, werr = snapshot.write(args.out, snap)
   if not ok then return cli.file_error(args.out, werr, args.json) end
-  local f = io.open(args.out, "rb")
-  local size = f and f:seek("end")
-  if f then f:close() end
+  local size = fsutil.file_size(args.out)
   if args.json then
     cli.json({ ok = true, src = args.src, out = args.out, tasks = #snap.tasks, runs = #snap.runs, bytes = size })
   else

@@ -9,6 +9,7 @@
 -- `inspect.load` is the REPL flavour of `open`: it raises a one-line error instead of
 -- returning `nil, err` (the umbrella module exposes it as `aq.load`).
 -- @module actionqueue.storage.inspect
+local fsutil = require "actionqueue.storage.fsutil"
 local fmt = require "actionqueue.storage.inspect.fmt"
 local path = require "actionqueue.storage.inspect.path"
 local show = require "actionqueue.storage.inspect.show"
@@ -24,14 +25,6 @@ local inspect = {
 local LoadError = { __name = "aq.load_error" }
 LoadError.__tostring = function(e) return e.message end
 
-local function file_size(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:close()
-  return size
-end
-
 --- Loads a snapshot file read-only and wraps it in the REPL views.
 -- @tparam string p the file
 -- @return the wrapped snapshot, or `nil, err` (err has `kind`, `message`; `false` from
@@ -43,7 +36,7 @@ function inspect.open(p)
     return nil, { kind = "NoSnapshot", message = "no snapshot at " .. p }
   end
   if not snap then return nil, err end
-  local meta = { file = p, file_size = file_size(p) }
+  local meta = { file = p, file_size = fsutil.file_size(p) }
   local ok, r = pcall(snapshot.verify, p)
   if ok and type(r) == "table" and r.length then meta.payload_size = r.length end
   return view.wrap(snap, meta)

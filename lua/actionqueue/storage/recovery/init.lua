@@ -9,6 +9,7 @@
 -- `ERR ` (bootstrap errors with their prefix; build failures as the bare validation text).
 -- @module actionqueue.storage.recovery
 local errors = require "actionqueue.storage.errors"
+local fsutil = require "actionqueue.storage.fsutil"
 local bootstrap = require "actionqueue.storage.recovery.bootstrap"
 local to_snapshot = require "actionqueue.storage.recovery.to_snapshot"
 local state_mod = require "actionqueue.storage.recovery.state"
@@ -49,14 +50,6 @@ function M.summary(r)
     engine_paused = st.engine.paused,
     warnings = r.warnings,
   }
-end
-
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
 end
 
 --- Offline compaction: recover `dir`, build the canonical snapshot at `opts.timestamp`
@@ -110,7 +103,7 @@ function M.compact(dir, opts)
     wal_sequence = snap.metadata.wal_sequence,
     tasks = snap.metadata.task_count,
     runs = snap.metadata.run_count,
-    snapshot_bytes = file_size(out),
+    snapshot_bytes = fsutil.file_size(out),
     events = r.events_applied_total,
     out = out,
     recovered = M.summary(r),

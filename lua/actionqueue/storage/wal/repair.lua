@@ -12,29 +12,13 @@
 -- @module actionqueue.storage.wal.repair
 local core = require "actionqueue.storage.core"
 local errors = require "actionqueue.storage.errors"
+local fsutil = require "actionqueue.storage.fsutil"
 local reader = require "actionqueue.storage.wal.reader"
 local appender = require "actionqueue.storage.wal.appender"
 
 local repair = {}
 
 local HEADER = 12
-
-local function read_range(path, offset, size)
-  local f, err = io.open(path, "rb")
-  if not f then return nil, err end
-  f:seek("set", offset)
-  local data = f:read(size) or ""
-  f:close()
-  return data
-end
-
-local function file_size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local n = f:seek("end")
-  f:close()
-  return n
-end
 
 --- Counts the records after the bad record at the start of `tail` that still validate
 -- (buffer validator order), i.e. valid records a cut would lose.
@@ -52,7 +36,7 @@ end
 --   dropped_valid_records, tail, zero_tail}` | nil, err (I/O)
 function repair.plan(path, opts)
   opts = opts or {}
-  local size = file_size(path)
+  local size = fsutil.file_size(path)
   if not size then
     return nil, errors.new("IoError", nil, "I/O error: No such file or directory (os error 2)")
   end
@@ -64,7 +48,7 @@ function repair.plan(path, opts)
   local o = s.error.offset
   plan.offset, plan.kind, plan.error = o, s.error.reason, s.error
   plan.dropped_bytes = size - o
-  local tail = read_range(path, o, size - o) or ""
+  local tail = fsutil.read_range(path, o, size - o) or ""
   plan.dropped_valid_records = valid_after(tail, opts)
   plan.zero_tail = not tail:find("[^%z]")
   -- A tail problem: nothing decodable follows, and the damage is a torn/short record,
@@ -90,15 +74,7 @@ local function save_cut(path, bytes)
   if ok then ok, msg, ename = log:sync() end
   log:close()
   if not ok then return nil, msg, ename end
-  local dir = path:match("^(.*)/[^/]*$") or "."
-  if dir == "" then dir = "/" end
-  local fd = core.proc_open(dir, "directory")
-  if fd then
-    ok, msg, ename = core.proc_fsync(fd)
-    core.proc_close(fd)
-    if not ok then return nil, msg, ename end
-  end
-  return true
+  return fsutil.fsync_dir(fsutil.dirname(path))
 end
 
 --- Repairs a WAL.
@@ -127,7 +103,7 @@ function repair.run(path, opts)
   local cut_file
   if mode == "safe" and opts.keep_cut ~= false then
     cut_file = string.format("%s.cut-%d", path, plan.offset)
-    local ok, msg = save_cut(cut_file, read_range(path, plan.offset, plan.dropped_bytes) or "")
+    local ok, msg = save_cut(cut_file, fsutil.read_range(path, plan.offset, plan.dropped_bytes) or "")
     if not ok then
       return nil, errors.new("IoError", { plan = plan }, "I/O error: cannot save cut bytes: " .. tostring(msg))
     end
