@@ -35,6 +35,9 @@ typedef struct {
   uint64_t length;   /* payload bytes of the open frame */
   char *path, *tmp, *dir;
   char *err, *errname;   /* the first failure, repeated to every later call */
+  const char *eop;       /* last_error(): the failing step ("fsync", "open dir", ...) */
+  int eno;               /* and its errno (0: none) */
+  int ereplaced;         /* the failure came after the rename */
 } aw_t;
 
 static aw_t *check_aw(lua_State *L) {
@@ -55,10 +58,29 @@ static void release(aw_t *w) {
   if (w->tmp_live) { (void)aqs_unlink(w->tmp); w->tmp_live = 0; }
 }
 
+/* The error details a caller needs to print the reference's texts:
+ * {op = "fsync", errno = 5, ename = "EIO", os_message = "Input/output error (os error 5)",
+ *  replaced = false}. */
+static void push_info(lua_State *L, const char *op, int err, int replaced) {
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, op);
+  lua_setfield(L, -2, "op");
+  lua_pushinteger(L, err);
+  lua_setfield(L, -2, "errno");
+  lua_pushstring(L, aqs_errno_name(err));
+  lua_setfield(L, -2, "ename");
+  aqs_push_osmsg(L, err);
+  lua_setfield(L, -2, "os_message");
+  lua_pushboolean(L, replaced);
+  lua_setfield(L, -2, "replaced");
+}
+
 /* Records the failure (once), releases the temp file and pushes the error triple. */
 static int fail(lua_State *L, aw_t *w, const char *op, const char *what, int err) {
   aqs_push_ioerr(L, op, what, err);
   if (w->state == AW_OPEN) {
+    w->eop = op;
+    w->eno = err;
     w->state = AW_FAILED;
     w->err = dupstr(lua_tostring(L, -2));
     w->errname = dupstr(lua_tostring(L, -1));
@@ -99,7 +121,8 @@ static int has_filename(const char *path) {
   return *base != '\0' && strcmp(base, ".") != 0 && strcmp(base, "..") != 0;
 }
 
-/* atomic_writer(path) -> AtomicWriter | nil, msg, ENAME */
+/* atomic_writer(path) -> AtomicWriter | nil, msg, ENAME, info (push_info; op "path" when
+ * the path has no file name, "open" when the temp file cannot be created) */
 int aqs_atomic_writer(lua_State *L) {
   size_t n;
   const char *path = luaL_checklstring(L, 1, &n);
@@ -109,7 +132,8 @@ int aqs_atomic_writer(lua_State *L) {
     lua_pushnil(L);
     lua_pushfstring(L, "atomic_writer %s: path has no filename component", path);
     lua_pushliteral(L, "EINVAL");
-    return 3;
+    push_info(L, "path", EINVAL, 0);
+    return 4;
   }
   w = (aw_t *)lua_newuserdatauv(L, sizeof(aw_t), 0);
   memset(w, 0, sizeof *w);
@@ -123,7 +147,12 @@ int aqs_atomic_writer(lua_State *L) {
   memcpy(w->tmp, path, n);
   memcpy(w->tmp + n, ".tmp", 5);
   w->fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);  /* umask applies, as for Rust File::create */
-  if (w->fd < 0) return aqs_push_ioerr(L, "open", w->tmp, errno);
+  if (w->fd < 0) {
+    int e = errno;
+    aqs_push_ioerr(L, "open", w->tmp, e);
+    push_info(L, "open", e, 0);
+    return 4;
+  }
   w->state = AW_OPEN;
   w->tmp_live = 1;
   return 1;
@@ -236,6 +265,24 @@ static int aw_flush(lua_State *L) {
   return 1;
 }
 
+/* A directory step failed after the rename: the new content is in place. */
+static int dir_fail(lua_State *L, aw_t *w, const char *op, int err) {
+  w->eop = op;
+  w->eno = err;
+  w->ereplaced = 1;
+  aqs_push_ioerr(L, op, w->dir, err);
+  lua_pushliteral(L, "replaced");
+  return 4;
+}
+
+/* last_error() -> nil | info (push_info) of the failure that ended this writer. */
+static int aw_last_error(lua_State *L) {
+  aw_t *w = check_aw(L);
+  if (!w->eop) return 0;
+  push_info(L, w->eop, w->eno, w->ereplaced);
+  return 1;
+}
+
 /* close() -> true | nil, msg, ENAME [, "replaced"] */
 static int aw_close(lua_State *L) {
   aw_t *w = check_aw(L);
@@ -256,23 +303,13 @@ static int aw_close(lua_State *L) {
   /* From here the new content is visible; a directory failure only means we
    * cannot promise that the rename survives a crash. */
   dfd = aqs_open(w->dir, O_RDONLY | O_DIRECTORY, 0);
-  if (dfd < 0) {
-    aqs_push_ioerr(L, "open dir", w->dir, errno);
-    lua_pushliteral(L, "replaced");
-    return 4;
-  }
+  if (dfd < 0) return dir_fail(L, w, "open dir", errno);
   if (aqs_fsync(dfd) < 0) {
     int e = errno;
     (void)aqs_close(dfd);
-    aqs_push_ioerr(L, "fsync dir", w->dir, e);
-    lua_pushliteral(L, "replaced");
-    return 4;
+    return dir_fail(L, w, "fsync dir", e);
   }
-  if (aqs_close(dfd) < 0) {
-    aqs_push_ioerr(L, "close dir", w->dir, errno);
-    lua_pushliteral(L, "replaced");
-    return 4;
-  }
+  if (aqs_close(dfd) < 0) return dir_fail(L, w, "close dir", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -329,6 +366,7 @@ void aqs_atomic_writer_init(lua_State *L) {
     {"close", aw_close},
     {"finish_frame", aw_finish_frame},
     {"flush", aw_flush},
+    {"last_error", aw_last_error},
     {"path", aw_path},
     {"temp_path", aw_temp_path},
     {"write", aw_write},

@@ -106,6 +106,27 @@ describe("core.atomic_writer", function()
     assert.equal("ENOTDIR", name)
   end)
 
+  it("gives the errno details for the reference's texts (constructor info, last_error)", function()
+    put(dir .. "/file", "")
+    local w, _, _, info = core.atomic_writer(dir .. "/file/x")
+    assert.is_nil(w)
+    assert.same({ op = "open", errno = 20, ename = "ENOTDIR", replaced = false,
+                  os_message = "Not a directory (os error 20)" }, info)
+    info = select(4, core.atomic_writer("/"))
+    assert.equal("path", info.op)
+    w = assert(core.atomic_writer(dir .. "/t"))
+    assert.is_nil(w:last_error())
+    assert(w:write_frame(4, "x"))
+    assert(os.execute("mkdir " .. dir .. "/t"))   -- the rename target is a directory
+    local ok, msg, name = w:close()
+    assert.is_nil(ok)
+    assert.equal("EISDIR", name)
+    assert.truthy(msg:find("^rename "))
+    assert.same({ op = "rename", errno = 21, ename = "EISDIR", replaced = false,
+                  os_message = "Is a directory (os error 21)" }, w:last_error())
+    w:abort()
+  end)
+
   it("abort removes the temp file and keeps the old target", function()
     put(dir .. "/t", "old")
     local w = assert(core.atomic_writer(dir .. "/t"))

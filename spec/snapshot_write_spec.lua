@@ -95,7 +95,12 @@ describe("snapshot.write", function()
     local ok, err = snapshot.write(tmpdir .. "/no/such/dir/s.snap", assert(snapshot.decode(EMPTY)))
     assert.is_nil(ok)
     assert.equal("IoError", err.kind)
-    assert.equal("I/O error when opening snapshot file: ", err.message:sub(1, 38))
+    assert.equal("I/O error when opening snapshot file: No such file or directory (os error 2)", err.message)
+    assert.equal(2, err.os_errno)
+    assert.truthy(err.detail:find("s.snap.tmp", 1, true))   -- the C message still names the file
+    ok, err = snapshot.write("/", assert(snapshot.decode(EMPTY)))
+    assert.is_nil(ok)
+    assert.equal("I/O error when opening snapshot file: snapshot path has no filename component: /", err.message)
   end)
 
   it("a rename failure (target is a directory) leaves no temp file", function()
@@ -104,7 +109,20 @@ describe("snapshot.write", function()
     local ok, err = snapshot.write(target, assert(snapshot.decode(EMPTY)))
     assert.is_nil(ok)
     assert.equal("IoError", err.kind)
+    assert.equal("I/O error: Is a directory (os error 21)", err.message)   -- §2.4 step 2
+    assert.equal("rename", err.op)
+    assert.is_false(err.replaced)
     assert.is_false(exists(target .. ".tmp"))
+  end)
+
+  it("writes a bare relative file name (the reference fails its parent directory fsync)", function()
+    local lfs = require "lfs"
+    local cwd = lfs.currentdir()
+    assert(lfs.chdir(tmpdir))
+    local ok, err = snapshot.write("bare.snap", assert(snapshot.decode(EMPTY)))
+    lfs.chdir(cwd)
+    assert.is_true(ok, err and err.message)
+    assert.truthy(snapshot.load(tmpdir .. "/bare.snap"))
   end)
 
   it("streams large snapshots in chunks and loads them back", function()
@@ -157,6 +175,40 @@ describe("snapshot.write", function()
           assert.equal("OLD CONTENT", read(target))
         end
         assert.is_false(exists(target .. ".tmp"))
+      end)
+    end
+
+    -- The reference's texts (snapshot-format.md §2.6), "<strerror> (os error N)".
+    local texts = {
+      ["open:1:EROFS"] = "ERR IoError I/O error when opening snapshot file: Read-only file system (os error 30)",
+      ["pwrite:2:EIO"] = "ERR IoError I/O error: Input/output error (os error 5)",
+      ["fsync:1:EIO"] = "ERR IoError I/O error: Input/output error (os error 5)",
+      ["rename:1:EACCES"] = "ERR IoError I/O error: Permission denied (os error 13)",
+    }
+    for rule, want in pairs(texts) do
+      it("text of " .. rule, function()
+        if not fault.available() then pending("fault shim not built") return end
+        local out = fault.run(code:format(src, target), { AQS_FAULT = rule, AQS_FAULT_PATH = "fault.snap" })
+        assert.equal(want, (out:gsub("%s+$", "")))
+      end)
+    end
+
+    -- The second open / fsync is the parent directory's, after the rename.
+    for rule, want in pairs {
+      ["open:2:EACCES"] = "failed to open snapshot parent directory for fsync: Permission denied (os error 13)",
+      ["fsync:2:EIO"] = "failed to fsync snapshot parent directory: Input/output error (os error 5)",
+    } do
+      it("directory failure after the rename: " .. rule, function()
+        if not fault.available() then pending("fault shim not built") return end
+        local d = tmpdir .. "/dirfault"
+        assert(os.execute("mkdir -p " .. d))
+        local t = d .. "/x.snap"
+        os.remove(t)
+        local out = fault.run(code:format(src, t), { AQS_FAULT = rule, AQS_FAULT_PATH = "dirfault" })
+        assert.equal("ERR IoError I/O error: " .. want .. " (snapshot replaced, durability unknown)",
+          (out:gsub("%s+$", "")))
+        assert.equal(read(src), read(t))         -- the new content is in place
+        assert.is_false(exists(t .. ".tmp"))
       end)
     end
   end)

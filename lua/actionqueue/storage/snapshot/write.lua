@@ -10,10 +10,26 @@ local S = require "actionqueue.storage.schema.snapshot"
 
 local write = {}
 
-local function io_error(msg, ename, extra)
+-- The reference's texts (snapshot-format.md §2.6) from the C writer's error details
+-- (`info` = `w:last_error()`: op, errno, ename, os_message, replaced). `detail` keeps the
+-- C message, which names the file.
+local DIR_TEXT = {
+  ["open dir"] = "failed to open snapshot parent directory for fsync: ",
+  ["fsync dir"] = "failed to fsync snapshot parent directory: ",
+  ["close dir"] = "failed to fsync snapshot parent directory: ",
+}
+-- Our addition after a failed directory step: the rename already happened.
+write.REPLACED_SUFFIX = " (snapshot replaced, durability unknown)"
+
+local function io_error(msg, ename, info)
   local f = { detail = msg, errno = ename }
-  for k, v in pairs(extra or {}) do f[k] = v end
-  return errors.new("IoError", f, "I/O error: " .. tostring(msg))
+  local text = tostring(msg)
+  if info then
+    f.op, f.os_errno, f.replaced = info.op, info.errno, info.replaced
+    text = (DIR_TEXT[info.op] or "") .. info.os_message
+    if info.replaced then text = text .. write.REPLACED_SUFFIX end
+  end
+  return errors.new("IoError", f, "I/O error: " .. text)
 end
 
 --- Writes `snap` atomically to `path`.
@@ -24,7 +40,12 @@ end
 --   the loader validates, and decode-time rules are stricter than §6)
 -- @return `true` or `nil, err` (`err.kind` MappingError | UnsupportedVersion |
 --   EncodeError | IoError; `err.replaced = true` when only the directory fsync failed
---   after the new file was already in place)
+--   after the new file was already in place). IoError texts are the reference's
+--   (snapshot-format.md §2.6): `I/O error when opening snapshot file: <os message>`,
+--   `I/O error: <os message>` (write, fsync, rename), `I/O error: failed to open snapshot
+--   parent directory for fsync: <os message>` / `... failed to fsync snapshot parent
+--   directory: <os message>`, the last two followed by `REPLACED_SUFFIX`. `err.detail`
+--   is the C message naming the file, `err.op` the failing step, `err.os_errno` the errno.
 function write.write(path, snap, opts)
   assert(type(path) == "string", "snapshot.write: path string expected")
   assert(type(snap) == "table", "snapshot.write: snapshot table expected")
@@ -40,16 +61,22 @@ function write.write(path, snap, opts)
       ("refusing to write snapshot version %s: the frame version would be %s and the loader "
         .. "only accepts %d"):format(tostring(snap.version), tostring(snap.version), S.FRAME_VERSION))
   end
-  local w, msg, ename = core.atomic_writer(path)
+  local w, msg, ename, info = core.atomic_writer(path)
   if not w then
-    return nil, errors.new("IoError", { detail = msg, errno = ename },
-      "I/O error when opening snapshot file: " .. tostring(msg))
+    local text = tostring(msg)
+    if info and info.op == "path" then
+      text = "snapshot path has no filename component: " .. path
+    elseif info then
+      text = info.os_message
+    end
+    return nil, errors.new("IoError", { detail = msg, errno = ename, os_errno = info and info.errno },
+      "I/O error when opening snapshot file: " .. text)
   end
   local r
   r, msg, ename = w:begin_frame(S.FRAME_VERSION)
   if not r then
     w:abort()
-    return nil, io_error(msg, ename)
+    return nil, io_error(msg, ename, w:last_error())
   end
   -- The writer itself is the sink: the C encoder writes its chunks straight to it (no
   -- Lua string per chunk, so no garbage for the collector to traverse the document for).
@@ -57,20 +84,25 @@ function write.write(path, snap, opts)
   if not done then
     -- an I/O failure is remembered by the writer and repeated by every later call
     local okw, m, e = w:write("")
+    local winfo = w:last_error()
     w:abort()
-    if not okw then return nil, io_error(m, e) end
+    if not okw then return nil, io_error(m, e, winfo) end
     return nil, err
   end
   r, msg, ename = w:finish_frame()
   if not r then
+    local finfo = w:last_error()
     w:abort()
-    return nil, io_error(msg, ename)
+    return nil, io_error(msg, ename, finfo)
   end
   local replaced
   r, msg, ename, replaced = w:close()
   if not r then
+    local cinfo = w:last_error()
     if replaced ~= "replaced" then w:abort() end
-    return nil, io_error(msg, ename, { replaced = replaced == "replaced" })
+    local err = io_error(msg, ename, cinfo)
+    err.replaced = replaced == "replaced"
+    return nil, err
   end
   return true
 end
