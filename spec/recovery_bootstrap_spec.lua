@@ -109,6 +109,37 @@ describe("recovery bootstrap (§13.4)", function()
     rm(d)
   end)
 
+  test("snapshot at u64::MAX: the tail target saturates, nothing is replayed", function()
+    local codec = require "actionqueue.storage.wal.codec"
+    local MAX = -1   -- 18446744073709551615
+    local d = datadir()
+    write_snapshot(d, { task(T1) }, MAX)
+    -- empty WAL: accepted (snapshot ahead of an empty WAL), nothing to replay
+    local r = assert(recovery.recover(d))
+    assert.same({ true, MAX, MAX, 0, 1 }, { r.snapshot_loaded, r.snapshot_sequence, r.state.latest,
+      r.wal_replay_events_applied, r.state.task_count })
+    assert.equal("snapshot sequence 18446744073709551615 is ahead of an empty WAL", r.warnings[1])
+    -- a (hand-written) record 0 and a last record at u64::MAX: s + 1 must not wrap to 0
+    local f = assert(io.open(d .. "/wal/actionqueue.wal", "wb"))
+    f:write(codec.encode_record({ sequence = 0, event = task(T2) }),
+            codec.encode_record({ sequence = MAX, event = { EnginePaused = { timestamp = 5 } } }))
+    f:close()
+    r = assert(recovery.recover(d))
+    assert.same({ true, MAX, MAX, 0, 1, false }, { r.snapshot_loaded, r.wal_writer_sequence,
+      r.state.latest, r.wal_replay_events_applied, r.state.task_count, r.state.engine.paused })
+    -- step 5 still applies first
+    write_wal(d, {})
+    f = assert(io.open(d .. "/wal/actionqueue.wal", "wb"))
+    f:write(codec.encode_record({ sequence = 7, event = task(T2) }))
+    f:close()
+    local err
+    r, err = recovery.recover(d)
+    assert.is_nil(r)
+    assert.equal("snapshot bootstrap error: snapshot sequence 18446744073709551615 exceeds WAL max sequence 7",
+      err.message)
+    rm(d)
+  end)
+
   test("5/6/7: canceled task, engine pause/resume restored", function()
     local d = datadir()
     write_snapshot(d, { task(T1), { TaskCanceled = { task_id = T1, timestamp = 77 } },

@@ -287,6 +287,12 @@ function M.run(dir, opts)
   end
   -- 6. tail selection. The seek's full-file validation shares step 2's strict scan:
   -- only bytes appended since then are validated again (docs/recovery-deviations.md).
+  if s == -1 then
+    -- wal_sequence = u64::MAX: there is no sequence s + 1 (it would wrap to 0 and could
+    -- match a hand-written record 0). Saturate: nothing is replayed, as when s + 1 is
+    -- absent (docs/recovery-deviations.md; recovery.md does not cover it).
+    return finish()
+  end
   if s ~= 0 then
     local ok, serr = rd:seek_to_sequence(s + 1, { validated_bytes = validated })
     if not ok then
