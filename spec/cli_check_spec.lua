@@ -1,36 +1,19 @@
 -- `aqstore check` / `aqstore rewrite` as subprocesses: the acceptance contract (one line,
 -- exact texts, exit codes) over every golden snapshot fixture.
 local fixtures = require "spec.support.fixtures"
+local files = require "support.files"
+local run = require "support.aqstore_run"
 
-local AQSTORE = fixtures.repo .. "/scripts/aqstore"
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
--- Runs aqstore with the given arguments; returns output (stdout+stderr) and exit code.
+-- Runs aqstore (in the repo) with the given arguments; returns output (stdout+stderr)
+-- and exit code.
 local function aqstore(...)
-  local args = {}
-  for i, a in ipairs { ... } do args[i] = q(a) end
-  local p = assert(io.popen("cd " .. q(fixtures.repo) .. " && " .. q(AQSTORE) .. " " .. table.concat(args, " ")
-    .. " 2>&1; echo \"exit=$?\"", "r"))
-  local out = p:read("a")
-  p:close()
-  local body, code = out:match("^(.-)exit=(%d+)\n$")
-  return body, tonumber(code)
+  local r = run.cli({ ... }, { cwd = fixtures.repo, merge = true })
+  return r.out, r.code
 end
 
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local read = files.read
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+local tmpdir = files.tmpdir()
 
 describe("aqstore check", function()
 
@@ -88,7 +71,7 @@ describe("aqstore check", function()
 end)
 
 describe("aqstore rewrite", function()
-  teardown(function() os.execute("rm -rf " .. tmpdir) end)
+  teardown(function() files.rmtree(tmpdir) end)
   it("rewrites valid files identically and compat files canonically", function()
     if not fixtures.available() then pending("shared fixtures not found") return end
     local out = tmpdir .. "/rw.snap"

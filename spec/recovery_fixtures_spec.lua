@@ -3,6 +3,7 @@
 -- without modifying the WAL. Plus round trips: a compacted snapshot loads and recovers
 -- to the state of the WAL-only replay (modulo the documented hydration losses).
 local fixtures = require "support.fixtures"
+local files = require "support.files"
 local cjson = require "cjson"
 
 local have_snapshot = pcall(function()
@@ -14,20 +15,7 @@ local function sh(cmd)
   assert(os.execute(cmd), cmd)
 end
 
-local function tmpdir()
-  local p = os.tmpname()
-  os.remove(p)
-  sh("mkdir -p '" .. p .. "'")
-  return p
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local tmpdir, read = files.tmpdir, files.read
 
 local function copy_fixture(dir)
   local tmp = tmpdir()

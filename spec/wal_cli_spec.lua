@@ -1,29 +1,14 @@
 -- aqstore wal dump (readable) | verify | stats | repair on generated logs.
-local fixtures = require "spec.support.fixtures"
-local lfs = require "lfs"
+local files = require "support.files"
+local aqstore = require "support.aqstore_run"
 local codec = require "actionqueue.storage.wal.codec"
 
-local root = fixtures.repo
-if root:sub(1, 1) ~= "/" then root = lfs.currentdir() .. "/" .. root end
-local AQSTORE = root .. "/scripts/aqstore"
-
-local function sh(q) return "'" .. q:gsub("'", "'\\''") .. "'" end
+-- Runs aqstore; returns output (stdout+stderr) and exit code.
 local function run(...)
-  local args = {}
-  for i, a in ipairs { ... } do args[i] = sh(a) end
-  local p = io.popen(sh(AQSTORE) .. " " .. table.concat(args, " ") .. " 2>&1", "r")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
+  local r = aqstore.cli({ ... }, { merge = true })
+  return r.out, r.code
 end
-local function write(p, d) local f = assert(io.open(p, "wb")); f:write(d); f:close() end
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local write, read = files.write, files.read
 
 local function rec(seq, variant, fields)
   return assert(codec.encode_record({ sequence = seq, event = { [variant] = fields } }))

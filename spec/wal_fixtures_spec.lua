@@ -3,27 +3,16 @@
 -- --strict` / `--repair` output and file_after (on a copy); and encode(decode(record))
 -- is byte-identical wherever the manifest says reencode_identical.
 local fixtures = require "spec.support.fixtures"
-local lfs = require "lfs"
+local files = require "support.files"
+local aqstore = require "support.aqstore_run"
 local core = require "actionqueue.storage.core"
 local codec = require "actionqueue.storage.wal.codec"
 local reader = require "actionqueue.storage.wal.reader"
 
-local function abs(p)
-  if p:sub(1, 1) == "/" then return p end
-  return lfs.currentdir() .. "/" .. p
-end
-
-local AQSTORE = abs(fixtures.repo .. "/scripts/aqstore")
-
-local function sh(q) return "'" .. q:gsub("'", "'\\''") .. "'" end
-
+-- Runs aqstore; returns stdout and exit code.
 local function run(...)
-  local args = {}
-  for i, a in ipairs { ... } do args[i] = sh(a) end
-  local p = io.popen(sh(AQSTORE) .. " " .. table.concat(args, " ") .. " 2>/dev/null", "r")
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return out, code
+  local r = aqstore.cli { ... }
+  return r.out, r.code
 end
 
 local function split(s)
@@ -34,9 +23,7 @@ end
 
 local function copy(src)
   local dst = os.tmpname()
-  local f = assert(io.open(dst, "wb"))
-  f:write(fixtures.read(src) or "")
-  f:close()
+  files.write(dst, fixtures.read(src) or "")
   return dst
 end
 

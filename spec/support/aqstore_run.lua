@@ -1,34 +1,31 @@
 -- Runs scripts/aqstore (or any shell command) and captures stdout, stderr and the exit code.
+-- Every spec that runs the CLI goes through `run.cli`.
 local fixtures = require "support.fixtures"
+local files = require "support.files"
 
 local run = {}
 
-run.aqstore = fixtures.repo .. "/scripts/aqstore"
+--- Absolute path of the launcher (specs may run it from another directory).
+run.aqstore = files.abs(fixtures.repo .. "/scripts/aqstore")
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local shq = files.q
 run.quote = shq
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local function slurp(path) return files.read(path) or "" end
 
 --- Runs `aqstore ARGS...` with NO_COLOR unset and stdout not a TTY.
--- opts: {stdin = text, env = "VAR=x "}
+-- opts: {stdin = text, env = "VAR=x ", merge = true (stderr goes to `out` too, in
+-- order; `err` is then ""), cwd = directory to run in}
 -- @treturn table {code = n, out = stdout, err = stderr}
 function run.cli(args, opts)
   opts = opts or {}
   local parts = {}
   for i, a in ipairs(args) do parts[i] = shq(a) end
   local out, err, inp = os.tmpname(), os.tmpname(), os.tmpname()
-  local f = assert(io.open(inp, "wb"))
-  f:write(opts.stdin or "")
-  f:close()
-  local cmd = string.format("%s lua5.4 %s %s <%s >%s 2>%s", opts.env or "", shq(run.aqstore),
-    table.concat(parts, " "), shq(inp), shq(out), shq(err))
+  files.write(inp, opts.stdin or "")
+  local cmd = string.format("%s%s lua5.4 %s %s <%s >%s 2>%s",
+    opts.cwd and ("cd " .. shq(opts.cwd) .. " && ") or "", opts.env or "", shq(run.aqstore),
+    table.concat(parts, " "), shq(inp), shq(out), opts.merge and "&1" or shq(err))
   local _, _, code = os.execute(cmd)
   local r = { code = code, out = slurp(out), err = slurp(err) }
   os.remove(out); os.remove(err); os.remove(inp)

@@ -1,75 +1,29 @@
 --- Helpers for the batch specs: temp dirs, running `aqstore batch`, reading reports.
 local fixtures = require "support.fixtures"
 local cjson = require "cjson"
-local lfs = require "lfs"
+local files = require "support.files"
+local run = require "support.aqstore_run"
 
 local H = {}
 
---- Absolute form of a path (fixtures.root may be relative to the working directory).
-function H.abs(path)
-  if path:sub(1, 1) == "/" then return path end
-  return lfs.currentdir() .. "/" .. path
-end
+H.abs, H.q, H.tmpdir, H.rmtree = files.abs, files.q, files.tmpdir, files.rmtree
+H.read, H.write, H.copy = files.read, files.write, files.copy
 
-H.aqstore = H.abs(fixtures.repo .. "/scripts/aqstore")
+H.aqstore = run.aqstore
 
 --- Absolute path of a snapshot fixture.
 function H.fixture(name)
   return H.abs(fixtures.path("snapshot", name))
 end
 
---- A fresh temporary directory.
-function H.tmpdir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(lfs.mkdir(name))
-  return name
-end
-
---- Removes a directory tree.
-function H.rmtree(path)
-  if not path or path == "" or path == "/" then return end
-  os.execute("rm -rf '" .. path .. "'")
-end
-
-function H.read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
-function H.write(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
-function H.copy(src, dst)
-  H.write(dst, assert(H.read(src), src))
-end
-
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-H.q = q
-
 --- Runs `aqstore batch ARGS...`; returns exit code, stdout, stderr.
 -- @tparam table args
 -- @tparam[opt] table env extra environment assignments
 function H.run(args, env)
   local parts = {}
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. q(v) end
-  parts[#parts + 1] = q(H.aqstore) .. " batch"
-  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
-  local errfile = os.tmpname()
-  local p = assert(io.popen(table.concat(parts, " ") .. " 2>" .. q(errfile), "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  local err = H.read(errfile) or ""
-  os.remove(errfile)
-  return code, out, err
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.q(v) .. " " end
+  local r = run.cli({ "batch", table.unpack(args) }, { env = table.concat(parts) })
+  return r.code, r.out, r.err
 end
 
 --- Decodes a report file.
