@@ -6,16 +6,18 @@
 -- `ERR <reference text>` (exit 1): bootstrap errors with their prefix, a snapshot the
 -- engine would reject as the bare validation text (nothing is written then).
 -- @module actionqueue.storage.cli.compact
+local cli = require "actionqueue.storage.cli"
+
 local M = {}
 
 function M.register(parser)
-  local cmd = parser:command("compact",
-    "Recover a data dir and write a new snapshot of the state (the WAL is not modified).")
-  cmd:epilog("Example:\n  aqstore compact /var/lib/actionqueue --timestamp 1800000000 --out new.snap")
+  local cmd = cli.command(parser, "compact",
+    "Recover a data dir and write a new snapshot of the state (the WAL is not modified).",
+    "aqstore compact /var/lib/actionqueue --timestamp 1800000000 --out new.snap")
   cmd:argument("dir", "Data directory (snapshots/snapshot.bin, wal/actionqueue.wal).")
   cmd:option("--timestamp", "Snapshot timestamp (Unix seconds, u64; default: now).")
   cmd:option("--out", "Output file (default: DIR/snapshots/snapshot.bin).")
-  cmd:flag("--json", "Print one JSON document instead of text.")
+  cli.json_flag(cmd)
 end
 
 function M.run(args)
@@ -26,30 +28,23 @@ function M.run(args)
     local u64 = require "actionqueue.storage.u64"
     ts = u64.parse and u64.parse(args.timestamp)
     if math.type(ts) ~= "integer" then
-      io.stderr:write("aqstore: error: invalid --timestamp: ", args.timestamp, "\n")
-      return 2
+      cli.err("error: invalid --timestamp: ", args.timestamp)
+      return cli.USAGE
     end
   end
   local ok, info = recovery.compact(args.dir, { timestamp = ts, out = args.out })
   if not ok then
-    if args.json then
-      io.stdout:write(json.encode({ ok = false, error = { kind = info.kind, stage = info.stage,
-        message = info.message } }, { indent = "  " }), "\n")
-    else
-      io.stdout:write("ERR ", info.message, "\n")
-    end
-    return 1
+    return cli.fail(args.json, { kind = info.kind, stage = info.stage, message = info.message })
   end
   if args.json then
-    io.stdout:write(json.encode({ ok = true, out = info.out,
+    cli.json({ ok = true, out = info.out,
       wal_sequence = json.raw(string.format("%u", info.wal_sequence)),
-      tasks = info.tasks, runs = info.runs, snapshot_bytes = info.snapshot_bytes },
-      { indent = "  " }), "\n")
+      tasks = info.tasks, runs = info.runs, snapshot_bytes = info.snapshot_bytes })
   else
-    io.stdout:write(string.format("OK wal_sequence=%u tasks=%d runs=%d snapshot_bytes=%d\n",
+    cli.out(string.format("OK wal_sequence=%u tasks=%d runs=%d snapshot_bytes=%d",
       info.wal_sequence, info.tasks, info.runs, info.snapshot_bytes or 0))
   end
-  return 0
+  return cli.OK
 end
 
 return M

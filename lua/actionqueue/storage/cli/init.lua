@@ -10,6 +10,7 @@
 -- * `cli.command(parser, name, description, example)` adds a command with the example
 --   in its epilog; `cli.json_flag(cmd)` adds the standard `--json` flag;
 -- * `cli.out(...)` writes a line to stdout; `cli.err(...)` writes `aqstore: ...` to stderr;
+-- * `cli.fail(json, doc)` prints `ERR <doc.message>` (or `{ok: false, error: doc}`);
 -- * `cli.json(doc)` prints one JSON document (via `inspect.json`: keys sorted, exact u64
 --   through `json.raw`);
 -- * `cli.color(style, text)` colours text ("ok", "bad", "warn", "head", "dim") only when
@@ -95,6 +96,19 @@ end
 function cli.json_flag(cmd)
   cmd:flag("--json", "Print one JSON document instead of text.")
   return cmd
+end
+
+--- Reports a failure as the line `ERR <message>` on stdout or, with `json`, the document
+-- `{ok = false, error = doc}`; returns exit code 1.
+-- @tparam boolean json
+-- @tparam table doc error fields (`message` is the text of the line)
+function cli.fail(json, doc)
+  if json then
+    cli.json({ ok = false, error = doc })
+  else
+    cli.out("ERR ", doc.message)
+  end
+  return cli.BAD
 end
 
 --- Error value -> `{kind, message}` plain table (for JSON output).

@@ -4,14 +4,16 @@
 -- truncates or rewrites anything.
 -- Exit codes: 0 recovered, 1 recovery failed (`ERR <reference text>`).
 -- @module actionqueue.storage.cli.recover
+local cli = require "actionqueue.storage.cli"
+
 local M = {}
 
 function M.register(parser)
-  local cmd = parser:command("recover",
-    "Recover a data dir (snapshot + WAL tail) and summarize the state.")
-  cmd:epilog("Example:\n  aqstore recover /var/lib/actionqueue --json")
+  local cmd = cli.command(parser, "recover",
+    "Recover a data dir (snapshot + WAL tail) and summarize the state.",
+    "aqstore recover /var/lib/actionqueue --json")
   cmd:argument("dir", "Data directory (snapshots/snapshot.bin, wal/actionqueue.wal).")
-  cmd:flag("--json", "Print one JSON document instead of text.")
+  cli.json_flag(cmd)
 end
 
 local function u(n) return string.format("%u", n) end
@@ -59,22 +61,14 @@ function M.run(args)
   local recovery = require "actionqueue.storage.recovery"
   local json = require "actionqueue.storage.inspect.json"
   local r, err = recovery.recover(args.dir)
-  if not r then
-    if args.json then
-      io.stdout:write(json.encode({ ok = false, error = { kind = err.kind, message = err.message } },
-        { indent = "  " }), "\n")
-    else
-      io.stdout:write("ERR ", err.message, "\n")
-    end
-    return 1
-  end
+  if not r then return cli.fail(args.json, { kind = err.kind, message = err.message }) end
   local s = recovery.summary(r)
   if args.json then
-    io.stdout:write(json.encode(M.json_doc(s, json), { indent = "  " }), "\n")
+    cli.json(M.json_doc(s, json))
   else
-    for _, line in ipairs(M.text_lines(s)) do io.stdout:write(line, "\n") end
+    for _, line in ipairs(M.text_lines(s)) do cli.out(line) end
   end
-  return 0
+  return cli.OK
 end
 
 return M

@@ -6,35 +6,36 @@
 -- * `wal open --strict FILE` / `wal open --repair FILE` (reference TruncatePartial):
 --   `OK next_sequence=S len=L` (exit 0) or `ERR <reference text>` (exit 1).
 -- @module actionqueue.storage.cli.wal
+local cli = require "actionqueue.storage.cli"
+
 local M = {}
 
 local function wal() return require "actionqueue.storage.wal" end
 
+-- Every subcommand ends with the `--workflow` flag and the WAL file argument.
+local function wal_file(sub, workflow_help)
+  sub:flag("--workflow", workflow_help or "Accept Cron run policies.")
+  sub:argument("file", "WAL file.")
+end
+
 --- Adds the `wal` command and its subcommands.
 function M.register(parser)
-  local cmd = parser:command("wal", "Write-ahead log (v5): dump, verify, repair, stats, open.")
+  local cmd = cli.command(parser, "wal", "Write-ahead log (v5): dump, verify, repair, stats, open.")
   cmd:command_target("wal_command")
   cmd:require_command(true)
   local dump = cmd:command("dump", "Print every record (one line each) and the final status.")
   dump:flag("--json", "Reference JSON lines (serde form) instead of the readable listing.")
-  dump:flag("--workflow", "Accept Cron run policies (the reference's optional workflow build).")
-  dump:argument("file", "WAL file.")
-  local verify = cmd:command("verify", "Check integrity only (reader order).")
-  verify:flag("--workflow", "Accept Cron run policies.")
-  verify:argument("file", "WAL file.")
+  wal_file(dump, "Accept Cron run policies (the reference's optional workflow build).")
+  wal_file(cmd:command("verify", "Check integrity only (reader order)."))
   local rep = cmd:command("repair", "Safe repair: cut a damaged tail, keeping the cut bytes in FILE.cut-OFFSET.")
   rep:flag("--force", "Also cut mid-file corruption (drops every record after it).")
   rep:flag("--dry-run", "Only show what would be cut.")
-  rep:flag("--workflow", "Accept Cron run policies.")
-  rep:argument("file", "WAL file.")
-  local stats = cmd:command("stats", "Counts per variant, sizes, sequence range.")
-  stats:flag("--workflow", "Accept Cron run policies.")
-  stats:argument("file", "WAL file.")
+  wal_file(rep)
+  wal_file(cmd:command("stats", "Counts per variant, sizes, sequence range."))
   local open = cmd:command("open", "Open like the reference appender and print the next sequence.")
   open:mutex(open:flag("--strict", "Strict policy (default): refuse any corruption."),
              open:flag("--repair", "TruncatePartial: cut the file at the first bad record."))
-  open:flag("--workflow", "Accept Cron run policies.")
-  open:argument("file", "WAL file.")
+  wal_file(open)
 end
 
 local out = io.stdout
@@ -99,10 +100,7 @@ local function run_open(args)
   local a = require "actionqueue.storage.wal.appender"
   local w, err = a.open(args.file, { repair = args["repair"] and "truncate_partial" or "strict",
                                      sync = "none", workflow = args.workflow or nil })
-  if not w then
-    out:write("ERR ", err.message, "\n")
-    return 1
-  end
+  if not w then return cli.fail(false, err) end
   local line = string.format("OK next_sequence=%s len=%d", u(w:next_sequence()), w:size())
   w:close()
   out:write(line, "\n")
@@ -112,10 +110,7 @@ end
 local function run_repair(args)
   local r = require "actionqueue.storage.wal.repair"
   local plan, perr = r.plan(args.file, opts_of(args))
-  if not plan then
-    out:write("ERR ", perr.message, "\n")
-    return 1
-  end
+  if not plan then return cli.fail(false, perr) end
   if plan.ok then
     out:write(string.format("OK nothing to repair: records=%d len=%d next_sequence=%s\n",
       plan.records, plan.size, u(plan.next_sequence)))
@@ -128,10 +123,7 @@ local function run_repair(args)
     plan.records, plan.offset, plan.dropped_bytes, plan.dropped_valid_records))
   if args.dry_run then return plan.tail and 0 or 1 end
   local res, err = r.run(args.file, { mode = "safe", force = args.force, workflow = args.workflow or nil })
-  if not res then
-    out:write("ERR ", err.message, "\n")
-    return 1
-  end
+  if not res then return cli.fail(false, err) end
   out:write(string.format("REPAIRED truncated to %d bytes; cut bytes saved to %s; next_sequence=%s\n",
     plan.offset, res.cut_file or "(not kept)", u(plan.next_sequence)))
   return 0
