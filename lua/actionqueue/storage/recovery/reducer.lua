@@ -374,6 +374,18 @@ H.BudgetReplenished = function(st, e)
   return true
 end
 
+-- A handler that sets `field` of the entry of `st[collection]` keyed by `key_of(e)` to the
+-- event's timestamp (an unknown entry is ignored).
+local function stamp(collection, key_of, field)
+  return function(st, e)
+    local x = st[collection][key_of(e)]
+    if x then x[field] = e.timestamp end
+    return true
+  end
+end
+
+local function by(name) return function(e) return e[name] end end
+
 -- #20
 H.SubscriptionCreated = function(st, e)
   st.subscriptions[e.subscription_id] = {
@@ -384,18 +396,10 @@ H.SubscriptionCreated = function(st, e)
 end
 
 -- #21
-H.SubscriptionTriggered = function(st, e)
-  local s = st.subscriptions[e.subscription_id]
-  if s then s.triggered_at = e.timestamp end
-  return true
-end
+H.SubscriptionTriggered = stamp("subscriptions", by("subscription_id"), "triggered_at")
 
 -- #22
-H.SubscriptionCanceled = function(st, e)
-  local s = st.subscriptions[e.subscription_id]
-  if s then s.canceled_at = e.timestamp end
-  return true
-end
+H.SubscriptionCanceled = stamp("subscriptions", by("subscription_id"), "canceled_at")
 
 -- #23
 H.ActorRegistered = function(st, e)
@@ -408,18 +412,10 @@ H.ActorRegistered = function(st, e)
 end
 
 -- #24
-H.ActorDeregistered = function(st, e)
-  local a = st.actors[e.actor_id]
-  if a then a.deregistered_at = e.timestamp end
-  return true
-end
+H.ActorDeregistered = stamp("actors", by("actor_id"), "deregistered_at")
 
 -- #25
-H.ActorHeartbeat = function(st, e)
-  local a = st.actors[e.actor_id]
-  if a then a.last_heartbeat_at = e.timestamp end
-  return true
-end
+H.ActorHeartbeat = stamp("actors", by("actor_id"), "last_heartbeat_at")
 
 -- #26
 H.TenantCreated = function(st, e)
@@ -449,11 +445,7 @@ H.CapabilityGranted = function(st, e)
 end
 
 -- #29
-H.CapabilityRevoked = function(st, e)
-  local g = st.grants[grant_key(e)]
-  if g then g.revoked_at = e.timestamp end
-  return true
-end
+H.CapabilityRevoked = stamp("grants", grant_key, "revoked_at")
 
 -- #30
 H.LedgerEntryAppended = function(st, e)
