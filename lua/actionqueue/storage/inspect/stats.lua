@@ -16,29 +16,30 @@ local function ult_sort(list, key)
   table.sort(list, function(x, y) return math.ult(x[key], y[key]) end)
 end
 
---- Counts runs by state, in RunState declaration order: list of `{state, count}` (all states).
-function stats.runs_by_state(snap)
+-- Counts the entries of `list` by `variant_of(entry)`: one `{[label] = name, count}` per
+-- variant of `enum`, in declaration order (zero counts included).
+local function count_by_variant(list, variant_of, enum, label)
   local counts = {}
-  for _, r in ipairs(snap.runs or {}) do
-    local st = r.run_instance.state
-    counts[st] = (counts[st] or 0) + 1
+  for _, x in ipairs(list or {}) do
+    local name = variant_of(x)
+    counts[name] = (counts[name] or 0) + 1
   end
   local out = {}
-  for _, v in ipairs(T.RunState.variants) do out[#out + 1] = { state = v.name, count = counts[v.name] or 0 } end
+  for _, v in ipairs(enum.variants) do out[#out + 1] = { [label] = v.name, count = counts[v.name] or 0 } end
   return out
+end
+
+--- Counts runs by state, in RunState declaration order: list of `{state, count}` (all states).
+function stats.runs_by_state(snap)
+  return count_by_variant(snap.runs, function(r) return r.run_instance.state end, T.RunState, "state")
 end
 
 --- Counts tasks by run policy variant (schema order): list of `{policy, count}`.
 function stats.tasks_by_policy(snap)
-  local counts = {}
-  for _, t in ipairs(snap.tasks or {}) do
+  return count_by_variant(snap.tasks, function(t)
     local p = t.task_spec.run_policy
-    local name = type(p) == "string" and p or next(p)
-    counts[name] = (counts[name] or 0) + 1
-  end
-  local out = {}
-  for _, v in ipairs(T.RunPolicy.variants) do out[#out + 1] = { policy = v.name, count = counts[v.name] or 0 } end
-  return out
+    return type(p) == "string" and p or next(p)
+  end, T.RunPolicy, "policy")
 end
 
 --- Entry counts of every list field of the snapshot root, in schema order.
