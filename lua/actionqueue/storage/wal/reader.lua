@@ -245,7 +245,12 @@ function Reader:seek_to_sequence(s, opts)
     if summary.error then return nil, summary.error end
     local copts = codec.options(self.opts)
     for offset, _, payload in core.frames(self.log, { order = "reader", version = 5 }) do
-      if type(offset) ~= "number" then break end
+      if type(offset) ~= "number" then
+        -- a read error here is not "no such sequence": it must not end the replay quietly
+        local serr = status_error(offset)
+        if serr then return nil, serr end
+        break
+      end
       local used, seq = codec.skim_payload(payload, copts)
       if not used then break end
       if seq == s then found, at = payload, offset break end
