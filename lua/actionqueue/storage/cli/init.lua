@@ -151,9 +151,10 @@ local function load_command(name)
 end
 
 --- Builds the argparse parser with every available command.
+-- @tparam[opt] string only register just this command (start-up cost of the others)
 -- @treturn table parser
 -- @treturn table map command name -> module
-function cli.parser()
+function cli.parser(only)
   local argparse = require "argparse"
   local parser = argparse("aqstore", "Read, write, check and repair ActionQueue snapshots and WALs.")
     :epilog("Exit codes: 0 ok, 1 the file is bad or the files differ, 2 usage error.\n"
@@ -161,7 +162,7 @@ function cli.parser()
   parser:command_target("command")
   parser:require_command(true)
   local mods = {}
-  for _, name in ipairs(cli.commands) do
+  for _, name in ipairs(only and { only } or cli.commands) do
     local mod = load_command(name)
     if mod then
       mod.register(parser)
@@ -176,10 +177,27 @@ end
 -- @treturn integer exit code (0 ok, 1 bad file or difference, 2 usage error)
 function cli.main(argv)
   if argv[-1] then cli.interpreter = argv[-1] end
-  local parser, mods = cli.parser()
   local args_list = {}
   for i = 1, #argv do args_list[i] = argv[i] end
-  local ok, args = parser:pparse(args_list)
+  -- Fast path: a command line that parses with only its command registered needs no
+  -- other command module (aqstore check/rewrite start faster); anything else (usage
+  -- errors, --help of the whole tool) goes through the full parser.
+  local parser, mods, ok, args
+  local first = args_list[1]
+  if first and first:sub(1, 1) ~= "-" then
+    for _, name in ipairs(cli.commands) do
+      if name == first then
+        parser, mods = cli.parser(first)
+        if mods[first] then ok, args = parser:pparse(args_list) end
+        if not ok or args.help then ok = nil end
+        break
+      end
+    end
+  end
+  if not ok then
+    parser, mods = cli.parser()
+    ok, args = parser:pparse(args_list)
+  end
   if not ok then
     io.stderr:write(parser:get_usage(), "\n", "aqstore: error: ", tostring(args), "\n")
     return cli.USAGE
