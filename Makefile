@@ -131,7 +131,8 @@ crash: build
 	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua
 
 faults: build
-	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua
+	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua \
+	  spec/reliability_corruption_spec.lua
 
 # luarocks builds in place; its objects are removed afterwards.
 install: deps build
