@@ -94,7 +94,7 @@ bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
 # The busted suite against an ASan+UBSan build of the C module (in $(SAN_DIR)).
-sanitize: $(FAULTSHIM)
+sanitize: build
 	@mkdir -p $(SAN_DIR)/actionqueue/storage
 	$(SAN_CC) -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(SAN_FLAGS) $(LUA_INC) -shared \
 	  -o $(SAN_DIR)/actionqueue/storage/core.so $(SRCS) -lz
