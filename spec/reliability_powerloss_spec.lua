@@ -1,9 +1,9 @@
 -- Power-loss model (spec/support/powerloss.c in a -DAQS_IO_TEST build of the core):
 -- writes reach a simulated page cache; only fsync/fdatasync make file data durable and
 -- only a directory fsync makes names (create, rename) durable.  A power cut at every
--- syscall of a snapshot replace and of WAL appends must keep every acknowledged write,
--- leave the snapshot old-or-new and no stray files; and removing any single fsync from
--- the code path must make the same check fail (the model can tell).
+-- syscall of a snapshot replace, a compaction, a WAL repair and WAL appends must keep
+-- every acknowledged write, leave the snapshot old-or-new and no stray files; and
+-- removing any single fsync from the code path must make the same check fail.
 -- `make faults` (AQS_RELIABILITY=full) cuts at every syscall; `make test` at a spread.
 local powerloss = require "support.powerloss"
 local fixtures = require "support.fixtures"
@@ -51,6 +51,29 @@ describe("power loss", function()
     assert.matches("0 other bytes", by.skip_sync.lost[1].why)        -- data never synced
     assert.matches("the old snapshot", by.skip_sync.lost[2].why)     -- rename never synced
     print(("\npower-loss cases (snapshot): %d cuts, %d skipped fsyncs"):format(by.cut.ok, #by.skip_sync.lost))
+  end)
+
+  it("recovery.compact: a cut anywhere keeps the old or the new snapshot and the WAL", function()
+    local cases, out, done = powerloss.run("compact", dir .. "/d", MAXCUT)
+    assert.is_true(done, out)
+    local by = split(cases)
+    assert.is_true(by.cut.ok >= 8, out)
+    assert.same({}, by.cut.lost)
+    assert.equal(0, by.skip_sync.ok, out)     -- both of the snapshot writer's fsyncs matter
+    assert.equal(2, #by.skip_sync.lost)
+    print(("\npower-loss cases (compact): %d cuts, %d skipped fsyncs"):format(by.cut.ok, #by.skip_sync.lost))
+  end)
+
+  it("WAL repair: a cut anywhere keeps the valid records; a returned repair is durable", function()
+    local cases, out, done = powerloss.run("repair", dir .. "/d", MAXCUT)
+    assert.is_true(done, out)
+    local by = split(cases)
+    assert.is_true(by.cut.ok >= 8, out)
+    assert.same({}, by.cut.lost)
+    -- cut file data, its directory entry, the truncation: each fsync is needed
+    assert.equal(0, by.skip_sync.ok, out)
+    assert.equal(3, #by.skip_sync.lost)
+    print(("\npower-loss cases (repair): %d cuts, %d skipped fsyncs"):format(by.cut.ok, #by.skip_sync.lost))
   end)
 
   for _, mode in ipairs({ "existing", "create" }) do

@@ -102,8 +102,10 @@ static void capture_dir(int dfd, int deep) {
   dirent_t *dd;
   int dup_fd;
   size_t i;
+  size_t di;
   if (fstat(dfd, &st) < 0) return;
   dd = dir_of(st.st_dev, st.st_ino);
+  di = (size_t)(dd - dirs);   /* the recursion below may move `dirs`: index, not pointer */
   for (i = 0; i < dd->n; i++) free(dd->e[i].name);
   free(dd->e); dd->e = NULL; dd->n = 0;
   dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -114,6 +116,7 @@ static void capture_dir(int dfd, int deep) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
     fd = openat(dfd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fstat(fd, &es) < 0) { if (fd >= 0) close(fd); continue; }
+    dd = &dirs[di];
     dd->e = realloc(dd->e, (dd->n + 1) * sizeof *dd->e);
     dd->e[dd->n].name = strdup(de->d_name);
     dd->e[dd->n].dev = es.st_dev;
