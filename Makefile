@@ -111,7 +111,7 @@ valgrind: build
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_DIR     := build-fuzz
-FUZZ_TARGETS ?= frame snapshot_json wal_postcard
+FUZZ_TARGETS ?= frame snapshot_json wal_postcard wal_stream
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 AQ_FIXTURES  ?= $(firstword $(wildcard $(CURDIR)/../shared/fixtures /work/shared/fixtures))

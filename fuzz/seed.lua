@@ -2,6 +2,7 @@
 --   frame          every snapshot file and every WAL record frame, whole
 --   snapshot_json  snapshot payloads (frame header stripped; frame-kind cases skipped)
 --   wal_postcard   WAL record payloads (every frame of every *.wal)
+--   wal_stream     whole WAL files (first 64 KiB)
 -- Usage: lua5.4 fuzz/seed.lua FIXTURES_DIR OUT_DIR   (writes OUT_DIR/<target>/<name>)
 local fixtures, out = arg[1], arg[2]
 assert(fixtures and out, "usage: seed.lua FIXTURES OUT")
@@ -40,6 +41,7 @@ end
 for _, p in ipairs(files(fixtures .. "/wal", "*.wal")) do
   local d = read(p)
   local base = p:match("([^/]+)$")
+  emit("wal_stream", base, d:sub(1, 65536))
   local off, k = 1, 0
   while off + 11 <= #d and k < 64 do
     local len = u32(d, off + 4)

@@ -21,7 +21,7 @@ end
 
 describe("fuzz regressions", function()
   local total = 0
-  for _, target in ipairs({ "frame", "snapshot_json", "wal_postcard" }) do
+  for _, target in ipairs({ "frame", "snapshot_json", "wal_postcard", "wal_stream" }) do
     local driver = dofile(root .. "/fuzz/" .. target .. ".lua")
     local dir = root .. "/spec/regressions/" .. target
     local list = files(dir)
