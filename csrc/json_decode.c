@@ -751,8 +751,7 @@ static void push_default(jd *d, jitem *f) {
   if (f->dkind == JD_FUNC) lua_call(d->L, 0, 1);
 }
 
-static int record_map(jd *d, jtype *t, int tbl) {
-  lua_State *L = d->L;
+static int record_map(jd *d, jtype *t) {
   uint64_t seen = 0;
   int first = 1, k, hint = 0;
   for (;;) {
@@ -805,7 +804,7 @@ static int record_map(jd *d, jtype *t, int tbl) {
       if (object_colon(d)) return -1;
       push_ref(d, f->name_ref);
       if (dv(d, f->type)) return -1;
-      lua_rawset(L, tbl);
+      /* the key/value pair stays on the stack (dv_record) */
     } else {
       if (object_colon(d)) return -1;
       if (ignore_value(d)) return -1;
@@ -817,7 +816,7 @@ static int record_map(jd *d, jtype *t, int tbl) {
     if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
       push_ref(d, f->name_ref);
       push_default(d, f);
-      lua_rawset(L, tbl);
+      /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind == JD_NONE && f->type->kind != JK_OPTION) {
       return err_custom(d, "missing field `%s`", f->name);
     }
@@ -825,8 +824,7 @@ static int record_map(jd *d, jtype *t, int tbl) {
   return 0;
 }
 
-static int record_seq(jd *d, jtype *t, int tbl, int variant) {
-  lua_State *L = d->L;
+static int record_seq(jd *d, jtype *t, int variant) {
   int first = 1, k;
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
@@ -835,11 +833,11 @@ static int record_seq(jd *d, jtype *t, int tbl, int variant) {
     if (r) {
       push_ref(d, f->name_ref);
       if (dv(d, f->type)) return -1;
-      lua_rawset(L, tbl);
+      /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
       push_ref(d, f->name_ref);
       push_default(d, f);
-      lua_rawset(L, tbl);
+      /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind != JD_ABSENT) {
       return err_custom(d, "invalid length %d, expected %s %s with %d element%s", k,
                         variant ? "struct variant" : "struct", t->name, t->nitems, t->nitems == 1 ? "" : "s");
@@ -851,7 +849,7 @@ static int record_seq(jd *d, jtype *t, int tbl, int variant) {
 /* deserialize_struct; variant = 1 for an enum struct-variant payload. */
 static int dv_record(jd *d, jtype *t, int variant) {
   lua_State *L = d->L;
-  int c = ws(d), r, tbl;
+  int c = ws(d), r, base, top, j, nn = 0;
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c != '[' && c != '{') {
     char expecting[160];
@@ -860,21 +858,33 @@ static int dv_record(jd *d, jtype *t, int variant) {
   }
   if (enter(d)) return -1;
   d->i++;
-  luaL_checkstack(L, 8, "json_decode");
-  lua_createtable(L, 0, t->nitems);
-  tbl = lua_gettop(L);
+  /* The fields' key/value pairs collect on the stack; the table is made at the end with
+   * room for the non-nil ones only (Lua stores no node for a nil value, so a record
+   * with absent options would otherwise carry empty nodes). */
+  luaL_checkstack(L, 2 * t->nitems + 8, "json_decode");
+  base = lua_gettop(L);
   if (c == '[') {
-    r = record_seq(d, t, tbl, variant);
+    r = record_seq(d, t, variant);
     d->depth++;
     if (r) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
   } else {
-    r = record_map(d, t, tbl);
+    r = record_map(d, t);
     d->depth++;
     if (r) { end_map(d, 0); fix_pos(d); return -1; }
     if (end_map(d, 1)) return -1;
   }
-  lua_settop(L, tbl);
+  top = lua_gettop(L);
+  for (j = base + 2; j <= top; j += 2) nn += !lua_isnil(L, j);
+  lua_createtable(L, 0, nn);
+  for (j = base + 1; j < top; j += 2) {
+    if (lua_isnil(L, j + 1)) continue;
+    lua_pushvalue(L, j);
+    lua_pushvalue(L, j + 1);
+    lua_rawset(L, -3);
+  }
+  lua_replace(L, base + 1);
+  lua_settop(L, base + 1);
   if (t->check_ref && run_check(d, t->check_ref)) return -1;
   return 0;
 }
