@@ -25,9 +25,9 @@ function M.run(args)
     return cli.BAD
   end
   local ok
-  -- Free the loader's payload string before encoding: the peak memory of a large rewrite
-  -- is then the document plus one output chunk, not document + payload + chunks.
-  collectgarbage()
+  -- No full collection before encoding: the encoder writes its chunks to the atomic
+  -- writer from C (no Lua garbage), so the peak stays the loader's (document + payload)
+  -- and a full traversal of the document (~0.1-0.2 s at 100,000 runs) is saved.
   -- `snap` was validated by the loader and is unchanged: no second §6 pass
   ok, err = snapshot.write(args.output, snap, { validated = true })
   if not ok then
