@@ -39,6 +39,9 @@ uint32_t aqs_get_u32le(const unsigned char *p);
 uint32_t aqs_check_u32(lua_State *L, int arg, const char *what);
 uint32_t aqs_opt_u32(lua_State *L, int opts, const char *key, uint32_t dflt);
 void aqs_push_io_result(lua_State *L, int err, lua_Integer offset);
+/* The bytes of a PayloadBuffer (frame_read opts.buffer) at idx, or NULL if idx is not one;
+ * raises when it was freed. */
+const char *aqs_payload_buffer(lua_State *L, int idx, size_t *n);
 /* Reads len bytes at off (seq: with read() from the current position, which must
  * be off): 1 = string pushed, 0 = fewer available (*got set, nothing pushed),
  * -1 = I/O error (errno set, nothing pushed). */

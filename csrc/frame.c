@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 void aqs_put_u32le(unsigned char *p, uint32_t v) {
@@ -104,7 +105,8 @@ short_header:
 /* Step 8 and success; the payload string is on top of the stack and is consumed. */
 static void finish(lua_State *L, const unsigned char *h, uint32_t len) {
   size_t n;
-  const char *p = lua_tolstring(L, -1, &n);
+  const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n)
+                                                 : aqs_payload_buffer(L, -1, &n);
   uint32_t stored = aqs_get_u32le(h + 8);
   uint32_t actual = aqs_crc32_update(0, p, n);
   if (stored != actual) {
@@ -210,6 +212,67 @@ int aqs_read_payload(lua_State *L, int fd, uint64_t off, int seq, uint32_t len, 
   return 1;
 }
 
+#define PB_MT "actionqueue.storage.PayloadBuffer"
+
+/* frame_read(path, {buffer = true}): the payload of a regular file in a malloc'd buffer
+ * (read straight into it: no copy into a Lua string; json_decode takes it, free() gives
+ * the memory back at once instead of at the next collection). */
+typedef struct { char *p; size_t n; } pbuf;
+
+static int pb_free(lua_State *L) {
+  pbuf *b = (pbuf *)luaL_checkudata(L, 1, PB_MT);
+  free(b->p);
+  b->p = NULL;
+  b->n = 0;
+  return 0;
+}
+
+static int pb_len(lua_State *L) {
+  pbuf *b = (pbuf *)luaL_checkudata(L, 1, PB_MT);
+  lua_pushinteger(L, (lua_Integer)b->n);
+  return 1;
+}
+
+static int pb_tostring(lua_State *L) {
+  pbuf *b = (pbuf *)luaL_checkudata(L, 1, PB_MT);
+  lua_pushlstring(L, b->p ? b->p : "", b->p ? b->n : 0);
+  return 1;
+}
+
+const char *aqs_payload_buffer(lua_State *L, int idx, size_t *n) {
+  pbuf *b = (pbuf *)luaL_testudata(L, idx, PB_MT);
+  if (!b) return NULL;
+  if (!b->p) luaL_error(L, "payload buffer already freed");
+  *n = b->n;
+  return b->p;
+}
+
+/* Like aqs_read_payload for a regular file, into a PayloadBuffer; 1 = pushed, 0 = fewer
+ * bytes (*got), -1 = I/O error (errno), 2 = not a regular file (nothing done). */
+static int read_payload_buffer(lua_State *L, int fd, uint64_t off, uint32_t len, uint64_t *got) {
+  struct stat st;
+  pbuf *b;
+  int64_t r;
+  uint64_t size, avail;
+  if (aqs_fstat(fd, &st) < 0) return -1;
+  if (!S_ISREG(st.st_mode)) return 2;
+  size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  avail = size > off ? size - off : 0;
+  if (avail < len) { *got = avail; return 0; }
+  b = (pbuf *)lua_newuserdatauv(L, sizeof(pbuf), 0);
+  b->p = NULL;
+  b->n = 0;
+  luaL_setmetatable(L, PB_MT);
+  b->p = (char *)malloc(len ? len : 1);
+  if (!b->p) luaL_error(L, "frame_read: out of memory");
+  r = aqs_read_full(fd, b->p, len, -1);
+  if (r < 0) { int e = errno; free(b->p); b->p = NULL; lua_pop(L, 1); errno = e; return -1; }
+  *got = (uint64_t)r;
+  if (*got < len) { free(b->p); b->p = NULL; lua_pop(L, 1); return 0; }  /* shrank meanwhile */
+  b->n = len;
+  return 1;
+}
+
 #define FD_MT "actionqueue.storage.fd"
 
 /* The descriptor lives in a userdata so that a memory error while the payload is
@@ -225,6 +288,18 @@ void aqs_frame_init(lua_State *L) {
   lua_pushcfunction(L, fdbox_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
+  luaL_newmetatable(L, PB_MT);
+  lua_pushcfunction(L, pb_free);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, pb_len);
+  lua_setfield(L, -2, "__len");
+  lua_pushcfunction(L, pb_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_newtable(L);
+  lua_pushcfunction(L, pb_free);
+  lua_setfield(L, -2, "free");
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
 }
 
 /* frame_read(path [, opts]) -> result table; "missing" for ENOENT. */
@@ -232,12 +307,18 @@ int aqs_frame_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   uint32_t expect = aqs_opt_u32(L, 2, "version", 4);
   uint32_t max = aqs_opt_u32(L, 2, "max_length", AQS_MAX_PAYLOAD);
+  int want_buffer = 0;
   unsigned char h[AQS_HEADER_SIZE];
   uint32_t len = 0;
   uint64_t got = 0;
   int64_t r;
-  int *box = (int *)lua_newuserdatauv(L, sizeof(int), 0);
+  int *box;
   int fd;
+  if (lua_istable(L, 2)) {
+    want_buffer = lua_getfield(L, 2, "buffer") != LUA_TNIL && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  box = (int *)lua_newuserdatauv(L, sizeof(int), 0);
   *box = -1;
   luaL_setmetatable(L, FD_MT);
   fd = *box = aqs_open(path, O_RDONLY, 0);
@@ -250,7 +331,9 @@ int aqs_frame_read(lua_State *L) {
   if (r < 0) {
     aqs_push_io_result(L, errno, 0);
   } else if (!classify_header(L, h, (size_t)r, expect, max, &len)) {
-    int st = aqs_read_payload(L, fd, AQS_HEADER_SIZE, 1, len, &got);
+    int st = 2;
+    if (want_buffer) st = read_payload_buffer(L, fd, AQS_HEADER_SIZE, len, &got);
+    if (st == 2) st = aqs_read_payload(L, fd, AQS_HEADER_SIZE, 1, len, &got);
     if (st < 0) aqs_push_io_result(L, errno, AQS_HEADER_SIZE);
     else if (st == 0) short_payload(L, len, got);
     else finish(L, h, len);

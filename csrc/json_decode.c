@@ -1113,11 +1113,12 @@ static int dv(jd *d, jtype *t) {
 /* json_decode(payload, schema) -> value | nil, message, line, column */
 int aqs_json_decode(lua_State *L) {
   size_t n;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s = aqs_payload_buffer(L, 1, &n);   /* frame_read's {buffer = true} */
   jschema *sc;
   jd d;
   dstate *st;
   int top;
+  if (!s) s = luaL_checklstring(L, 1, &n);
   luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
   lua_settop(L, 2);
   sc = aqs_json_schema_at(L, 2);

@@ -16,12 +16,13 @@ end
 
 --- Decodes a payload: strict JSON + schema mapping + the decode-time checks (§3.6).
 -- No §6 validation.
--- @tparam string payload the JSON text
+-- @tparam string payload the JSON text (or the PayloadBuffer of `frame_read(path, {buffer = true})`)
 -- @return the snapshot table, or `nil, err` with `err.kind == "DecodeError"`,
 --   `err.message` the loader's text (`Decode error: Failed to decode snapshot: ...`),
 --   `err.detail` the text after `Decode error: `, `err.line`, `err.column`
 function codec.decode(payload)
-  assert(type(payload) == "string", "snapshot.decode: payload string expected")
+  assert(type(payload) == "string" or type(payload) == "userdata",
+    "snapshot.decode: payload string (or frame_read's payload buffer) expected")
   local snap, msg, line, column = core.json_decode(payload, schema())
   if snap == nil then
     local detail = "Failed to decode snapshot: " .. msg

@@ -10,6 +10,7 @@ local load = {}
 
 -- The decoder's ids are canonical: validation need not normalise them again.
 local DECODED = { decoded = true }
+local READ_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD, buffer = true }
 
 local function decode_error(text, fields)
   local f = fields or {}
@@ -67,7 +68,9 @@ end
 --   (`err.kind` IoError | DecodeError | MappingError | IncompatibleVersion | CrcMismatch)
 function load.load(path)
   assert(type(path) == "string", "snapshot.load: path string expected")
-  local r = core.frame_read(path, { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD })
+  -- buffer = true: the payload of a regular file comes in a C buffer (read straight into
+  -- it, no copy into a Lua string) that is freed as soon as it is decoded
+  local r = core.frame_read(path, READ_OPTS)
   local payload, err = load.frame_outcome(r)
   if not payload then return payload, err end
   r = nil -- luacheck: ignore 311 (drop the frame table early)
@@ -80,6 +83,7 @@ function load.load(path)
   collectgarbage("stop")
   local snap
   snap, err = codec.decode(payload)
+  if type(payload) == "userdata" then payload:free() end
   payload = nil -- luacheck: ignore 311
   local okv, ok, v = true, true, nil
   if snap then okv, ok, v = pcall(validate.validate, snap, DECODED) end
