@@ -184,7 +184,23 @@ function cli.main(argv)
   -- errors, --help of the whole tool) goes through the full parser.
   local parser, mods, ok, args
   local first = args_list[1]
-  if first and first:sub(1, 1) ~= "-" then
+  -- The two hot paths, `check FILE` and `rewrite IN OUT` with plain operands, need no
+  -- argparse at all (its loading is most of the start-up): the table argparse would
+  -- return is built directly.
+  local plain = true
+  for i = 2, #args_list do
+    if args_list[i]:sub(1, 1) == "-" then plain = false end
+  end
+  if plain and first == "check" and #args_list == 2 then
+    args = { command = "check", check = true, file = args_list[2] }
+  elseif plain and first == "rewrite" and #args_list == 3 then
+    args = { command = "rewrite", rewrite = true, input = args_list[2], output = args_list[3] }
+  end
+  if args then
+    ok, mods = true, { [first] = load_command(first) }
+    if not mods[first] then ok, args = nil, nil end
+  end
+  if not ok and first and first:sub(1, 1) ~= "-" then
     for _, name in ipairs(cli.commands) do
       if name == first then
         parser, mods = cli.parser(first)
