@@ -99,8 +99,7 @@ local function check_tasks(snap, fail, decoded)
   for i = 1, #tasks do
     local task = tasks[i]
     if task == nil then break end -- (ipairs semantics)
-    local spec = task.task_spec
-    local tid = spec and spec.id
+    local tid = (task.task_spec or EMPTY).id
     if not decoded then tid = id(tid) end
     if known[tid] then
       fail("DuplicateTaskId", format("tasks[%d].task_spec.id", i), "duplicate snapshot task id: %s", tid)
