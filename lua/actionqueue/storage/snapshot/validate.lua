@@ -146,7 +146,7 @@ local TRANSITION = "snapshot run %s has invalid state history transition %s -> %
 local MISSING = "snapshot run %s missing initial Scheduled state history entry"
 
 -- §6.2.2 run detail checks.
-local function check_run_detail(run, ri, rid, i, fail, id)
+local function check_run_detail(run, ri, rid, i, fail, canon)
   local h, a = list(run.state_history), list(run.attempts)
   local nh = #h
   if nh == 0 then
@@ -183,10 +183,10 @@ local function check_run_detail(run, ri, rid, i, fail, id)
       rid, na, ri.attempt_count or 0)
   end
   if ri.current_attempt_id ~= nil then
-    local active = id(ri.current_attempt_id)
+    local active = canon(ri.current_attempt_id)
     local count, at = 0, nil
     for k, entry in ipairs(a) do
-      if id(entry.attempt_id) == active then count = count + 1; at = at or k end
+      if canon(entry.attempt_id) == active then count = count + 1; at = at or k end
     end
     if count ~= 1 or a[at].finished_at ~= nil then
       local path = (count == 1) and format("runs[%d].attempts[%d].finished_at", i, at)
@@ -284,7 +284,8 @@ local function check_references(snap, tasks, fail)
     end
     budgets[key] = true
     if not tasks[tid] then
-      fail("BudgetReferencesUnknownTask", format("budgets[%d].task_id", i), "budget allocation references unknown task %s", tid)
+      fail("BudgetReferencesUnknownTask", format("budgets[%d].task_id", i),
+        "budget allocation references unknown task %s", tid)
     end
   end
 
@@ -292,7 +293,8 @@ local function check_references(snap, tasks, fail)
   for i, s in ipairs(list(snap.subscriptions)) do
     local sid, tid = id(s.subscription_id), id(s.task_id)
     if subs[sid] then
-      fail("DuplicateSubscriptionId", format("subscriptions[%d].subscription_id", i), "duplicate subscription id %s", sid)
+      fail("DuplicateSubscriptionId", format("subscriptions[%d].subscription_id", i),
+        "duplicate subscription id %s", sid)
     end
     subs[sid] = true
     if not tasks[tid] then
