@@ -100,9 +100,9 @@ function write.write(path, snap, opts)
   if not r then
     local cinfo = w:last_error()
     if replaced ~= "replaced" then w:abort() end
-    local err = io_error(msg, ename, cinfo)
-    err.replaced = replaced == "replaced"
-    return nil, err
+    local close_err = io_error(msg, ename, cinfo)
+    close_err.replaced = replaced == "replaced"
+    return nil, close_err
   end
   return true
 end
