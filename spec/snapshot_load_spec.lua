@@ -99,4 +99,44 @@ describe("snapshot.load", function()
     local r = snapshot.verify(put("v2", core.frame_encode(4, "not json")))
     assert.equal("ok", r.status)
   end)
+
+  it("check returns the load outcome as a result table with the aqstore check line", function()
+    assert.same({ status = "none", line = "NONE" }, snapshot.check(tmpdir .. "/absent.snap"))
+    assert.same({ status = "ok", line = "OK tasks=0 runs=0", tasks = 0, runs = 0 },
+      snapshot.check(put("c_ok", core.frame_encode(4, EMPTY))))
+    local c = snapshot.check(put("c_crc", core.frame_header(4, #EMPTY, 0xdeadbeef) .. EMPTY))
+    assert.equal("error", c.status)
+    assert.equal("ERR Snapshot CRC-32 mismatch: expected 0xdeadbeef, actual 0xd1f972b6", c.line)
+    assert.equal("Snapshot CRC-32 mismatch: expected 0xdeadbeef, actual 0xd1f972b6", c.message)
+    assert.equal("CrcMismatch", c.kind)
+    assert.equal(c.message, c.err.message)
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    for _, f in ipairs(fixtures.manifest("snapshot")) do
+      local got = snapshot.check(fixtures.path("snapshot", f.file))
+      if got.line ~= f.expect_older_serde_stack then assert.equal(f.expect, got.line, f.file) end
+      assert.equal(outcome(fixtures.path("snapshot", f.file)), got.line, f.file)
+    end
+  end)
+
+  it("describe_frame words every frame status like the loader (snapshot-format.md §1.5)", function()
+    local h = core.frame_header(4, #EMPTY, core.crc32(EMPTY))
+    local function d(name, data)
+      return snapshot.describe_frame(snapshot.verify(put(name, data)))
+    end
+    assert.equal(("frame v4, payload %d bytes, crc 0x%08x"):format(#EMPTY, core.crc32(EMPTY)),
+      d("d_ok", h .. EMPTY))
+    assert.equal("no snapshot (file not found)", snapshot.describe_frame(snapshot.verify(tmpdir .. "/absent.snap")))
+    assert.equal("no snapshot (empty file)", d("d_empty", ""))
+    assert.equal("Decode error: truncated snapshot version frame: read 3 of 4 bytes", d("d_v", h:sub(1, 3)))
+    assert.equal("Decode error: truncated snapshot: EOF after length frame, expected CRC-32 frame",
+      d("d_c", h:sub(1, 8)))
+    assert.equal("Incompatible snapshot version: expected 4, found 7", d("d_bv", "\7\0\0\0"))
+    assert.equal("Decode error: snapshot payload length 268435457 exceeds maximum 268435456",
+      d("d_big", core.frame_header(4, 268435457, 0)))
+    assert.equal(("I/O error: failed to fill whole buffer (payload length %d, got 5 bytes)"):format(#EMPTY),
+      d("d_short", h .. EMPTY:sub(1, 5)))
+    assert.equal("Snapshot CRC-32 mismatch: expected 0xdeadbeef, actual 0xd1f972b6",
+      d("d_crc", core.frame_header(4, #EMPTY, 0xdeadbeef) .. EMPTY))
+    assert.equal("I/O error: Is a directory (os error 21)", snapshot.describe_frame(snapshot.verify(tmpdir)))
+  end)
 end)

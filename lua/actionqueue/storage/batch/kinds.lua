@@ -20,75 +20,33 @@ local function errtext(err)
   return tostring(err), nil
 end
 
---- The `aqstore check FILE` classification of a snapshot file.
--- Returns the line `aqstore check` prints: `OK tasks=N runs=M`, `NONE` (no snapshot) or
--- `ERR <text>` (text = the loader's error message), plus the loaded snapshot or error.
--- A batch `check` job is `ok` exactly for `OK ...`; `NONE` is a failure ("no snapshot").
--- @tparam string path
--- @treturn string line
--- @return snap or error table
-function kinds.check_line(path)
-  local snapshot, merr = snapshot_api()
-  if not snapshot then return "ERR " .. merr, { kind = "Unavailable", message = merr } end
-  local snap, err = snapshot.load(path)
-  if snap then
-    return string.format("OK tasks=%d runs=%d", #(snap.tasks or {}), #(snap.runs or {})), snap
-  elseif snap == false then
-    return "NONE", { kind = "NoSnapshot", message = "no snapshot" }
-  end
-  return "ERR " .. (errtext(err)), err
-end
-
---- A one-line description of a non-ok `frame_read` result.
--- @tparam table r result table of `core.frame_read` / `snapshot.verify`
--- @treturn string
-function kinds.describe_frame(r)
-  local s = r.status
-  if r.message and r.message ~= "" then return tostring(r.message) end
-  if s == "missing" then return "no snapshot (file not found)"
-  elseif s == "empty" then return "empty file"
-  elseif s == "short_header" then
-    return string.format("short header: %s field has %s of 4 bytes", tostring(r.field), tostring(r.got))
-  elseif s == "bad_version" then
-    return string.format("bad version: expected %s, found %s", tostring(r.expected), tostring(r.found))
-  elseif s == "too_long" then
-    return string.format("payload length %s exceeds the maximum %s", tostring(r.length), tostring(r.max))
-  elseif s == "short_payload" then
-    return string.format("short payload: %s of %s bytes", tostring(r.got), tostring(r.length))
-  elseif s == "crc_mismatch" then
-    return string.format("CRC mismatch: stored %s, computed %s", tostring(r.expected), tostring(r.actual))
-  end
-  return "frame " .. tostring(s)
-end
-
 local runners = {}
 
+-- `snapshot.check`: ok exactly when `aqstore check` prints `OK ...`; NONE is a failure
+-- ("no snapshot"); otherwise the error is the text after `ERR `.
 function runners.check(job, res)
-  local line, v = kinds.check_line(job.path)
-  local counts = line:match("^OK ")
-  if counts then
-    res.tasks, res.runs = #(v.tasks or {}), #(v.runs or {})
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return nil, merr, "Unavailable" end
+  local c = snapshot.check(job.path)
+  if c.status == "ok" then
+    res.tasks, res.runs = c.tasks, c.runs
     return true
+  elseif c.status == "none" then
+    return nil, "no snapshot", "NoSnapshot"
   end
-  if line == "NONE" then return nil, "no snapshot", "NoSnapshot" end
-  local _, kind = errtext(v)
-  return nil, line:sub(5), kind
+  return nil, c.message, c.kind
 end
 
+-- Frame and CRC only (`snapshot.verify`), described by `snapshot.describe_frame`.
 function runners.verify(job, res)
-  local snapshot = snapshot_api()
-  local r
-  if snapshot and snapshot.verify then
-    r = snapshot.verify(job.path)
-  else
-    r = require("actionqueue.storage.core").frame_read(job.path, { version = 4 })
-  end
-  if r and r.status == "ok" then
+  local snapshot, merr = snapshot_api()
+  if not snapshot then return nil, merr, "Unavailable" end
+  local r = snapshot.verify(job.path)
+  if r.status == "ok" then
     res.length = r.length
     return true
   end
-  if r == nil then return nil, "verify failed", "VerifyError" end
-  return nil, kinds.describe_frame(r), r.status
+  return nil, snapshot.describe_frame(r), r.status
 end
 
 function runners.validate(job, res)

@@ -14,19 +14,16 @@ function M.register(parser)
   cli.json_flag(cmd)
 end
 
---- Loads `file` and classifies it.
+--- Loads `file` and classifies it (`snapshot.check`).
 -- @return line (`OK ...`/`NONE`/`ERR ...`), JSON document, exit code
 function M.classify(file)
-  local snapshot = require "actionqueue.storage.snapshot"
-  local snap, err = snapshot.load(file)
-  if snap then
-    return ("OK tasks=%d runs=%d"):format(#snap.tasks, #snap.runs),
-      { status = "ok", tasks = #snap.tasks, runs = #snap.runs }, cli.OK
-  elseif snap == false then
-    return "NONE", { status = "none" }, cli.OK
+  local c = require("actionqueue.storage.snapshot").check(file)
+  if c.status == "ok" then
+    return c.line, { status = "ok", tasks = c.tasks, runs = c.runs }, cli.OK
+  elseif c.status == "none" then
+    return c.line, { status = "none" }, cli.OK
   end
-  local e = cli.error_doc(err)
-  return "ERR " .. e.message, { status = "error", kind = e.kind, message = e.message }, cli.BAD
+  return c.line, { status = "error", kind = c.kind, message = c.message }, cli.BAD
 end
 
 function M.run(args)

@@ -2,12 +2,14 @@
 --
 --     local snapshot = require "actionqueue.storage.snapshot"
 --     snapshot.load(path)             --> snap | false (no snapshot) | nil, err
+--     snapshot.check(path)            --> {status = "ok"|"none"|"error", line = "OK tasks=N runs=M", ...}
 --     snapshot.decode(payload)        --> snap | nil, err
 --     snapshot.encode(snap [, sink])  --> payload | true | nil, err
 --     snapshot.validate(snap [, {all = true}])
 --     snapshot.write(path, snap)      --> true | nil, err
 --     snapshot.build(t)               --> snap | nil, err
 --     snapshot.verify(path)           --> frame_read result table
+--     snapshot.describe_frame(r)      --> one line describing a frame_read result
 --
 -- @module actionqueue.storage.snapshot
 local codec = require "actionqueue.storage.snapshot.codec"
@@ -17,7 +19,9 @@ local write = require "actionqueue.storage.snapshot.write"
 local snapshot = {}
 
 snapshot.load = load.load
+snapshot.check = load.check
 snapshot.verify = load.verify
+snapshot.describe_frame = load.describe_frame
 snapshot.decode = codec.decode
 snapshot.encode = codec.encode
 snapshot.write = write.write

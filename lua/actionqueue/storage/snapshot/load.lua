@@ -96,11 +96,56 @@ function load.load(path)
   return snap
 end
 
+--- Loads `path` and classifies the outcome: the one implementation of what
+-- `aqstore check FILE` prints and what a batch `check` job reports.
+-- @tparam string path
+-- @treturn table `{status = "ok", line = "OK tasks=N runs=M", tasks = N, runs = M}`,
+--   `{status = "none", line = "NONE"}` (missing or 0-byte file: no snapshot) or
+--   `{status = "error", line = "ERR " .. message, kind = err.kind, message = err.message,
+--   err = err}` (`message` is the loader's text, snapshot-format.md §1.5)
+function load.check(path)
+  local snap, err = load.load(path)
+  if snap then
+    local tasks, runs = #snap.tasks, #snap.runs
+    return { status = "ok", line = ("OK tasks=%d runs=%d"):format(tasks, runs), tasks = tasks, runs = runs }
+  elseif snap == false then
+    return { status = "none", line = "NONE" }
+  end
+  local kind, message = "Error", tostring(err)
+  if type(err) == "table" then kind, message = err.kind or kind, err.message or message end
+  return { status = "error", line = "ERR " .. message, kind = kind, message = message, err = err }
+end
+
 --- Frame and CRC check only (no JSON decoding).
 -- @tparam string path
 -- @treturn table the `core.frame_read` result (status ok/missing/empty/...)
 function load.verify(path)
   return core.frame_read(path, { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD })
+end
+
+--- One line describing a `frame_read` / `load.verify` result: the one wording shared by
+-- `aqstore verify` and batch `verify` jobs.
+-- `ok` -> `frame v4, payload N bytes, crc 0x...`; `missing` / `empty` ->
+-- `no snapshot (file not found)` / `no snapshot (empty file)`; every other status -> the
+-- loader's error text for it (snapshot-format.md §1.3/§1.5, e.g. `Snapshot CRC-32 mismatch:
+-- expected 0x93fae80f, actual 0x93fae88f`), a truncated payload with its counts appended
+-- (`I/O error: failed to fill whole buffer (payload length N, got M bytes)`).
+-- @tparam table r the frame result
+-- @treturn string
+function load.describe_frame(r)
+  local st = r.status
+  if st == "ok" then
+    return ("frame v%d, payload %d bytes, crc 0x%08x"):format(r.version, r.length, r.crc)
+  elseif st == "missing" then
+    return "no snapshot (file not found)"
+  elseif st == "empty" then
+    return "no snapshot (empty file)"
+  end
+  local _, err = load.frame_outcome(r)
+  if st == "short_payload" then
+    return ("%s (payload length %d, got %d bytes)"):format(err.message, r.length, r.got)
+  end
+  return err.message
 end
 
 return load
