@@ -117,7 +117,7 @@ describe_e2e("aqstore inspection commands (end to end)", function()
       local r = run.cli { "verify", fx "valid_01_tasks.snap", fx "frame_03_bitflip_crc.snap" }
       assert.equal(1, r.code)
       assert.matches("OK  [^\n]*valid_01_tasks.snap: frame v4, payload %d+ bytes, crc 0x%x+", r.out)
-      assert.matches("BAD [^\n]*frame_03_bitflip_crc.snap: crc_mismatch at offset %d+: CRC%-32 mismatch: "
+      assert.matches("BAD [^\n]*frame_03_bitflip_crc.snap: crc_mismatch at offset %d+: Snapshot CRC%-32 mismatch: "
         .. "expected 0x93fae80f, actual 0x93fae88f", r.out)
       assert.equal(0, run.cli({ "verify", fx "valid_00_empty.snap" }).code)
     end)
