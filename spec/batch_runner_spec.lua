@@ -42,6 +42,9 @@ describe("batch runner", function()
     assert(require("lfs").mkdir(dir .. "/out"))
     H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
 
+    local snapshot = require "actionqueue.storage.snapshot"
+    local expect = {}
+    for _, e in ipairs(fixtures.manifest("snapshot")) do expect[e.file] = e.expect end
     local code, out = H.run({ dir .. "/jobs.lua", "-j", "2", "--report", dir .. "/r.json" }, TEST_ENV)
     assert.are.equal(1, code)
     assert.matches("total", out)
@@ -69,6 +72,12 @@ describe("batch runner", function()
         assert.are.equal("failed", e.status, e.input)
         assert.is_string(e.error)
         assert.is_string(e.error_kind)
+        if job.kind == "verify" and data then
+          -- the aqstore verify wording: the loader's text (aqstore check prints "ERR " .. it)
+          local r2 = snapshot.verify(dir .. "/" .. job.input)
+          assert.are.equal(snapshot.describe_frame(r2), e.error, e.input)
+          if r2.status ~= "short_payload" then assert.are.equal(expect[job.input]:sub(5), e.error, e.input) end
+        end
       end
     end
     assert.are.same({ ok = nok, failed = nfailed, skipped = 0 }, r.summary)

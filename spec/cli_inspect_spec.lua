@@ -130,6 +130,9 @@ describe_e2e("aqstore inspection commands (end to end)", function()
           local doc = cjson.decode(r.out)
           assert.is_false(doc.ok)
           assert.not_equal("ok", doc.files[1].status)
+          if e.expect:match("^ERR ") and doc.files[1].status ~= "short_payload" then
+            assert.equal(e.expect:sub(5), doc.files[1].detail, e.file) -- the loader's text
+          end
         end
       end
       -- garbage JSON with a correct CRC: the frame is fine
