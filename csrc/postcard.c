@@ -48,10 +48,23 @@ typedef struct {
   int dflt;     /* field default ref (0 = none) */
 } pc_item;
 
+/* Decoded short strings (<= SC_MAXLEN bytes) and formatted UUIDs, keyed by their wire
+ * bytes: WAL records repeat the same ids and names (a run's id in every event of its
+ * life), and a hit pushes the existing Lua string from the cache table (uservalue 2 of
+ * the compiled schema) instead of formatting, hashing and interning it again.  Slot i
+ * of `sc` describes entry i + 1 of that table; `used` = 0 is an empty slot. */
+#define SC_SLOTS 256
+#define SC_MAXLEN 40
+typedef struct {
+  unsigned char used, kind, len;
+  unsigned char b[SC_MAXLEN];
+} sc_entry;
+
 typedef struct {
   pc_node *nodes;
   pc_item *items;
   int nnodes, nitems, capnodes, capitems;
+  sc_entry sc[SC_SLOTS];
 } pc_schema;
 
 #define SCHEMA_MT "actionqueue.storage.PostcardSchema"
@@ -236,9 +249,11 @@ static pc_schema *get_schema(lua_State *L, int idx) {
     return (pc_schema *)lua_touserdata(L, -1);
   }
   lua_pop(L, 1);
-  s = (pc_schema *)lua_newuserdatauv(L, sizeof(pc_schema), 1);
+  s = (pc_schema *)lua_newuserdatauv(L, sizeof(pc_schema), 2);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, SCHEMA_MT);
+  lua_createtable(L, SC_SLOTS, 0);
+  lua_setiuservalue(L, -2, 2);   /* string cache (see sc_entry) */
   c.L = L;
   c.s = s;
   c.nrefs = 0;
@@ -275,6 +290,7 @@ typedef struct {
   lua_State *L;
   pc_schema *s;
   int refs;       /* stack index of the refs table */
+  int strs;       /* stack index of the string cache table (decoding) or 0 */
   int features;   /* stack index of opts.features or 0 */
   const char *err;
   char errbuf[256];
@@ -410,6 +426,47 @@ static void push_uuid(lua_State *L, const unsigned char *b) {
   lua_pushlstring(L, s, 36);
 }
 
+enum { SC_RAW, SC_UUID };
+
+/* Pushes the string of n wire bytes at p: the bytes themselves (SC_RAW) or the
+ * hyphenated UUID text of 16 bytes (SC_UUID), from the cache when it holds them. */
+static void push_str(dctx *d, const unsigned char *p, size_t n, int kind) {
+  lua_State *L = d->c.L;
+  uint64_t h, w;
+  size_t i;
+  sc_entry *e;
+  if (n > SC_MAXLEN || !d->c.strs) {
+    if (kind == SC_UUID) push_uuid(L, p);
+    else lua_pushlstring(L, (const char *)p, n);
+    return;
+  }
+  h = (uint64_t)(n * 2 + (size_t)kind) * 0x9E3779B97F4A7C15u;
+  for (i = 0; i + 8 <= n; i += 8) {
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0x9E3779B97F4A7C15u;
+    h ^= h >> 29;
+  }
+  if (i < n) {
+    w = 0;
+    memcpy(&w, p + i, n - i);
+    h = (h ^ w) * 0x9E3779B97F4A7C15u;
+  }
+  i = (size_t)(h >> 56);   /* SC_SLOTS == 256 */
+  e = &d->c.s->sc[i];
+  if (e->used && e->kind == kind && e->len == n && memcmp(e->b, p, n) == 0) {
+    lua_rawgeti(L, d->c.strs, (lua_Integer)i + 1);
+    return;
+  }
+  if (kind == SC_UUID) push_uuid(L, p);
+  else lua_pushlstring(L, (const char *)p, n);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->c.strs, (lua_Integer)i + 1);
+  e->used = 1;
+  e->kind = (unsigned char)kind;
+  e->len = (unsigned char)n;
+  memcpy(e->b, p, n);
+}
+
 static int decode_node(dctx *d, int ni, int depth);
 
 static int decode_node(dctx *d, int ni, int depth) {
@@ -452,18 +509,18 @@ static int decode_node(dctx *d, int ni, int depth) {
     case K_STRING:
       if (get_len(d, &n) < 0) return -1;
       if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
-      lua_pushlstring(L, (const char *)d->p, n);
+      push_str(d, d->p, n, SC_RAW);
       d->p += n;
       return 0;
     case K_BYTES:
       if (get_len(d, &n) < 0) return -1;
-      lua_pushlstring(L, (const char *)d->p, n);
+      push_str(d, d->p, n, SC_RAW);
       d->p += n;
       return 0;
     case K_ID:
       if (get_len(d, &n) < 0) return -1;
       if (n != 16) return fail(&d->c, "invalid UUID: byte string length must be 16");
-      push_uuid(L, d->p);
+      push_str(d, d->p, 16, SC_UUID);
       d->p += 16;
       return 0;
     case K_OPTION:
@@ -640,11 +697,43 @@ static void setup_ctx(lua_State *L, ctx *c, pc_schema *s, int opts) {
   c->s = s;
   c->err = NULL;
   c->features = 0;
+  c->strs = 0;
   lua_getiuservalue(L, -1, 1);
   c->refs = lua_gettop(L);
   if (opts && lua_istable(L, opts)) {
     if (lua_getfield(L, opts, "features") == LUA_TTABLE) c->features = lua_gettop(L);
     else lua_pop(L, 1);
+  }
+}
+
+/* Pushes opts.offset, opts.skim, opts.features (nil when absent).  A table without a
+ * metatable is walked once with lua_next (an empty one costs a single call) instead
+ * of three lua_getfield lookups of C strings; the values are the same. */
+static void get_decode_opts(lua_State *L, int opts) {
+  int base;
+  if (lua_getmetatable(L, opts)) {
+    lua_pop(L, 1);
+    lua_getfield(L, opts, "offset");
+    lua_getfield(L, opts, "skim");
+    lua_getfield(L, opts, "features");
+    return;
+  }
+  lua_pushnil(L);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  base = lua_gettop(L) - 2;
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      size_t kl;
+      const char *k = lua_tolstring(L, -2, &kl);
+      int slot = -1;
+      if (kl == 6 && memcmp(k, "offset", 6) == 0) slot = 0;
+      else if (kl == 4 && memcmp(k, "skim", 4) == 0) slot = 1;
+      else if (kl == 8 && memcmp(k, "features", 8) == 0) slot = 2;
+      if (slot >= 0) { lua_replace(L, base + slot); continue; }
+    }
+    lua_pop(L, 1);
   }
 }
 
@@ -654,16 +743,23 @@ int aqs_postcard_decode(lua_State *L) {
   lua_Integer start = 1;
   pc_schema *s;
   dctx d;
-  int base, skim = 0;
+  int base, skim = 0, features = 0;
   if (!lua_isnoneornil(L, 3)) {
+    int o;
     luaL_checktype(L, 3, LUA_TTABLE);
-    if (lua_getfield(L, 3, "offset") != LUA_TNIL) start = luaL_checkinteger(L, -1);
-    if (lua_getfield(L, 3, "skim") != LUA_TNIL) skim = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    lua_settop(L, 3);
+    get_decode_opts(L, 3);
+    o = lua_gettop(L) - 2;
+    if (!lua_isnil(L, o)) start = luaL_checkinteger(L, o);
+    skim = lua_toboolean(L, o + 1);
+    if (lua_type(L, o + 2) == LUA_TTABLE) features = o + 2;
   }
   luaL_argcheck(L, start >= 1 && (size_t)(start - 1) <= n, 3, "offset outside the string");
   s = get_schema(L, 2);
-  setup_ctx(L, &d.c, s, lua_isnoneornil(L, 3) ? 0 : 3);
+  setup_ctx(L, &d.c, s, 0);
+  d.c.features = features;
+  lua_getiuservalue(L, -2, 2);
+  if (lua_type(L, -1) == LUA_TTABLE) d.c.strs = lua_gettop(L);
   base = lua_gettop(L);
   d.p = (const unsigned char *)p + (start - 1);
   d.end = (const unsigned char *)p + n;
