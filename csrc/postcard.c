@@ -550,7 +550,8 @@ static int decode_node(dctx *d, int ni, int depth) {
         const pc_item *it = &d->c.s->items[nd->a + i];
         push_ref(&d->c, it->name);
         if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
-        if (lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
+        /* only an Option decodes to nil (an absent field: no key) */
+        if (d->c.s->nodes[it->node].kind == K_OPTION && lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
         lua_rawset(L, -3);
       }
       if (nd->check && run_check(&d->c, nd->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
