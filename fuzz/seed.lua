@@ -40,7 +40,8 @@ for _, p in ipairs(files(fixtures .. "/snapshot", "*.snap")) do
 end
 for _, p in ipairs(files(fixtures .. "/wal", "*.wal")) do
   local d = read(p)
-  local base = p:match("([^/]+)$")
+  -- recovery cases all hold a wal/actionqueue.wal: name seeds by their relative path
+  local base = p:sub(#fixtures + 2):gsub("/", "_")
   emit("wal_stream", base, d:sub(1, 65536))
   local off, k = 1, 0
   while off + 11 <= #d and k < 64 do
