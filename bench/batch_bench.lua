@@ -18,8 +18,8 @@ if repo:sub(1, 1) ~= "/" then repo = lfs.currentdir() .. "/" .. repo end
 local fixtures = os.getenv("AQ_FIXTURES") or (repo .. "/../shared/fixtures")
 local file = fixtures .. "/snapshot/valid_01_tasks.snap"
 
-local have_check = pcall(require, "actionqueue.storage.snapshot")
-  and kinds.check_line(file):match("^OK") ~= nil
+local have_snapshot, snapshot = pcall(require, "actionqueue.storage.snapshot")
+local have_check = have_snapshot and snapshot.check(file).status == "ok"
 local kind = have_check and "check" or "verify"
 
 local dir = os.tmpname()
