@@ -2,19 +2,8 @@
 local core = require "actionqueue.storage.core"
 local fault = require "support.fault"
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local files = require "support.files"
+local slurp, put = files.read, files.write
 
 describe("core.atomic_writer", function()
   local dir

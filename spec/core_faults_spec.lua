@@ -7,19 +7,8 @@ local fault = require "support.fault"
 
 local slow = os.getenv("AQS_UNDER_VALGRIND") == nil
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local files = require "support.files"
+local slurp, put = files.read, files.write
 
 local OLD = core.frame_encode(4, "old snapshot")
 local NEW_PAYLOAD = string.rep("new-", 5000)

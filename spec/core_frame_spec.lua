@@ -4,6 +4,7 @@
 local core = require "actionqueue.storage.core"
 local fixtures = require "support.fixtures"
 local fault = require "support.fault"
+local files = require "support.files"
 
 local function le32(n) return string.pack("<I4", n) end
 
@@ -169,9 +170,7 @@ describe("core.frame_read", function()
   after_each(function() fault.rmdir(dir) end)
 
   local function put(name, data)
-    local f = assert(io.open(dir .. "/" .. name, "wb"))
-    f:write(data)
-    f:close()
+    files.write(dir .. "/" .. name, data)
     return dir .. "/" .. name
   end
 

@@ -3,18 +3,9 @@
 local core = require "actionqueue.storage.core"
 local fault = require "support.fault"
 
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
-
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local files = require "support.files"
+local put = files.write
+local function slurp(p) return assert(files.read(p)) end   -- raises on a missing file
 
 -- Runs frames() to the end: list of {offset, version, payload} and the status table.
 local function walk(src, opts)

@@ -28,14 +28,8 @@ local function to(from, new, ts)
   return { RunStateChanged = { run_id = R1, previous_state = from, new_state = new, timestamp = ts or 12 } }
 end
 
-local function datadir()
-  local p = os.tmpname()
-  os.remove(p)
-  assert(lfs.mkdir(p))
-  return p
-end
-
-local function rm(p) os.execute("rm -rf '" .. p .. "'") end
+local files = require "support.files"
+local datadir, rm = files.tmpdir, files.rmtree
 
 -- Writes WAL records {seq, event} into dir/wal/actionqueue.wal.
 local function write_wal(dir, records)

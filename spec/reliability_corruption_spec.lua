@@ -13,17 +13,9 @@ local codec = require "actionqueue.storage.snapshot.codec"
 local full = os.getenv("AQS_RELIABILITY") == "full"
 local STRIDE = full and 1 or 23
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
-end
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local files = require "support.files"
+local function slurp(p) return assert(files.read(p)) end   -- raises on a missing file
+local put = files.write
 local function flip(d, i, bit)
   return d:sub(1, i - 1) .. string.char(d:byte(i) ~ (1 << bit)) .. d:sub(i + 1)
 end

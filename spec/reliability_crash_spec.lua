@@ -20,18 +20,8 @@ local N_BATCH = full and 60 or (valgrind and 1 or 3)
 -- the long runs use a 1.1 MB snapshot so kills land inside writes more often
 local BIG = full and "valid_12_medium_1000.snap" or "valid_08_strings.snap"
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local files = require "support.files"
+local slurp, put = files.read, files.write
 local function lines(p)
   local t = {}
   local d = slurp(p) or ""

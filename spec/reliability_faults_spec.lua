@@ -16,18 +16,11 @@ local FUNCS = { "open", "read", "pread", "write", "pwrite", "fsync", "fdatasync"
   "close", "rename", "unlink" }
 local census = { cases = 0 }
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local files = require "support.files"
+local slurp = files.read
 local function put(p, d)
   os.execute("mkdir -p " .. fault.shq(p:match("^(.*)/")))
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
+  files.write(p, d)
 end
 local function frames(data)
   local list, off = {}, 1

@@ -11,12 +11,8 @@ local fixtures = require "support.fixtures"
 local full = os.getenv("AQS_RELIABILITY") == "full"
 local MAXCUT = full and "100000" or "8"
 
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/aqs-pl.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local files = require "support.files"
+local tmpdir = files.tmpdir
 
 describe("power loss", function()
   if not powerloss.available() or not fixtures.available() then
@@ -25,7 +21,7 @@ describe("power loss", function()
   end
   local dir
   before_each(function() dir = tmpdir() end)
-  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+  after_each(function() files.rmtree(dir) end)
 
   local function split(cases)
     local by = {}

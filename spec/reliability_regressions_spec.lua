@@ -12,12 +12,8 @@ local function files(dir)
   return list
 end
 
-local function slurp(p)
-  local f = assert(io.open(p, "rb"))
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local spec_files = require "support.files"
+local function slurp(p) return assert(spec_files.read(p)) end   -- raises on a missing file
 
 describe("fuzz regressions", function()
   local total = 0

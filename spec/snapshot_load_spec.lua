@@ -4,15 +4,13 @@ local core = require "actionqueue.storage.core"
 local snapshot = require "actionqueue.storage.snapshot"
 local fixtures = require "spec.support.fixtures"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+local files = require "support.files"
+
+local tmpdir = files.tmpdir()
 
 local function put(name, data)
   local p = tmpdir .. "/" .. name
-  local f = assert(io.open(p, "wb"))
-  f:write(data)
-  f:close()
+  files.write(p, data)
   return p
 end
 
@@ -29,7 +27,7 @@ local EMPTY = '{"version":4,"timestamp":0,"metadata":{"schema_version":8,"wal_se
   .. '"role_assignments":[],"capability_grants":[],"ledger_entries":[]}'
 
 describe("snapshot.load", function()
-  teardown(function() os.execute("rm -rf " .. tmpdir) end)
+  teardown(function() files.rmtree(tmpdir) end)
 
   it("reaches every fixture's expected outcome", function()
     if not fixtures.available() then pending("shared fixtures not found") return end

@@ -5,17 +5,11 @@ local snapshot = require "actionqueue.storage.snapshot"
 local fixtures = require "spec.support.fixtures"
 local fault = require "spec.support.fault"
 
-local tmpdir = os.tmpname()
-os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+local files = require "support.files"
 
-local function read(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
+local tmpdir = files.tmpdir()
+
+local read = files.read
 
 local function exists(p)
   local f = io.open(p, "rb")
@@ -29,7 +23,7 @@ local EMPTY = '{"version":4,"timestamp":0,"metadata":{"schema_version":8,"wal_se
   .. '"role_assignments":[],"capability_grants":[],"ledger_entries":[]}'
 
 describe("snapshot.write", function()
-  teardown(function() os.execute("rm -rf " .. tmpdir) end)
+  teardown(function() files.rmtree(tmpdir) end)
 
   it("rewrites every valid fixture byte-identically and every compat file to its canonical twin", function()
     if not fixtures.available() then pending("shared fixtures not found") return end

@@ -9,19 +9,8 @@ local function paused(seq, ts)
   return { sequence = seq, event = { EnginePaused = { timestamp = ts or 1700000000 } } }
 end
 
-local function readall(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-
-local function writeall(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local files = require "support.files"
+local readall, writeall = files.read, files.write
 
 local tmp
 before_each(function()

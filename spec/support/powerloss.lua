@@ -15,7 +15,8 @@ function M.available()
   return false
 end
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+local spec_files = require "support.files"
+local shq = spec_files.q
 
 --- Runs a scenario; returns the list of case tables {name, n, ok, why} and the raw output.
 function M.run(scenario, ...)
@@ -50,18 +51,7 @@ local snapshot = require "actionqueue.storage.snapshot"
 local wal = require "actionqueue.storage.wal"
 local fixtures = require "support.fixtures"
 
-local function slurp(p)
-  local f = io.open(p, "rb")
-  if not f then return nil end
-  local d = f:read("a")
-  f:close()
-  return d
-end
-local function put(p, d)
-  local f = assert(io.open(p, "wb"))
-  f:write(d)
-  f:close()
-end
+local slurp, put = spec_files.read, spec_files.write
 local function ls(dir)
   local t = {}
   local p = io.popen("ls -A " .. shq(dir))
