@@ -66,6 +66,14 @@ static void poison(flog_t *g, const char *msg, const char *name) {
   if (!g->err) { g->err = dupstr(msg); g->errname = dupstr(name); }
 }
 
+/* A failed sync or cut leaves the file in an unknown state: push nil, msg, ENAME and
+ * poison the log with that same error, so no later call can report success. */
+static int fail_poisoned(lua_State *L, flog_t *g, const char *op, int err) {
+  aqs_push_ioerr(L, op, g->path, err);
+  poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
+  return 3;
+}
+
 /* log_open(path [, opts]) -> FramedLog | nil, msg, ENAME.
  * opts.create (default true) creates a missing file; opts.readonly opens O_RDONLY. */
 int aqs_log_open(lua_State *L) {
@@ -132,12 +140,8 @@ static int log_append(lua_State *L) {
 static int log_sync(lua_State *L) {
   flog_t *g = check_log(L, 1);
   if (g->poisoned) return poisoned(L, g);
-  if (aqs_fdatasync(g->fd) < 0) {
-    /* A failed sync is not retried: the pages may be gone, the next sync would lie. */
-    aqs_push_ioerr(L, "fdatasync", g->path, errno);
-    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
-    return 3;
-  }
+  /* A failed sync is not retried: the pages may be gone, the next sync would lie. */
+  if (aqs_fdatasync(g->fd) < 0) return fail_poisoned(L, g, "fdatasync", errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -153,18 +157,10 @@ static int log_truncate(lua_State *L) {
   lua_Integer off = luaL_checkinteger(L, 2);
   luaL_argcheck(L, off >= 0 && (uint64_t)off <= g->size, 2, "offset outside the log");
   if (g->poisoned) return poisoned(L, g);
-  if (aqs_ftruncate(g->fd, (uint64_t)off) < 0) {
-    aqs_push_ioerr(L, "ftruncate", g->path, errno);
-    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
-    return 3;
-  }
+  if (aqs_ftruncate(g->fd, (uint64_t)off) < 0) return fail_poisoned(L, g, "ftruncate", errno);
   g->size = (uint64_t)off;
   g->cuts++;
-  if (aqs_fsync(g->fd) < 0) {
-    aqs_push_ioerr(L, "fsync", g->path, errno);
-    poison(g, lua_tostring(L, -2), lua_tostring(L, -1));
-    return 3;
-  }
+  if (aqs_fsync(g->fd) < 0) return fail_poisoned(L, g, "fsync", errno);
   lua_pushboolean(L, 1);
   return 1;
 }

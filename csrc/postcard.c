@@ -469,6 +469,21 @@ static void push_str(dctx *d, const unsigned char *p, size_t n, int kind) {
 
 static int decode_node(dctx *d, int ni, int depth);
 
+/* Reads an enum's variant index: the variant, or NULL with the error set (index out of
+ * range, or a variant of a build feature that is not enabled). */
+static const pc_item *read_variant(dctx *d, const pc_node *nd) {
+  uint64_t v;
+  const pc_item *it;
+  if (GET_U32(d, &v) < 0) return NULL;
+  if (v >= (uint64_t)nd->n) { fail(&d->c, "unknown variant index"); return NULL; }
+  it = &d->c.s->items[nd->a + (int)v];
+  if (it->feature && !feature_on(&d->c, it->feature)) {
+    fail(&d->c, "unknown variant index (feature not enabled)");
+    return NULL;
+  }
+  return it;
+}
+
 static int decode_node(dctx *d, int ni, int depth) {
   lua_State *L = d->c.L;
   const pc_node *nd = &d->c.s->nodes[ni];
@@ -559,11 +574,7 @@ static int decode_node(dctx *d, int ni, int depth) {
     }
     case K_ENUM: {
       const pc_item *it;
-      if (GET_U32(d, &v) < 0) return -1;
-      if (v >= (uint64_t)nd->n) return fail(&d->c, "unknown variant index");
-      it = &d->c.s->items[nd->a + (int)v];
-      if (it->feature && !feature_on(&d->c, it->feature))
-        return fail(&d->c, "unknown variant index (feature not enabled)");
+      if (!(it = read_variant(d, nd))) return -1;
       if (it->node < 0) { push_ref(&d->c, it->name); return 0; }
       lua_createtable(L, 0, 1);
       push_ref(&d->c, it->name);
@@ -640,11 +651,7 @@ static int skim_node(dctx *d, int ni, int depth, int pushname) {
     }
     case K_ENUM: {
       const pc_item *it;
-      if (GET_U32(d, &v) < 0) return -1;
-      if (v >= (uint64_t)nd->n) return fail(&d->c, "unknown variant index");
-      it = &d->c.s->items[nd->a + (int)v];
-      if (it->feature && !feature_on(&d->c, it->feature))
-        return fail(&d->c, "unknown variant index (feature not enabled)");
+      if (!(it = read_variant(d, nd))) return -1;
       if (it->node >= 0) {
         if (it->check) {
           if (!lua_checkstack(L, 8)) return fail(&d->c, "out of Lua stack");
