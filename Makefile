@@ -33,19 +33,44 @@ VG_FLAGS   := --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-ki
               --show-leak-kinds=definite --trace-children=yes \
               --trace-children-skip='*/sh,*/bash,*/dash,*/true,*/cmp,*/rm'
 
-DEB_PKGS   := lua5.4 liblua5.4-dev lua-cjson zlib1g-dev luarocks lua-busted lua-argparse \
-              lua-filesystem lua-term lua-penlight lua-check lua-ldoc pkg-config gcc make
-DEB_EXTRA  := clang libclang-rt-14-dev valgrind
+# Debian packages `make deps` installs: one per line, so additions merge cleanly.
+DEB_PKGS   :=
+DEB_PKGS   += gcc
+DEB_PKGS   += liblua5.4-dev
+DEB_PKGS   += lua-argparse
+DEB_PKGS   += lua-busted
+DEB_PKGS   += lua-check
+DEB_PKGS   += lua-cjson
+DEB_PKGS   += lua-discount
+DEB_PKGS   += lua-filesystem
+DEB_PKGS   += lua-ldoc
+DEB_PKGS   += lua-penlight
+DEB_PKGS   += lua-term
+DEB_PKGS   += lua5.4
+DEB_PKGS   += luarocks
+DEB_PKGS   += make
+DEB_PKGS   += pkg-config
+DEB_PKGS   += zlib1g-dev
+# The reliability harness (fuzzing, valgrind).
+DEB_EXTRA  :=
+DEB_EXTRA  += clang
+DEB_EXTRA  += libclang-rt-14-dev
+DEB_EXTRA  += valgrind
 
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all build rockspec deps test lint spec demo bench sanitize valgrind install docs repl clean fuzz fuzz-build crash faults
+.PHONY: all build test-support rockspec rockspec-check deps test lint spec demo bench sanitize \
+        valgrind install docs repl clean fuzz fuzz-build crash faults
 
 all: build
 
-build: $(MODULE) $(FAULTSHIM) $(IOTEST) rockspec
+# The module only: a build never writes outside build/ (and never a tracked file).
+build: $(MODULE)
+
+# What the specs need besides the module: the fault shim and the power-loss core.
+test-support: $(FAULTSHIM) $(IOTEST)
 
 $(MODULE): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -62,9 +87,13 @@ $(IOTEST): $(SRCS) $(HDRS) spec/support/powerloss.c Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DAQS_IO_TEST -shared -o $@ $(SRCS) spec/support/powerloss.c $(LDFLAGS) $(LDLIBS)
 
-# The rockspec's module list is derived from csrc/*.c and lua/**/*.lua.
+# The rockspec's module list is derived from csrc/*.c and lua/**/*.lua: `make rockspec`
+# rewrites it (commit the result); spec/core_build_spec.lua and `make install` check it.
 rockspec:
 	@$(LUA) rockspec/update.lua $(ROCKSPEC)
+
+rockspec-check:
+	@$(LUA) rockspec/update.lua --check $(ROCKSPEC)
 
 # Installs the Debian packages when run as root, otherwise prints the exact command.
 deps:
@@ -81,10 +110,10 @@ deps:
 lint:
 	$(LUACHECK) -q lua spec scripts/aqstore bench
 
-spec: build
+spec: build test-support
 	@$(LUA) spec/support/run_busted.lua
 
-test: deps build
+test: deps build test-support
 	@$(LUA) spec/support/run_tests.lua
 
 demo: deps build
@@ -94,7 +123,7 @@ bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
 # The busted suite against an ASan+UBSan build of the C module (in $(SAN_DIR)).
-sanitize: build
+sanitize: build test-support
 	@mkdir -p $(SAN_DIR)/actionqueue/storage
 	$(SAN_CC) -std=c99 -D_GNU_SOURCE -fPIC $(WARN) $(SAN_FLAGS) $(LUA_INC) -shared \
 	  -o $(SAN_DIR)/actionqueue/storage/core.so $(SRCS) -lz
@@ -102,7 +131,7 @@ sanitize: build
 	  $(LUA) /usr/bin/busted --ignore-lua --cpath='$(SAN_DIR)/?.so' $(BUSTED_ARGS)
 
 # The busted suite under memcheck: no errors, no definitely lost blocks.
-valgrind: build
+valgrind: build test-support
 	AQS_UNDER_VALGRIND=1 $(VALGRIND) $(VG_FLAGS) $(LUA) /usr/bin/busted --ignore-lua $(BUSTED_ARGS)
 
 # libFuzzer targets (fuzz/harness.c + fuzz/<target>.lua, the Lua driver is read at run
@@ -127,15 +156,15 @@ fuzz: fuzz-build
 	@sh fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(AQ_FIXTURES) $(FUZZ_TARGETS)
 
 # Long reliability loops (make test runs small slices of the same specs).
-crash: build
+crash: build test-support
 	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua
 
-faults: build
+faults: build test-support
 	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua \
 	  spec/reliability_corruption_spec.lua
 
 # luarocks builds in place; its objects are removed afterwards.
-install: deps build
+install: deps build rockspec-check
 	luarocks --lua-version 5.4 make --deps-mode none $(ROCKSPEC) $(ROCKS_FLAGS)
 	@rm -f csrc/*.o actionqueue/storage/core.so; rmdir -p actionqueue/storage 2>/dev/null || true
 

@@ -1,6 +1,6 @@
 -- luarocks --lua-version 5.4 make --deps-mode none rockspec/actionqueue-storage-scm-1.rockspec
 -- The module list between the GENERATED markers is written by rockspec/update.lua
--- (`make rockspec`, run by `make build`); spec/core_build_spec.lua checks it.
+-- (`make rockspec`); spec/core_build_spec.lua and `make install` check it.
 rockspec_format = "3.0"
 package = "actionqueue-storage"
 version = "scm-1"

@@ -43,7 +43,7 @@ end
 
 describe("fault injection", function()
   if not fault.available() then
-    pending("build/faultshim.so not built (make build)")
+    pending("build/faultshim.so not built (make test-support)")
     return
   end
   local dir

@@ -208,7 +208,7 @@ end
 
 describe("systematic fault injection", function()
   if not fault.available() or not fixtures.available() then
-    pending("fault shim or fixtures missing (make build)")
+    pending("fault shim or fixtures missing (make test-support)")
     return
   end
   local dir

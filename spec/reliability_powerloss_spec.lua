@@ -16,7 +16,7 @@ local tmpdir = files.tmpdir
 
 describe("power loss", function()
   if not powerloss.available() or not fixtures.available() then
-    pending("build-iotest core or fixtures missing (make build)")
+    pending("build-iotest core or fixtures missing (make test-support)")
     return
   end
   local dir

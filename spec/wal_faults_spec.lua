@@ -26,7 +26,7 @@ end
 
 describe("wal appender under faults", function()
   if not fault.available() then
-    pending("fault shim not built (make build/faultshim.so)")
+    pending("fault shim not built (make test-support)")
     return
   end
   local dir
