@@ -19,7 +19,9 @@ description = {
 }
 dependencies = {
   "lua >= 5.4",
+  "argparse",
   "lua-cjson",
+  "luafilesystem",
 }
 external_dependencies = {
   ZLIB = { header = "zlib.h", library = "z" },

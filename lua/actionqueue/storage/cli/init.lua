@@ -32,8 +32,26 @@ cli.BAD = 1
 --- Exit code: usage error.
 cli.USAGE = 2
 
---- The Lua interpreter that runs the CLI (set by `main` from `arg[-1]`).
+--- The Lua interpreter that runs the CLI (set by `main`, see `find_interpreter`).
 cli.interpreter = "lua5.4"
+
+--- The Lua interpreter running this process, for commands that start another one.
+-- `/proc/self/exe` when it names a Lua interpreter, else the lowest negative index of
+-- `argv` (the interpreter, before its options: under the luarocks wrapper `argv[-1]` is
+-- the wrapper's `-e` chunk), else `lua5.4` from PATH.
+-- @tparam[opt] table argv the script's `arg` table
+-- @treturn string
+function cli.find_interpreter(argv)
+  local ok, lfs = pcall(require, "lfs")
+  local exe = ok and lfs.symlinkattributes and lfs.symlinkattributes("/proc/self/exe", "target")
+  if type(exe) == "string" and exe:match("/lua[^/]*$") then return exe end
+  if type(argv) == "table" and argv[-1] ~= nil then
+    local i = -1
+    while argv[i - 1] ~= nil do i = i - 1 end
+    if type(argv[i]) == "string" and argv[i]:match("lua[^/]*$") then return argv[i] end
+  end
+  return "lua5.4"
+end
 
 local color_enabled
 
@@ -176,7 +194,7 @@ end
 -- @tparam table argv the script's `arg` table
 -- @treturn integer exit code (0 ok, 1 bad file or difference, 2 usage error)
 function cli.main(argv)
-  if argv[-1] then cli.interpreter = argv[-1] end
+  cli.interpreter = cli.find_interpreter(argv)
   local args_list = {}
   for i = 1, #argv do args_list[i] = argv[i] end
   -- Fast path: a command line that parses with only its command registered needs no
