@@ -168,7 +168,14 @@ local function load_command(name)
   error(mod, 0)
 end
 
+--- The line `aqstore --version` prints.
+function cli.version_line()
+  return "aqstore " .. require("actionqueue.storage")._VERSION .. " (actionqueue-storage, " .. _VERSION .. ")"
+end
+
 --- Builds the argparse parser with every available command.
+-- The full parser also has `help [COMMAND]` and `completion bash|zsh|fish` (argparse's
+-- `add_help_command` and `add_complete_command`, so completion follows the commands).
 -- @tparam[opt] string only register just this command (start-up cost of the others)
 -- @treturn table parser
 -- @treturn table map command name -> module
@@ -176,9 +183,11 @@ function cli.parser(only)
   local argparse = require "argparse"
   local parser = argparse("aqstore", "Read, write, check and repair ActionQueue snapshots and WALs.")
     :epilog("Exit codes: 0 ok, 1 the file is bad or the files differ, 2 usage error.\n"
-      .. "Run 'aqstore COMMAND --help' for a command's options and an example.")
+      .. "Run 'aqstore help COMMAND' for a command's options and an example.")
   parser:command_target("command")
   parser:require_command(true)
+  -- Listed for --help; `main` answers it before parsing (a command is required otherwise).
+  parser:flag("--version", "Print the version and exit.")
   local mods = {}
   for _, name in ipairs(only and { only } or cli.commands) do
     local mod = load_command(name)
@@ -187,7 +196,49 @@ function cli.parser(only)
       mods[name] = mod
     end
   end
+  if not only then
+    local help = cli.command(parser, "help", "Show the help of a command (the same as COMMAND --help).",
+      { "aqstore help check", "aqstore help wal dump" })
+    help:argument("name", "Command (and subcommand)."):args("*")
+    mods.help = { run = function(args) return cli.help(parser, help, args.name) end }
+    parser:add_complete_command({ name = "completion",
+      epilog = "Examples:\n  aqstore completion bash > /etc/bash_completion.d/aqstore\n"
+        .. "  aqstore completion zsh > ~/.zfunc/_aqstore\n"
+        .. "  aqstore completion fish > ~/.config/fish/completions/aqstore.fish" })
+  end
   return parser, mods
+end
+
+--- `aqstore help [COMMAND [SUBCOMMAND]]`: the top-level help, or `COMMAND --help`.
+-- @treturn integer exit code (2 for an unknown command)
+function cli.help(parser, help_cmd, names)
+  if #names == 0 then
+    cli.out(parser:get_help())
+    return cli.OK
+  end
+  local known = names[1] == "completion"
+  for _, name in ipairs(cli.commands) do known = known or name == names[1] end
+  if not known then
+    io.stderr:write(help_cmd:get_usage(), "\n", "aqstore: error: unknown command '", names[1], "'\n")
+    return cli.USAGE
+  end
+  local argv = { table.unpack(names) }
+  argv[#argv + 1] = "--help"
+  return cli.main(argv)
+end
+
+-- Parses like argparse's `pparse`, but also returns the (sub)command parser the error
+-- belongs to, so that a usage error shows that command's usage line. Uses argparse's
+-- `_parse(args, error_handler)`, whose handler receives the current command's parser.
+local function parse(parser, argv)
+  local failed_in
+  local ok, result = pcall(parser._parse, parser, argv, function(p, msg)
+    failed_in = p
+    error(msg, 0)
+  end)
+  if ok then return true, result end
+  if not failed_in then error(result, 0) end
+  return nil, result, failed_in
 end
 
 --- Entry point: parses `argv` and runs the command.
@@ -200,8 +251,12 @@ function cli.main(argv)
   -- Fast path: a command line that parses with only its command registered needs no
   -- other command module (aqstore check/rewrite start faster); anything else (usage
   -- errors, --help of the whole tool) goes through the full parser.
-  local parser, mods, ok, args
+  local parser, mods, ok, args, failed_in
   local first = args_list[1]
+  if first == "--version" and #args_list == 1 then
+    cli.out(cli.version_line())
+    return cli.OK
+  end
   -- The two hot paths, `check FILE` and `rewrite IN OUT` with plain operands, need no
   -- argparse at all (its loading is most of the start-up): the table argparse would
   -- return is built directly.
@@ -222,7 +277,7 @@ function cli.main(argv)
     for _, name in ipairs(cli.commands) do
       if name == first then
         parser, mods = cli.parser(first)
-        if mods[first] then ok, args = parser:pparse(args_list) end
+        if mods[first] then ok, args = parse(parser, args_list) end
         if not ok or args.help then ok = nil end
         break
       end
@@ -230,10 +285,10 @@ function cli.main(argv)
   end
   if not ok then
     parser, mods = cli.parser()
-    ok, args = parser:pparse(args_list)
+    ok, args, failed_in = parse(parser, args_list)
   end
   if not ok then
-    io.stderr:write(parser:get_usage(), "\n", "aqstore: error: ", tostring(args), "\n")
+    io.stderr:write((failed_in or parser):get_usage(), "\n", "aqstore: error: ", tostring(args), "\n")
     return cli.USAGE
   end
   local mod = mods[args.command]
