@@ -64,7 +64,7 @@ describe("recovery bootstrap (§13.4)", function()
 
   test("1: empty data dir", function()
     local d = datadir()
-    local r = assert(recovery.recover(d))
+    local r = assert(recovery.recover(d, { bootstrap = true })) -- the engine's side effects
     assert.is_false(r.snapshot_loaded)
     assert.same({ 0, 0, 0, 0, 0 }, { r.snapshot_sequence, r.state.latest, r.wal_writer_sequence,
       r.events_applied_total, r.state.task_count })
@@ -109,7 +109,7 @@ describe("recovery bootstrap (§13.4)", function()
     local d = datadir()
     write_snapshot(d, { task(T1) }, MAX)
     -- empty WAL: accepted (snapshot ahead of an empty WAL), nothing to replay
-    local r = assert(recovery.recover(d))
+    local r = assert(recovery.recover(d, { bootstrap = true }))
     assert.same({ true, MAX, MAX, 0, 1 }, { r.snapshot_loaded, r.snapshot_sequence, r.state.latest,
       r.wal_replay_events_applied, r.state.task_count })
     assert.equal("snapshot sequence 18446744073709551615 is ahead of an empty WAL", r.warnings[1])

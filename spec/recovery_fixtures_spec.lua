@@ -112,7 +112,7 @@ describe("recovery round trips", function()
       local out = tmp .. "/c.snap"
       assert(recovery.compact(data, { timestamp = 1800000000, out = out }))
       local loaded = assert(snapshot.load(out))
-      local full = assert(recovery.recover(data))
+      local full = assert(recovery.recover(data, { bootstrap = true })) -- creates snapshots/
       -- the snapshot, installed next to the same WAL, covers everything
       sh("cp '" .. out .. "' '" .. data .. "/snapshots/snapshot.bin'")
       local r = assert(recovery.recover(data))
@@ -133,7 +133,7 @@ describe("recovery round trips", function()
     local reader = require "actionqueue.storage.wal.reader"
     local reducer = recovery.reducer
     local tmp, data = copy_fixture("recovery/wal_only_medium")
-    local full = assert(recovery.recover(data))
+    local full = assert(recovery.recover(data, { bootstrap = true })) -- creates snapshots/
     for _, n in ipairs { 1, 100, 450, 898 } do
       local st = recovery.state.new()
       reader.scan(data .. "/wal/actionqueue.wal", {}, function(_, ev)

@@ -59,6 +59,32 @@ function fsutil.list_dir(dir)
   return names
 end
 
+--- Creates directory `path` and its missing parents (`mkdir -p`), as the engine's
+-- bootstrap does. With `opts.check_only` nothing is created: it only reports the error
+-- the creation would hit (a component that exists but is not a directory), so a
+-- read-only caller fails exactly where the engine would and succeeds where it would
+-- have created something.
+-- @return true | nil, message (`I/O error: ...`, the engine's WalInit text)
+function fsutil.mkdir_p(path, opts)
+  local lfs = require "lfs"
+  local check_only = opts and opts.check_only
+  local acc = path:sub(1, 1) == "/" and "" or "."
+  for part in path:gmatch("[^/]+") do
+    acc = acc .. "/" .. part
+    local mode = lfs.attributes(acc, "mode")
+    if mode == nil then
+      if check_only then return true end
+      local ok, err = lfs.mkdir(acc)
+      if not ok and lfs.attributes(acc, "mode") ~= "directory" then
+        return nil, "I/O error: " .. tostring(err)
+      end
+    elseif mode ~= "directory" then
+      return nil, "I/O error: File exists (os error 17)"
+    end
+  end
+  return true
+end
+
 --- fsyncs directory `dir` ("" is "/") so names created or renamed in it survive a crash.
 -- A directory that cannot be opened is skipped (true).
 -- @return true | nil, message, ENAME (the fsync failed)

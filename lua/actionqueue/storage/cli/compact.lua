@@ -1,7 +1,10 @@
 --- `aqstore compact DIR [--timestamp T] [--out FILE] [--json]`: offline compaction.
 -- Recovers the data dir (snapshot + WAL tail), builds the canonical snapshot of the
 -- state at timestamp T (default: now) and writes it atomically to FILE (default
--- `DIR/snapshots/snapshot.bin`). The WAL is never modified.
+-- `DIR/snapshots/snapshot.bin`). The WAL is never modified. With `--out` elsewhere it
+-- only reads DIR (a read-only data dir works, nothing is created there); compaction in
+-- place is a mutation of DIR: it takes DIR's exclusive lock and, like the engine's
+-- bootstrap, creates the layout when missing (`--bootstrap` does that with `--out` too).
 -- Output: `OK wal_sequence=.. tasks=.. runs=.. snapshot_bytes=..` (exit 0) or
 -- `ERR <reference text>` (exit 1): bootstrap errors with their prefix, a snapshot the
 -- engine would reject as the bare validation text (nothing is written then).
@@ -17,6 +20,7 @@ function M.register(parser)
   cmd:argument("dir", "Data directory (snapshots/snapshot.bin, wal/actionqueue.wal).")
   cmd:option("--timestamp", "Snapshot timestamp (Unix seconds, u64; default: now).")
   cmd:option("--out", "Output file (default: DIR/snapshots/snapshot.bin).")
+  cmd:flag("--bootstrap", "Like the engine, create wal/, snapshots/ and an empty WAL when missing.")
   cli.json_flag(cmd)
 end
 
@@ -32,7 +36,8 @@ function M.run(args)
       return cli.USAGE
     end
   end
-  local ok, info = recovery.compact(args.dir, { timestamp = ts, out = args.out })
+  local ok, info = recovery.compact(args.dir, { timestamp = ts, out = args.out,
+    bootstrap = args.bootstrap or nil })
   if not ok then
     return cli.fail(args.json, { kind = info.kind, stage = info.stage, message = info.message })
   end

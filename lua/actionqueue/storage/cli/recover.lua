@@ -1,6 +1,7 @@
 --- `aqstore recover DIR [--json]`: run the recovery bootstrap (snapshot + WAL tail) on a
--- data dir and print a summary of the recovered state. Like the engine, it creates the
--- `wal/` and `snapshots/` folders (and an empty WAL) when missing; it never repairs,
+-- data dir and print a summary of the recovered state. It only reads (a read-only data
+-- dir works) and creates nothing; `--bootstrap` reproduces the engine's side effects
+-- (the `wal/` and `snapshots/` folders and an empty WAL when missing). It never repairs,
 -- truncates or rewrites anything.
 -- Exit codes: 0 recovered, 1 recovery failed (`ERR <reference text>`).
 -- @module actionqueue.storage.cli.recover
@@ -13,6 +14,7 @@ function M.register(parser)
     "Recover a data dir (snapshot + WAL tail) and summarize the state.",
     "aqstore recover /var/lib/actionqueue --json")
   cmd:argument("dir", "Data directory (snapshots/snapshot.bin, wal/actionqueue.wal).")
+  cmd:flag("--bootstrap", "Like the engine, create wal/, snapshots/ and an empty WAL when missing.")
   cli.json_flag(cmd)
 end
 
@@ -60,7 +62,7 @@ end
 function M.run(args)
   local recovery = require "actionqueue.storage.recovery"
   local json = require "actionqueue.storage.inspect.json"
-  local r, err = recovery.recover(args.dir)
+  local r, err = recovery.recover(args.dir, { bootstrap = args.bootstrap or nil })
   if not r then return cli.fail(args.json, { kind = err.kind, message = err.message }) end
   local s = recovery.summary(r)
   if args.json then

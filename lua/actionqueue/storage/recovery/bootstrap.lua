@@ -1,7 +1,8 @@
 --- Recovery bootstrap: data dir -> projection (recovery.md §2, §5-§7).
 --
--- Layout: `<dir>/snapshots/snapshot.bin`, `<dir>/wal/actionqueue.wal`. Like the
--- reference, the bootstrap creates both folders and an empty WAL file when missing; it
+-- Layout: `<dir>/snapshots/snapshot.bin`, `<dir>/wal/actionqueue.wal`. It only reads:
+-- a read-only data dir recovers, and nothing is created unless `opts.bootstrap` asks for
+-- the reference's side effects (both folders and an empty WAL file when missing). It
 -- never truncates or rewrites an existing WAL, and never touches the snapshot file.
 -- @module actionqueue.storage.recovery.bootstrap
 local errors = require "actionqueue.storage.errors"
@@ -27,35 +28,38 @@ local function fail(kind, text, cause)
   return nil, errors.new(kind, { cause = cause, text = text }, M.PREFIX[kind] .. text)
 end
 
-local function mkdir_p(path)
-  local lfs = require "lfs"
-  local acc = path:sub(1, 1) == "/" and "" or "."
-  for part in path:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    local mode = lfs.attributes(acc, "mode")
-    if mode == nil then
-      local ok, err = lfs.mkdir(acc)
-      if not ok and lfs.attributes(acc, "mode") ~= "directory" then
-        return nil, "I/O error: " .. tostring(err)
-      end
-    elseif mode ~= "directory" then
-      return nil, "I/O error: File exists (os error 17)"
-    end
-  end
-  return true
-end
-
--- Step 2: the WAL appender opened with the Strict repair policy (creates the file when
--- missing, scans every record, never truncates). Returns its current sequence (the last
--- record's) and the number of bytes its scan validated, or nil and the appender's open
--- error text.
-local function open_strict(path)
+-- Steps 1-3 (recovery.md §2): the folders, the Strict writer-open scan and the reader.
+-- Reading needs no write access and creates nothing: without `create` the folders are
+-- only checked (a component that is not a directory fails as the engine's mkdir would)
+-- and a missing WAL reads as the empty file the engine would have created. With
+-- `create` (opts.bootstrap) the engine's side effects are reproduced first: both
+-- folders and an empty WAL file. The scan runs on the reader's read-only descriptor.
+-- Returns reader, current sequence (the last record's), bytes validated | nil, kind, text.
+local function open_wal(wal_path, snap_path, create)
+  local fsutil = require "actionqueue.storage.fsutil"
+  local reader = require "actionqueue.storage.wal.reader"
   local appender = require "actionqueue.storage.wal.appender"
-  local app, err = appender.open(path, { repair = "strict", sync = "none" })
-  if not app then return nil, err.message end
-  local seq, validated = app:current_sequence(), app.validated_bytes
-  app:close()
-  return seq, validated
+  for _, d in ipairs { fsutil.dirname(wal_path), fsutil.dirname(snap_path) } do
+    local ok, err = fsutil.mkdir_p(d, { check_only = not create })
+    if not ok then return nil, "WalInit", err end
+  end
+  if create then
+    local err = appender.create_file(wal_path)
+    if err then return nil, "WalInit", err.message end
+  end
+  local rd, rerr = reader.open(wal_path)
+  if not rd then
+    if rerr.errno == "ENOENT" and not create then return reader.empty(), 0, 0 end
+    -- the engine's appender open (step 2) fails before its reader would
+    return nil, "WalInit", appender.open_error({ kind = "IoError", errno = rerr.errno,
+      message = "I/O error: " .. rerr.os_message }).message
+  end
+  local s = reader.scan(rd.log, { order = "writer_open" })
+  if s.error then
+    rd:close()
+    return nil, "WalInit", appender.open_error(s.error).message
+  end
+  return rd, s.last_sequence, s.valid_bytes
 end
 
 local function copy(t)
@@ -213,7 +217,8 @@ end
 
 --- Runs the bootstrap on a data dir.
 -- @tparam string dir data directory
--- @tparam[opt] table opts `snapshot_path`, `wal_path` overrides; `on_warning(text)`
+-- @tparam[opt] table opts `snapshot_path`, `wal_path` overrides; `on_warning(text)`;
+--   `bootstrap` (create the folders and an empty WAL when missing, as the engine does)
 -- @return result | nil, err. The result: `state`, `snapshot_loaded`, `snapshot_sequence`,
 --   `snapshot_events_applied`, `wal_replay_events_applied`, `events_applied_total`,
 --   `wal_writer_sequence`, `recovery_duration_seconds`, `warnings` (list of texts),
@@ -231,19 +236,9 @@ function M.run(dir, opts)
   local wal_path = opts.wal_path or (dir .. "/" .. M.WAL_FILE)
   local snap_path = opts.snapshot_path or (dir .. "/" .. M.SNAPSHOT_FILE)
 
-  -- 1. folders
-  for _, d in ipairs { wal_path:match("^(.*)/[^/]*$") or ".",
-                       snap_path:match("^(.*)/[^/]*$") or "." } do
-    local ok, err = mkdir_p(d)
-    if not ok then return fail("WalInit", err) end
-  end
-  -- 2. strict open
-  local wal_max, validated = open_strict(wal_path)
-  if not wal_max then return fail("WalInit", validated) end
-  -- 3. reader
-  local reader_mod = require "actionqueue.storage.wal.reader"
-  local rd, rerr = reader_mod.open(wal_path)
-  if not rd then return fail("WalRead", rerr.message, rerr) end
+  -- 1.-3. folders, strict open scan, reader (read-only unless opts.bootstrap)
+  local rd, wal_max, validated = open_wal(wal_path, snap_path, opts.bootstrap)
+  if not rd then return fail(wal_max, validated) end
 
   -- 4. snapshot
   local st, snapshot_loaded, s, snap_events = nil, false, 0, 0

@@ -75,7 +75,10 @@ function M.compact(dir, opts)
     if snap == nil then load_err = lerr end
     return snap, lerr
   end
-  local okb, r, err = pcall(bootstrap.run, dir, opts)
+  -- Compaction in place writes the data dir, so it sets it up as the engine's bootstrap
+  -- would; with `out` elsewhere the data dir is only read (opts.bootstrap to create).
+  local bopts = setmetatable({ bootstrap = opts.bootstrap or opts.out == nil }, { __index = opts })
+  local okb, r, err = pcall(bootstrap.run, dir, bopts)
   bootstrap.load_snapshot = loader
   if not okb then error(r, 0) end
   if not r then

@@ -35,26 +35,31 @@ local Appender = {}
 Appender.__index = Appender
 appender.Appender = Appender
 
+local OPEN_PREFIX = "I/O error when opening or bootstrapping WAL file: "
+
 local function io_error(prefix, msg, ename)
   return errors.new("IoError", { errno = ename, cause = msg }, prefix .. reader.os_error_text(msg, ename))
 end
 
---- Opens (creating if missing) a WAL for appending.
--- @tparam string path
--- @tparam[opt] table opts `repair` ("strict" default | "truncate_partial"),
---   `sync` ("always" default | "batch" | "none"), `workflow` (cron records)
--- @return Appender | nil, err; on a truncate the Appender has `truncated = {offset, kind, dropped_bytes}`
-function appender.open(path, opts)
-  opts = opts or {}
-  local repair = REPAIR[opts.repair or "strict"]
-  assert(repair, "appender.open: repair must be strict or truncate_partial")
-  local sync = opts.sync or "always"
-  assert(SYNC[sync], "appender.open: sync must be always, batch or none")
-  local prefix = "I/O error when opening or bootstrapping WAL file: "
+--- The appender's open error (wal-format.md §4.1, §10) for a writer-open scan error:
+-- `I/O error when opening or bootstrapping WAL file: <e>` or, under the Strict policy,
+-- `strict WAL tail validation failed during bootstrap: <corruption>`. The read-only
+-- recovery bootstrap scans without an appender and reports the same texts through it.
+function appender.open_error(err)
+  if err.kind ~= "Corruption" then
+    return errors.new("IoError", { errno = err.errno },
+      OPEN_PREFIX .. (err.message:gsub("^I/O error: ", "")))
+  end
+  return errors.new("Corruption", { offset = err.offset, reason = err.reason },
+    "strict WAL tail validation failed during bootstrap: " .. err.message)
+end
+
+-- Opens `path` read+write, creating it when missing: FramedLog | nil, err.
+local function open_log(path)
   local probe = io.open(path, "rb")
   if probe then probe:close() end
   local log, msg, ename = core.log_open(path, { create = true })
-  if not log then return nil, io_error(prefix, msg, ename) end
+  if not log then return nil, io_error(OPEN_PREFIX, msg, ename) end
   if not probe then
     -- A new file's name is durable only once its directory is synced; without this a
     -- power loss can drop the whole WAL although every append was fdatasync'ed
@@ -70,27 +75,47 @@ function appender.open(path, opts)
     end
     if not fd then
       log:close()
-      return nil, io_error(prefix, msg, ename)
+      return nil, io_error(OPEN_PREFIX, msg, ename)
     end
   end
+  return log
+end
+
+--- Creates an empty WAL file when `path` is missing (the engine's bootstrap side effect;
+-- an existing file is left as it is). Returns nil, or the appender's open error.
+function appender.create_file(path)
+  if require("lfs").attributes(path, "mode") then return nil end
+  local log, err = open_log(path)
+  if not log then return err end
+  log:close()
+end
+
+--- Opens (creating if missing) a WAL for appending.
+-- @tparam string path
+-- @tparam[opt] table opts `repair` ("strict" default | "truncate_partial"),
+--   `sync` ("always" default | "batch" | "none"), `workflow` (cron records)
+-- @return Appender | nil, err; on a truncate the Appender has `truncated = {offset, kind, dropped_bytes}`
+function appender.open(path, opts)
+  opts = opts or {}
+  local repair = REPAIR[opts.repair or "strict"]
+  assert(repair, "appender.open: repair must be strict or truncate_partial")
+  local sync = opts.sync or "always"
+  assert(SYNC[sync], "appender.open: sync must be always, batch or none")
+  local log, err = open_log(path)
+  if not log then return nil, err end
   local summary = reader.scan(log, { order = "writer_open", workflow = opts.workflow })
-  local err, truncated = summary.error, nil
-  if err and err.kind ~= "Corruption" then
+  local truncated
+  err = summary.error
+  if err and (err.kind ~= "Corruption" or repair == "strict") then
     log:close()
-    return nil, errors.new("IoError", { errno = err.errno },
-      prefix .. (err.message:gsub("^I/O error: ", "")))
+    return nil, appender.open_error(err)
   end
   if err then
-    if repair == "strict" then
-      log:close()
-      return nil, errors.new("Corruption", { offset = err.offset, reason = err.reason },
-        "strict WAL tail validation failed during bootstrap: " .. err.message)
-    end
     local size = log:size()
     local ok, tmsg, tname = log:truncate(err.offset)
     if not ok then
       log:close()
-      return nil, io_error(prefix, tmsg, tname)
+      return nil, io_error(OPEN_PREFIX, tmsg, tname)
     end
     truncated = { offset = err.offset, kind = err.reason, dropped_bytes = size - err.offset }
   end

@@ -158,7 +158,8 @@ function reader.open(path, opts)
   local log, msg, ename = core.log_open(path, { readonly = true, create = false })
   if not log then
     local text = reader.os_error_text(msg, ename)
-    return nil, errors.new("IoError", { errno = ename }, "I/O error when opening WAL file: " .. text)
+    return nil, errors.new("IoError", { errno = ename, os_message = text, path = path, op = "open" },
+      "I/O error when opening WAL file: " .. text)
   end
   return setmetatable({
     log = log, opts = opts or {}, pos = 0, sequence = 0,
@@ -181,7 +182,7 @@ function Reader:next()
     self.sequence = ev.sequence
     return ev
   end
-  if self.eof then return nil end
+  if self.eof or not self.log then return nil end
   if not self.iter then self.iter = { self:_iterator() } end
   local it = self.iter
   local offset, _, payload = it[1](it[2])
@@ -228,6 +229,7 @@ end
 -- other); only [V, end) is validated again, then the search stops at the match.
 -- @return true | nil, err (corruption, or `End of WAL reached`)
 function Reader:seek_to_sequence(s, opts)
+  if not self.log then return nil, errors.new("EndOfWal", nil, "End of WAL reached") end
   local v = opts and opts.validated_bytes or 0
   if v > self.log:size() then v = 0 end
   local found, at
@@ -268,6 +270,13 @@ function Reader:seek_to_sequence(s, opts)
   self.held = found
   self.eof = false
   return true
+end
+
+--- A reader over no file at all: what a reader of a missing WAL would see once the
+-- engine's bootstrap had created it empty (the read-only recovery bootstrap uses it
+-- instead of creating the file). Every read returns nil; a seek finds nothing.
+function reader.empty(opts)
+  return setmetatable({ log = nil, opts = opts or {}, pos = 0, sequence = 0, eof = true }, Reader)
 end
 
 --- Closes the underlying file.
