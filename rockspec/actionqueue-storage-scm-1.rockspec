@@ -108,6 +108,7 @@ build = {
     ["actionqueue.storage.snapshot.validate"] = "lua/actionqueue/storage/snapshot/validate.lua",
     ["actionqueue.storage.snapshot.write"] = "lua/actionqueue/storage/snapshot/write.lua",
     ["actionqueue.storage.statemachine"] = "lua/actionqueue/storage/statemachine.lua",
+    ["actionqueue.storage.tablex"] = "lua/actionqueue/storage/tablex.lua",
     ["actionqueue.storage.u64"] = "lua/actionqueue/storage/u64.lua",
     ["actionqueue.storage.uuid"] = "lua/actionqueue/storage/uuid.lua",
     ["actionqueue.storage.wal"] = "lua/actionqueue/storage/wal/init.lua",

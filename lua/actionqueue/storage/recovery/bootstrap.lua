@@ -9,6 +9,8 @@ local errors = require "actionqueue.storage.errors"
 local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
 local sm = require "actionqueue.storage.statemachine"
+local tablex = require "actionqueue.storage.tablex"
+local copy, copy_list = tablex.copy, tablex.copy_list
 
 local M = {}
 
@@ -62,17 +64,164 @@ local function open_wal(wal_path, snap_path, create)
   return rd, s.last_sequence, s.valid_bytes
 end
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
+local NIL_ID = "00000000-0000-0000-0000-000000000000"
+
+-- Hydration of one snapshot collection: `hydrate(items, apply, bad, st)` replays the
+-- synthesized events of recovery.md §5 for the value of snapshot field `name` through
+-- `apply(variant, fields)`; `bad(text)` aborts hydration. One entry per collection of
+-- schema.snapshot's Snapshot record (recovery_schema_spec checks it), in §5's order.
+local function tasks(items, apply)
+  for _, t in ipairs(items) do
+    apply("TaskCreated", { task_spec = t.task_spec, timestamp = t.created_at })
+    if t.canceled_at ~= nil then
+      apply("TaskCanceled", { task_id = t.task_spec.id, timestamp = t.canceled_at })
+    end
+  end
 end
 
-local function copy_list(l)
-  local c = {}
-  for i = 1, #(l or {}) do c[i] = copy(l[i]) end
-  return c
+local function dependency_declarations(items, apply)
+  for _, d in ipairs(items) do
+    apply("DependencyDeclared", { task_id = d.task_id, depends_on = d.depends_on,
+                                  timestamp = d.declared_at })
+  end
 end
+
+local function engine(eng, apply)
+  if eng.paused_at ~= nil then apply("EnginePaused", { timestamp = eng.paused_at }) end
+  if eng.resumed_at ~= nil then apply("EngineResumed", { timestamp = eng.resumed_at }) end
+end
+
+local function runs(items, apply, bad, st)
+  for _, r in ipairs(items) do
+    local ri = r.run_instance
+    if ri.id == NIL_ID then bad("run_id must not be nil") end
+    if ri.task_id == NIL_ID then bad("task_id must not be nil") end
+    apply("RunCreated", { run_instance = {
+      id = ri.id, task_id = ri.task_id, state = "Scheduled", attempt_count = 0,
+      created_at = ri.created_at, scheduled_at = ri.scheduled_at, effective_priority = 0,
+      last_state_change_at = ri.created_at,
+    } })
+    local prev = "Scheduled"
+    local hist = r.state_history or {}
+    for i = 2, #hist do
+      local h = hist[i]
+      if h.from ~= prev then bad("invalid snapshot state history for bootstrap") end
+      if not sm.can_transition(prev, h.to) then
+        bad("invalid snapshot state transition for bootstrap")
+      end
+      apply("RunStateChanged", { run_id = ri.id, previous_state = prev, new_state = h.to,
+                                 timestamp = h.timestamp })
+      prev = h.to
+    end
+    if prev ~= ri.state then bad("snapshot state history does not match run state") end
+    local run = st.runs[ri.id]
+    local attempts = r.attempts or {}
+    run.instance.attempt_count = #attempts
+    local last = attempts[#attempts]
+    if ri.state == "Running" and last and last.finished_at == nil then
+      run.instance.current_attempt_id = last.attempt_id
+    else
+      run.instance.current_attempt_id = nil
+    end
+    run.history = copy_list(hist)
+    run.attempts = copy_list(attempts)
+    if r.lease then
+      run.lease = { owner = r.lease.owner, expiry = r.lease.expiry }
+      run.lease_meta = copy(r.lease)
+    end
+  end
+end
+
+local function budgets(items, apply)
+  for _, b in ipairs(items) do
+    local ts = b.allocated_at
+    apply("BudgetAllocated", { task_id = b.task_id, dimension = b.dimension, limit = b.limit,
+                               timestamp = ts })
+    if b.consumed ~= 0 then
+      apply("BudgetConsumed", { task_id = b.task_id, dimension = b.dimension,
+                                amount = b.consumed, timestamp = ts })
+    end
+    if b.exhausted and math.ult(b.consumed, b.limit) then
+      apply("BudgetExhausted", { task_id = b.task_id, dimension = b.dimension, timestamp = ts })
+    end
+  end
+end
+
+local function subscriptions(items, apply)
+  for _, s in ipairs(items) do
+    apply("SubscriptionCreated", { subscription_id = s.subscription_id, task_id = s.task_id,
+                                   filter = s.filter, timestamp = s.created_at })
+    if s.triggered_at ~= nil then
+      apply("SubscriptionTriggered", { subscription_id = s.subscription_id,
+                                       timestamp = s.triggered_at })
+    end
+    if s.canceled_at ~= nil then
+      apply("SubscriptionCanceled", { subscription_id = s.subscription_id,
+                                      timestamp = s.canceled_at })
+    end
+  end
+end
+
+local function actors(items, apply)
+  for _, a in ipairs(items) do
+    apply("ActorRegistered", { actor_id = a.actor_id, identity = a.identity,
+      capabilities = a.capabilities, department = a.department,
+      heartbeat_interval_secs = a.heartbeat_interval_secs, tenant_id = a.tenant_id,
+      timestamp = a.registered_at })
+    if a.deregistered_at ~= nil then
+      apply("ActorDeregistered", { actor_id = a.actor_id, timestamp = a.deregistered_at })
+    end
+  end
+end
+
+local function tenants(items, apply)
+  for _, t in ipairs(items) do
+    apply("TenantCreated", { tenant_id = t.tenant_id, name = t.name, timestamp = t.created_at })
+  end
+end
+
+local function role_assignments(items, apply)
+  for _, r in ipairs(items) do
+    apply("RoleAssigned", { actor_id = r.actor_id, role = r.role, tenant_id = r.tenant_id,
+                            timestamp = r.assigned_at })
+  end
+end
+
+local function capability_grants(items, apply)
+  for _, g in ipairs(items) do
+    apply("CapabilityGranted", { actor_id = g.actor_id, capability = g.capability,
+                                 tenant_id = g.tenant_id, timestamp = g.granted_at })
+    if g.revoked_at ~= nil then
+      apply("CapabilityRevoked", { actor_id = g.actor_id, capability = g.capability,
+                                   tenant_id = g.tenant_id, timestamp = g.revoked_at })
+    end
+  end
+end
+
+local function ledger_entries(items, apply)
+  for _, l in ipairs(items) do
+    apply("LedgerEntryAppended", { entry_id = l.entry_id, tenant_id = l.tenant_id,
+      ledger_key = l.ledger_key, actor_id = l.actor_id, payload = l.payload,
+      timestamp = l.timestamp })
+  end
+end
+
+--- The hydration steps `{snapshot field, hydrate}` in the order of recovery.md §5.
+M.HYDRATION = {
+  { "tasks", tasks },
+  { "dependency_declarations", dependency_declarations },
+  { "engine", engine },
+  { "runs", runs },
+  { "budgets", budgets },
+  { "subscriptions", subscriptions },
+  { "actors", actors },
+  { "tenants", tenants },
+  { "role_assignments", role_assignments },
+  { "capability_grants", capability_grants },
+  { "ledger_entries", ledger_entries },
+}
+
+local HYDRATE_ERROR = {}
 
 --- Hydrates a fresh projection from a loaded snapshot (§5).
 -- @return state, events applied | nil, err (text of the hydration failure)
@@ -81,121 +230,20 @@ function M.hydrate(snap)
   local k, count = 1, 0
   local function apply(variant, fields)
     local ok, err = reducer.apply_event(st, k, variant, fields)
-    if not ok then error({ hydrate = err }, 0) end
+    if not ok then error({ [HYDRATE_ERROR] = err }, 0) end
     k = k + 1
     count = count + 1
   end
   local function bad(text)
-    error({ hydrate = errors.new("Hydration", nil, text) }, 0)
+    error({ [HYDRATE_ERROR] = errors.new("Hydration", nil, text) }, 0)
   end
   local ok, perr = pcall(function()
-    for _, t in ipairs(snap.tasks or {}) do
-      apply("TaskCreated", { task_spec = t.task_spec, timestamp = t.created_at })
-      if t.canceled_at ~= nil then
-        apply("TaskCanceled", { task_id = t.task_spec.id, timestamp = t.canceled_at })
-      end
-    end
-    for _, d in ipairs(snap.dependency_declarations or {}) do
-      apply("DependencyDeclared", { task_id = d.task_id, depends_on = d.depends_on,
-                                    timestamp = d.declared_at })
-    end
-    local eng = snap.engine or {}
-    if eng.paused_at ~= nil then apply("EnginePaused", { timestamp = eng.paused_at }) end
-    if eng.resumed_at ~= nil then apply("EngineResumed", { timestamp = eng.resumed_at }) end
-    for _, r in ipairs(snap.runs or {}) do
-      local ri = r.run_instance
-      if ri.id == "00000000-0000-0000-0000-000000000000" then bad("run_id must not be nil") end
-      if ri.task_id == "00000000-0000-0000-0000-000000000000" then bad("task_id must not be nil") end
-      apply("RunCreated", { run_instance = {
-        id = ri.id, task_id = ri.task_id, state = "Scheduled", attempt_count = 0,
-        created_at = ri.created_at, scheduled_at = ri.scheduled_at, effective_priority = 0,
-        last_state_change_at = ri.created_at,
-      } })
-      local prev = "Scheduled"
-      local hist = r.state_history or {}
-      for i = 2, #hist do
-        local h = hist[i]
-        if h.from ~= prev then bad("invalid snapshot state history for bootstrap") end
-        if not sm.can_transition(prev, h.to) then
-          bad("invalid snapshot state transition for bootstrap")
-        end
-        apply("RunStateChanged", { run_id = ri.id, previous_state = prev, new_state = h.to,
-                                   timestamp = h.timestamp })
-        prev = h.to
-      end
-      if prev ~= ri.state then bad("snapshot state history does not match run state") end
-      local run = st.runs[ri.id]
-      local attempts = r.attempts or {}
-      run.instance.attempt_count = #attempts
-      local last = attempts[#attempts]
-      if ri.state == "Running" and last and last.finished_at == nil then
-        run.instance.current_attempt_id = last.attempt_id
-      else
-        run.instance.current_attempt_id = nil
-      end
-      run.history = copy_list(hist)
-      run.attempts = copy_list(attempts)
-      if r.lease then
-        run.lease = { owner = r.lease.owner, expiry = r.lease.expiry }
-        run.lease_meta = copy(r.lease)
-      end
-    end
-    for _, b in ipairs(snap.budgets or {}) do
-      local ts = b.allocated_at
-      apply("BudgetAllocated", { task_id = b.task_id, dimension = b.dimension, limit = b.limit,
-                                 timestamp = ts })
-      if b.consumed ~= 0 then
-        apply("BudgetConsumed", { task_id = b.task_id, dimension = b.dimension,
-                                  amount = b.consumed, timestamp = ts })
-      end
-      if b.exhausted and math.ult(b.consumed, b.limit) then
-        apply("BudgetExhausted", { task_id = b.task_id, dimension = b.dimension, timestamp = ts })
-      end
-    end
-    for _, s in ipairs(snap.subscriptions or {}) do
-      apply("SubscriptionCreated", { subscription_id = s.subscription_id, task_id = s.task_id,
-                                     filter = s.filter, timestamp = s.created_at })
-      if s.triggered_at ~= nil then
-        apply("SubscriptionTriggered", { subscription_id = s.subscription_id,
-                                         timestamp = s.triggered_at })
-      end
-      if s.canceled_at ~= nil then
-        apply("SubscriptionCanceled", { subscription_id = s.subscription_id,
-                                        timestamp = s.canceled_at })
-      end
-    end
-    for _, a in ipairs(snap.actors or {}) do
-      apply("ActorRegistered", { actor_id = a.actor_id, identity = a.identity,
-        capabilities = a.capabilities, department = a.department,
-        heartbeat_interval_secs = a.heartbeat_interval_secs, tenant_id = a.tenant_id,
-        timestamp = a.registered_at })
-      if a.deregistered_at ~= nil then
-        apply("ActorDeregistered", { actor_id = a.actor_id, timestamp = a.deregistered_at })
-      end
-    end
-    for _, t in ipairs(snap.tenants or {}) do
-      apply("TenantCreated", { tenant_id = t.tenant_id, name = t.name, timestamp = t.created_at })
-    end
-    for _, r in ipairs(snap.role_assignments or {}) do
-      apply("RoleAssigned", { actor_id = r.actor_id, role = r.role, tenant_id = r.tenant_id,
-                              timestamp = r.assigned_at })
-    end
-    for _, g in ipairs(snap.capability_grants or {}) do
-      apply("CapabilityGranted", { actor_id = g.actor_id, capability = g.capability,
-                                   tenant_id = g.tenant_id, timestamp = g.granted_at })
-      if g.revoked_at ~= nil then
-        apply("CapabilityRevoked", { actor_id = g.actor_id, capability = g.capability,
-                                     tenant_id = g.tenant_id, timestamp = g.revoked_at })
-      end
-    end
-    for _, l in ipairs(snap.ledger_entries or {}) do
-      apply("LedgerEntryAppended", { entry_id = l.entry_id, tenant_id = l.tenant_id,
-        ledger_key = l.ledger_key, actor_id = l.actor_id, payload = l.payload,
-        timestamp = l.timestamp })
+    for _, step in ipairs(M.HYDRATION) do
+      step[2](snap[step[1]] or {}, apply, bad, st)
     end
   end)
   if not ok then
-    if type(perr) == "table" and perr.hydrate then return nil, perr.hydrate end
+    if type(perr) == "table" and perr[HYDRATE_ERROR] then return nil, perr[HYDRATE_ERROR] end
     error(perr, 0)
   end
   st.latest = snap.metadata.wal_sequence
@@ -239,6 +287,9 @@ function M.run(dir, opts)
   -- 1.-3. folders, strict open scan, reader (read-only unless opts.bootstrap)
   local rd, wal_max, validated = open_wal(wal_path, snap_path, opts.bootstrap)
   if not rd then return fail(wal_max, validated) end
+  -- Closed on every way out of this function, a raise included (Reader:close is
+  -- idempotent, so the explicit closes below stay harmless).
+  local closer <close> = setmetatable({}, { __close = function() rd:close() end }) -- luacheck: ignore 211
 
   -- 4. snapshot
   local st, snapshot_loaded, s, snap_events = nil, false, 0, 0

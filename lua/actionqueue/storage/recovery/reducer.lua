@@ -1,4 +1,5 @@
---- The replay reducer: the 31 event rules on the projection (recovery.md §9-§11).
+--- The replay reducer: one handler per `WalEventType` variant of schema/wal.lua, applying
+-- the event rules of recovery.md §9-§11 on the projection.
 --
 -- `apply(state, record)` takes a WAL record `{sequence = n, event = {Variant = {...}}}`
 -- and returns `true` or `nil, err`. Every apply is all-or-nothing: all preconditions are
@@ -10,6 +11,7 @@
 local errors = require "actionqueue.storage.errors"
 local sm = require "actionqueue.storage.statemachine"
 local state_mod = require "actionqueue.storage.recovery.state"
+local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
@@ -42,12 +44,6 @@ end
 local function engine_err(detail_kind, d)
   return nil, errors.new("Engine", { detail = detail_kind, text = d },
     "Engine control causality violation during replay: " .. d)
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
 end
 
 local H = {}
@@ -467,7 +463,12 @@ function M.apply(st, rec)
   if not ult(st.latest, seq) then return invalid() end
   local variant, fields = next(rec.event)
   local h = H[variant]
-  if not h then error("reducer: unknown event variant " .. tostring(variant), 2) end
+  if not h then
+    -- A schema variant without a handler (a forgotten handler; recovery_schema_spec
+    -- catches it): an error value like any other rejection, never a raise.
+    return nil, errors.new("UnknownVariant", { variant = variant },
+      "unknown event variant " .. tostring(variant))
+  end
   local ok, err = h(st, fields)
   if not ok then return nil, err end
   st.latest = seq

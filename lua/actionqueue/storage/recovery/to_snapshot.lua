@@ -3,6 +3,8 @@
 -- @module actionqueue.storage.recovery.to_snapshot
 local S = require "actionqueue.storage.schema.snapshot"
 local state_mod = require "actionqueue.storage.recovery.state"
+local tablex = require "actionqueue.storage.tablex"
+local copy, copy_list = tablex.copy, tablex.copy_list
 
 local M = {}
 
@@ -15,18 +17,6 @@ local function sorted_keys(map)
 end
 
 local DIM_ORDER = { Token = 1, CostCents = 2, TimeSecs = 3 }
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
-
-local function copy_list(l)
-  local c = {}
-  for i = 1, #l do c[i] = copy(l[i]) end
-  return c
-end
 
 --- The snapshot of the projection at `timestamp`, lists in canonical order.
 -- The snapshot shares no mutable table with the projection (records are copied; specs,
@@ -44,8 +34,8 @@ function M.build_unchecked(st, timestamp)
     local r = st.runs[id]
     runs[i] = {
       run_instance = copy(r.instance),
-      state_history = copy_list(r.history or {}),
-      attempts = copy_list(r.attempts or {}),
+      state_history = copy_list(r.history),
+      attempts = copy_list(r.attempts),
       lease = r.lease_meta and copy(r.lease_meta) or nil,
     }
   end

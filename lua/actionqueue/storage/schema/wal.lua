@@ -1,4 +1,4 @@
---- WAL v5 payload schema (wal-format.md §8): the `WalEvent` envelope and the 31 struct
+--- WAL v5 payload schema (wal-format.md §8): the `WalEvent` envelope and the struct
 -- variants of `WalEventType`, built from the shared vocabulary of `schema.types`.
 -- The postcard codec (csrc/postcard.c), the JSON dump (json_encode) and the printers
 -- all walk these tables; there is no other list of fields.
@@ -77,7 +77,7 @@ variant("CapabilityRevoked", { "actor_id", T.ActorId }, { "capability", T.Capabi
 variant("LedgerEntryAppended", { "entry_id", T.LedgerEntryId }, { "tenant_id", T.TenantId },
   { "ledger_key", str }, { "actor_id", opt(T.ActorId) }, { "payload", bytes }, { "timestamp", u64 })
 
---- `WalEventType`: 31 struct variants, indices 0-30 (§8.2).
+--- `WalEventType`: the struct variants above, indices from 0 in list order (§8.2).
 W.WalEventType = dsl.enum { "WalEventType", table.unpack(variants) }
 
 --- `WalEvent`: the record payload (§8.1).

@@ -82,11 +82,7 @@ local OWN_ID = {
   [S.LedgerEntry] = "entry_id",
 }
 
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
+local copy = require("actionqueue.storage.tablex").copy
 
 -- Moves the keys of `v` that are fields of `rec` into a sub-table `key` (when absent).
 local function nest(v, key, rec, extra)
