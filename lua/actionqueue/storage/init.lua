@@ -22,7 +22,10 @@ local submodules = {
 --   aq.open(path)       the same, returning nil, err instead
 --   aq.show(x [, T])    schema-aware pretty printer for any part
 --   aq.wrap(snap)       views over an in-memory snapshot table
-for _, name in ipairs { "load", "open", "show", "wrap" } do
+--   aq.print(x)         prints any part through the schema (for scripts)
+--   aq.found(x)         false for nil and for a failed lookup (s:run("zzz"))
+--   aq.help([x])        what you can do with x (or everything)
+for _, name in ipairs { "load", "open", "show", "wrap", "print", "found", "help" } do
   storage[name] = function(...) return require("actionqueue.storage.inspect")[name](...) end
 end
 

@@ -28,6 +28,83 @@ function fmt.short_id(id)
   return id:sub(1, 8)
 end
 
+--- The shortest prefix of every id that tells it apart from every other id of `ids`
+-- (git style: at least `min` characters, default 8; a prefix never ends on a hyphen).
+-- @tparam table ids list of id strings (duplicates allowed)
+-- @treturn table id -> prefix, and the widest prefix length
+function fmt.unique_prefixes(ids, min)
+  min = min or 8
+  local sorted, seen = {}, {}
+  for _, id in ipairs(ids) do
+    if not seen[id] then seen[id] = true; sorted[#sorted + 1] = id end
+  end
+  table.sort(sorted)
+  local function common(a, b)
+    local n = 0
+    if not b then return 0 end
+    while n < #a and a:byte(n + 1) == b:byte(n + 1) do n = n + 1 end
+    return n
+  end
+  local out, width = {}, 0
+  for i, id in ipairs(sorted) do
+    local len = math.max(min, math.max(common(id, sorted[i - 1]), common(id, sorted[i + 1])) + 1)
+    if id:sub(len, len) == "-" then len = len + 1 end
+    len = math.min(len, #id)
+    out[id] = id:sub(1, len)
+    if len > width then width = len end
+  end
+  return out, width
+end
+
+--- The name of `names` that `word` most likely means: the same name in another case, else
+-- the closest by edit distance (at most a third of the word), else one it is a prefix of.
+-- @treturn string|nil the name, and true when it differs from `word` only in case
+function fmt.closest(word, names)
+  if type(word) ~= "string" then return nil end
+  local lw = word:lower()
+  for _, n in ipairs(names) do if n:lower() == lw then return n, true end end
+  local function distance(a, b)
+    local prev = {}
+    for j = 0, #b do prev[j] = j end
+    for i = 1, #a do
+      local cur = { [0] = i }
+      for j = 1, #b do
+        local cost = a:byte(i) == b:byte(j) and 0 or 1
+        cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      end
+      prev = cur
+    end
+    return prev[#b]
+  end
+  local best, best_d
+  for _, n in ipairs(names) do
+    local d = distance(lw, n:lower())
+    if not best_d or d < best_d then best, best_d = n, d end
+  end
+  if best and best_d <= math.max(1, #word // 3) then return best end
+  for _, n in ipairs(names) do
+    if #lw >= 2 and n:lower():sub(1, #lw) == lw then return n end
+  end
+  return nil
+end
+
+--- Parses a duration such as `90`, `90s`, `5m`, `1h`, `2d`, `1h30m` into seconds.
+-- @treturn integer|nil seconds, or nil and an error text
+function fmt.parse_duration(text)
+  if math.type(text) == "integer" then return text end
+  if type(text) ~= "string" or text == "" then return nil, "duration expected (e.g. 90s, 5m, 1h, 2d)" end
+  if text:match("^%d+$") then return math.tointeger(tonumber(text)) end
+  local total, pos = 0, 1
+  local scale = { s = 1, m = 60, h = 3600, d = 86400, w = 604800 }
+  while pos <= #text do
+    local n, unit, after = text:match("^(%d+)%s*([smhdw])()", pos)
+    if not n then return nil, string.format("bad duration %q (e.g. 90s, 5m, 1h, 2d, 1h30m)", text) end
+    total = total + math.tointeger(tonumber(n)) * scale[unit]
+    pos = after
+  end
+  return total
+end
+
 --- A duration in seconds as `3d4h`, `5m12s`, ... (negative durations get a minus sign).
 function fmt.duration(secs)
   if math.type(secs) ~= "integer" then return "?" end

@@ -54,6 +54,25 @@ function inspect.load(p)
   return s
 end
 
+--- True unless `x` is nil or a failed lookup (`s:run("zzz")` returns a value that explains
+-- itself when used; this tells it apart in scripts: `if aq.found(r) then ... end`).
+function inspect.found(x) return view.found(x) end
+
+--- Prints any part through the schema (what the REPL shows for it), for scripts.
+-- @param ... values (each printed on its own lines)
+function inspect.print(...)
+  local n = select("#", ...)
+  for i = 1, n do
+    local x = select(i, ...)
+    local mt = getmetatable(x)
+    if type(x) == "table" and not (mt and mt.__tostring) then x = inspect.show(x) end
+    print(tostring(x))
+  end
+end
+
+--- What you can do with `x` (or an overview without it), as a printable text.
+function inspect.help(x) return require("actionqueue.storage.inspect.help").text(x) end
+
 --- Wraps an in-memory snapshot table (e.g. from `snapshot.decode` or `snapshot.build`).
 function inspect.wrap(snap, meta) return view.wrap(snap, meta) end
 
@@ -61,6 +80,8 @@ function inspect.wrap(snap, meta) return view.wrap(snap, meta) end
 -- @param x the value
 -- @tparam[opt] table|string T schema type, or a record name such as "SnapshotRun"
 -- @tparam[opt] table opts `{max = 20, title = "..."}` (see `show.render`)
+-- @return a text object: the REPL prints it, `tostring` gives the string (`aq.print(x)`
+-- prints it from a script)
 function inspect.show(x, T, opts)
   if type(T) == "string" then
     local name = T
@@ -68,9 +89,7 @@ function inspect.show(x, T, opts)
     for _, rec in ipairs(path.records()) do if rec.name == name then T = rec end end
     if not T then error("aq.show: unknown record type " .. name, 2) end
   end
-  if view.is_snapshot(x) and not T then
-    T = require("actionqueue.storage.schema.snapshot").root
-  end
+  if not T then T = view.type_of(x) end
   return view.text(show.render(x, T, opts))
 end
 

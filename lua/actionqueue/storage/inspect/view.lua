@@ -1,16 +1,20 @@
 --- REPL views: metatables over a raw snapshot so that every part prints usefully and
 -- offers queries, without adding a single field to the data.
 --
--- Design: `view.wrap(snap)` sets metatables on the raw tables themselves:
+-- Design: `view.wrap(snap)` walks the snapshot along its schema and sets metatables on
+-- the raw tables themselves (a weak table remembers each one's schema type):
 --
 -- * the snapshot (`s`): `tostring(s)` is the one-screen summary; methods `s:task(prefix)`,
 --   `s:run(prefix)`, `s:get(path)`, `s:show([path])`, `s:stats()`, `s:diff(other)`,
---   `s:validate()`, `s:summary()`; raw fields (`s.version`, `s.metadata` ...) read as usual;
--- * `s.tasks` and `s.runs` stay the raw lists but are callable: `s:runs{state = "Running"}`
---   (which is `s.runs(s, filter)`) returns a new filtered list; lists print as tables;
--- * every task and run prints (`tostring`) in detail; runs have `r:history()` (a timeline),
---   `r:task()`, `r:show()`; tasks have `t:runs()`, `t:show()`;
--- * other collections print through the schema pretty printer.
+--   `s:validate()`, `s:summary()`, `s:events{...}` (data dirs); raw fields read as usual;
+-- * every list is callable: `s:runs{state = "Running"}` (which is `s.runs(s, filter)`)
+--   returns a new filtered list; `for r in list do` walks it (the generic-for protocol
+--   calls the list with no filter); lists print as tables (tasks, runs, WAL events) or
+--   through the schema;
+-- * every task and run prints (`tostring`) in detail; runs have `r:history()` (a timeline,
+--   merged with the run's WAL events for a data dir), `r:task()`, `r:show()`; tasks have
+--   `t:runs()`, `t:show()`;
+-- * every other record and data-carrying enum value prints through the schema.
 --
 -- Method names never collide with schema field names (checked when this module loads),
 -- and the encoders only read raw fields in schema order, so a wrapped snapshot still
@@ -18,6 +22,7 @@
 -- @module actionqueue.storage.inspect.view
 local S = require "actionqueue.storage.schema.snapshot"
 local T = require "actionqueue.storage.schema.types"
+local W = require "actionqueue.storage.schema.wal"
 local fmt = require "actionqueue.storage.inspect.fmt"
 local show = require "actionqueue.storage.inspect.show"
 local path = require "actionqueue.storage.inspect.path"
@@ -28,16 +33,55 @@ local view = {}
 --- Rows printed by a list before truncating.
 view.MAX_ROWS = 20
 
-local info = setmetatable({}, { __mode = "k" })   -- snapshot -> {file = ..., file_size = ...}
-local owner = setmetatable({}, { __mode = "k" })  -- task/run/list -> snapshot
+local info = setmetatable({}, { __mode = "k" })   -- snapshot -> {file = ..., events = ...}
+local owner = setmetatable({}, { __mode = "k" })  -- task/run/list/event -> snapshot
 local list_kind = setmetatable({}, { __mode = "k" }) -- list -> "tasks" | "runs" | field name
+local type_of = setmetatable({}, { __mode = "k" })   -- wrapped table -> schema type
+local offset_of = setmetatable({}, { __mode = "k" }) -- WAL event -> byte offset in the log
+local positions = setmetatable({}, { __mode = "k" }) -- list -> {element -> index}
 
-local Snapshot, Task, Run, List, Text = {}, {}, {}, {}, {}
+local Snapshot, Task, Run, List, Text, Value, Missing, Event = {}, {}, {}, {}, {}, {}, {}, {}
 
 --- A piece of text that prints as itself in the REPL (and `tostring` gives the string).
 function view.text(s) return setmetatable({ text = s }, Text) end
 Text.__tostring = function(t) return t.text end
 Text.__name = "aq.text"
+
+--- The error values raised by the views: one line, printed without a traceback (also by
+-- plain `lua5.4 -i`, which prints an error object through its `__tostring`).
+local ViewError = { __name = "aq.error" }
+ViewError.__tostring = function(e) return e.message end
+
+--- Raises a one-line error value (`kind`, `message`).
+function view.fail(message, kind)
+  error(setmetatable({ kind = kind or "UsageError", message = message }, ViewError), 0)
+end
+
+--- True when `e` is an error value raised by the views (or aq.load).
+function view.is_error(e) local mt = getmetatable(e) return mt == ViewError or (mt and mt.__name == "aq.load_error") end
+
+-- Failed lookups: a value that prints its reason and raises it on any further use, so
+-- `s:run("zzz"):history()` says "no run with id prefix ..." instead of "index a nil value".
+Missing.__name = "aq.missing"
+Missing.__tostring = function(m) return "not found: " .. rawget(m, "message") end
+Missing.__index = function(m) view.fail(rawget(m, "message"), "NotFound") end
+Missing.__call = Missing.__index
+
+--- A failed lookup value for `message`.
+function view.missing(message) return setmetatable({ message = message }, Missing) end
+
+--- True unless `x` is nil or a failed lookup.
+function view.found(x) return x ~= nil and getmetatable(x) ~= Missing end
+
+-- Records and enum values below the snapshot print through the schema.
+Value.__name = "aq.value"
+Value.__tostring = function(v)
+  local Ty = type_of[v]
+  local label = Ty and Ty.kind == "enum" and (Ty.name .. ": ") or nil
+  local text = show.render(v, Ty)
+  if label then text = text:gsub("^", label) end
+  return text
+end
 
 -- Method tables (looked up through __index after the raw fields).
 local SnapshotM, TaskM, RunM = {}, {}, {}
@@ -77,41 +121,121 @@ local function age(snap, at)
   return fmt.duration(snap.timestamp - at)
 end
 
--- Filters ------------------------------------------------------------------------------
+--- When the run entered its current state: `last_state_change_at`, or (0 = not recorded)
+-- the last state history entry, or its creation.
+function view.state_since(r)
+  local ri = r.run_instance
+  if ri.last_state_change_at and ri.last_state_change_at ~= 0 then return ri.last_state_change_at end
+  local h = r.state_history
+  if h and #h > 0 then return h[#h].timestamp end
+  return ri.created_at
+end
+
+local function variant_names(enum)
+  local names = {}
+  for i, v in ipairs(enum.variants) do names[i] = v.name end
+  return names
+end
+
+-- The variant of `enum` that `v` names (any case), or a one-line error with the valid ones.
+local function enum_value(enum, v, what)
+  local names = variant_names(enum)
+  local name, same = fmt.closest(v, names)
+  if same then return name end
+  view.fail(string.format("unknown %s %q%s; valid: %s", what, tostring(v),
+    name and string.format('; did you mean "%s"?', name) or "", table.concat(names, ", ")))
+end
+
+local function duration_value(v, what)
+  local secs, err = fmt.parse_duration(v)
+  if not secs then view.fail(what .. ": " .. err) end
+  return secs
+end
+
+-- Runs whose attempts are used up (attempt_count >= the task's max_attempts).
+local function exhausted_runs(snap)
+  local max = {}
+  for _, t in ipairs(snap and snap.tasks or {}) do max[t.task_spec.id] = t.task_spec.constraints.max_attempts end
+  local out = {}
+  for _, r in ipairs(snap and snap.runs or {}) do
+    local m = max[r.run_instance.task_id]
+    if m and r.run_instance.attempt_count >= m then out[r.run_instance.task_id] = true end
+  end
+  return out
+end
+
+-- Filters --------------------------------------------------------------------------------
+-- Each criterion: `prepare(value, snap)` (checks/normalises the value, raises a one-line
+-- error) and `test(x, prepared, snap)`.
+
+local function prefix_of(v) return tostring(v):lower() end
 
 local filters = {
   runs = {
-    state = function(r, v) return r.run_instance.state == v end,
-    task = function(r, v) return r.run_instance.task_id:sub(1, #v) == v:lower() end,
-    id = function(r, v) return r.run_instance.id:sub(1, #v) == v:lower() end,
-    owner = function(r, v) return r.lease ~= nil and r.lease.owner == v end,
-    leased = function(r, v) return (r.lease ~= nil) == v end,
-    terminal = function(r, v) return (T.TERMINAL_STATES[r.run_instance.state] or false) == v end,
+    state = { prepare = function(v) return enum_value(T.RunState, v, "run state") end,
+              test = function(r, v) return r.run_instance.state == v end },
+    task = { prepare = prefix_of, test = function(r, v) return r.run_instance.task_id:sub(1, #v) == v end },
+    id = { prepare = prefix_of, test = function(r, v) return r.run_instance.id:sub(1, #v) == v end },
+    owner = { test = function(r, v) return r.lease ~= nil and r.lease.owner == v end },
+    leased = { test = function(r, v) return (r.lease ~= nil) == v end },
+    terminal = { test = function(r, v) return (T.TERMINAL_STATES[r.run_instance.state] or false) == v end },
+    older = { prepare = function(v) return duration_value(v, "older") end,
+              test = function(r, v, snap) return snap.timestamp - r.run_instance.created_at >= v end },
+    in_state_for = { prepare = function(v) return duration_value(v, "in_state_for") end,
+                     test = function(r, v, snap) return snap.timestamp - view.state_since(r) >= v end },
+    exhausted = { test = function(r, v, snap)
+      local t = r:task()
+      return (t ~= nil and r.run_instance.attempt_count >= t.task_spec.constraints.max_attempts) == v
+        and snap ~= nil end },
   },
   tasks = {
-    id = function(t, v) return t.task_spec.id:sub(1, #v) == v:lower() end,
-    policy = function(t, v) return policy_name(t.task_spec.run_policy) == v end,
-    tag = function(t, v)
+    id = { prepare = prefix_of, test = function(t, v) return t.task_spec.id:sub(1, #v) == v end },
+    policy = { prepare = function(v) return enum_value(T.RunPolicy, v, "run policy") end,
+               test = function(t, v) return policy_name(t.task_spec.run_policy) == v end },
+    tag = { test = function(t, v)
       for _, tag in ipairs(t.task_spec.metadata.tags) do if tag == v then return true end end
       return false
-    end,
-    tenant = function(t, v) return t.task_spec.tenant_id ~= nil and t.task_spec.tenant_id:sub(1, #v) == v:lower() end,
-    canceled = function(t, v) return (t.canceled_at ~= nil) == v end,
+    end },
+    tenant = { prepare = prefix_of, test = function(t, v)
+      return t.task_spec.tenant_id ~= nil and t.task_spec.tenant_id:sub(1, #v) == v end },
+    canceled = { test = function(t, v) return (t.canceled_at ~= nil) == v end },
+    exhausted = { test = function(t, v, snap) return (exhausted_runs(snap)[t.task_spec.id] or false) == v end },
+  },
+  events = {
+    run = { prepare = prefix_of, test = function(e, v)
+      local id = view.event_subject(e, "run") return id ~= nil and id:sub(1, #v) == v end },
+    task = { prepare = prefix_of, test = function(e, v)
+      local id = view.event_subject(e, "task") return id ~= nil and id:sub(1, #v) == v end },
+    variant = { prepare = function(v) return enum_value(W.WalEventType, v, "WAL event variant") end,
+                test = function(e, v) return (next(e.event)) == v end },
+    since = { test = function(e, v) return not math.ult(e.sequence, v) end },
+    ["until"] = { test = function(e, v) return not math.ult(v, e.sequence) end },
   },
 }
 
-local function new_list(items, kind, snap)
+--- The filter criteria names of a list kind ("runs", "tasks", "events"), sorted.
+function view.criteria(kind)
+  local names = {}
+  for n in pairs(filters[kind] or {}) do names[#names + 1] = n end
+  table.sort(names)
+  return names
+end
+
+local function new_list(items, kind, snap, Ty)
   list_kind[items] = kind
   owner[items] = snap
+  type_of[items] = Ty
   return setmetatable(items, List)
 end
 
---- Filters a tasks/runs list. `filter` is a predicate function or a table of criteria
--- (runs: state, task, id, owner, leased, terminal; tasks: id, policy, tag, tenant, canceled).
+--- Filters a list. `filter` is a predicate function or a table of criteria
+-- (runs: state, task, id, owner, leased, terminal, older, in_state_for, exhausted;
+-- tasks: id, policy, tag, tenant, canceled, exhausted; events: run, task, variant, since,
+-- until).
 local function filter_list(list, filter)
   local kind = list_kind[list]
   local snap = owner[list]
-  if filter == nil then return new_list({ table.unpack(list) }, kind, snap) end
+  if filter == nil then return new_list({ table.unpack(list) }, kind, snap, type_of[list]) end
   local preds = {}
   if type(filter) == "function" then
     preds[1] = function(x) return filter(x) end
@@ -120,18 +244,15 @@ local function filter_list(list, filter)
     for k, v in pairs(filter) do
       local f = known[k]
       if not f then
-        local names = {}
-        for n in pairs(known) do names[#names + 1] = n end
-        table.sort(names)
-        error(string.format("unknown %s filter %q (known: %s)", kind, tostring(k), table.concat(names, ", ")), 3)
+        local names = view.criteria(kind)
+        view.fail(string.format("unknown %s filter %q; valid: %s", kind, tostring(k),
+          #names > 0 and table.concat(names, ", ") or "(none: pass a predicate function)"))
       end
-      if kind == "runs" and k == "state" and not T.RunState.by_name[v] then
-        error(string.format("unknown run state %q", tostring(v)), 3)
-      end
-      preds[#preds + 1] = function(x) return f(x, v) end
+      if f.prepare then v = f.prepare(v, snap) end
+      preds[#preds + 1] = function(x) return f.test(x, v, snap) end
     end
   else
-    error("filter table or function expected", 3)
+    view.fail("filter table or function expected, got " .. type(filter))
   end
   local out = {}
   for _, x in ipairs(list) do
@@ -139,42 +260,58 @@ local function filter_list(list, filter)
     for _, p in ipairs(preds) do if not p(x) then ok = false break end end
     if ok then out[#out + 1] = x end
   end
-  return new_list(out, kind, snap)
+  return new_list(out, kind, snap, type_of[list])
 end
 
 -- Lists ----------------------------------------------------------------------------------
 
+-- `for x in list do`: the generic for calls list(nil, previous). Elements are tables
+-- (records), so the previous element finds its index; lists of scalars cannot do that.
+local function iterate(list, previous)
+  if previous == nil then
+    if list[1] ~= nil and type(list[1]) ~= "table" then
+      view.fail("for x in list: this list holds plain values; use for i, x in ipairs(list) do")
+    end
+    return list[1]
+  end
+  local pos = positions[list]
+  local i = pos and pos[previous]
+  if not i or list[i] ~= previous then
+    pos = {}
+    for j, x in ipairs(list) do if pos[x] == nil then pos[x] = j end end
+    positions[list] = pos
+    i = pos[previous]
+  end
+  if not i then view.fail("for x in list: the list changed during the loop; use ipairs(list)") end
+  return list[i + 1]
+end
+
 List.__name = "aq.list"
 List.__call = function(list, self_or_filter, maybe_filter)
-  -- `s:runs{...}` calls list(s, filter); `s.runs{...}` calls list(filter).
+  -- `s:runs{...}` calls list(s, filter); `s.runs{...}` calls list(filter); the generic
+  -- for calls list(nil, previous).
   if getmetatable(self_or_filter) == Snapshot then return filter_list(list, maybe_filter) end
+  if self_or_filter == nil then return iterate(list, maybe_filter) end
   return filter_list(list, self_or_filter)
 end
 
--- The shortest id prefix (at least 8 characters) that tells every id of the list apart.
-local function unique_len(list, key)
-  local len = 8
-  while len < 36 do
-    local seen, clash = {}, false
-    for _, x in ipairs(list) do
-      local p = key(x):sub(1, len)
-      if seen[p] and seen[p] ~= key(x) then clash = true break end
-      seen[p] = key(x)
-    end
-    if not clash then return len end
-    len = len + 1
-    if key(list[1]):sub(len, len) == "-" then len = len + 1 end
-  end
-  return 36
+-- Shortest unique prefixes of the ids `key` gives, over `all` and the shown rows.
+local function id_prefixes(all, shown, key)
+  local ids = {}
+  for _, x in ipairs(all or {}) do ids[#ids + 1] = key(x) end
+  for _, x in ipairs(shown) do ids[#ids + 1] = key(x) end
+  local prefixes, width = fmt.unique_prefixes(ids)
+  return function(id) return fmt.pad(prefixes[id] or id, width):gsub("%s+$", "") end
 end
 
-local function run_row(r, snap, w)
+local function run_row(r, snap, ids)
   local ri = r.run_instance
-  return { ri.id:sub(1, w.id), ri.task_id:sub(1, w.task), ri.state,
-           tostring(ri.attempt_count), r.lease and r.lease.owner or "", age(snap, ri.created_at) }
+  return { ids.run(ri.id), ids.task(ri.task_id), ri.state,
+           tostring(ri.attempt_count), r.lease and r.lease.owner or "", age(snap, ri.created_at),
+           age(snap, view.state_since(r)) }
 end
 
-local function task_row(t, snap, w)
+local function task_row(t, snap, ids)
   local ts = t.task_spec
   local nruns = 0
   for _, r in ipairs(snap and snap.runs or {}) do if r.run_instance.task_id == ts.id then nruns = nruns + 1 end end
@@ -182,10 +319,51 @@ local function task_row(t, snap, w)
   local pol = policy_name(p)
   if type(p) == "table" and p.Repeat then pol = string.format("Repeat %dx/%ss", p.Repeat.count,
     fmt.u64(p.Repeat.interval_secs)) end
-  return { ts.id:sub(1, w.id), pol, tostring(ts.metadata.priority), tostring(nruns),
+  return { ids.task(ts.id), pol, tostring(ts.metadata.priority), tostring(nruns),
            fmt.iso(t.created_at) or fmt.u64(t.created_at), t.canceled_at and "canceled" or "",
            ts.metadata.description or table.concat(ts.metadata.tags, ",") }
 end
+
+--- The run or task id an event concerns (`what` = "run" | "task"), or nil.
+function view.event_subject(e, what)
+  local _, p = next(e.event)
+  if type(p) ~= "table" then return nil end
+  if what == "run" then
+    return p.run_id or (p.run_instance and p.run_instance.id)
+  end
+  return p.task_id or (p.task_spec and p.task_spec.id) or (p.run_instance and p.run_instance.task_id)
+end
+
+-- One line of what an event says (its scalar fields, schema order, ids shortened).
+function view.event_text(e)
+  local vname, p = next(e.event)
+  local variant = W.WalEventType.by_name[vname]
+  local parts = {}
+  if variant and variant.type and type(p) == "table" then
+    for _, f in ipairs(variant.type.fields) do
+      local v = p[f.name]
+      local K = f.type
+      while K.kind == "option" do K = K.of end
+      if f.name ~= "timestamp" and v ~= nil and K.kind ~= "record" and K.kind ~= "list" then
+        local text
+        if K.kind == "id" then text = fmt.short_id(v)
+        elseif K.kind == "enum" then text = type(v) == "string" and v or tostring((next(v)))
+        elseif K.kind == "u64" then
+          text = show.is_time_field(f.name) and (fmt.iso(v) or fmt.u64(v)) or fmt.u64(v)
+        elseif K.kind == "bytes" then text = #v .. " bytes"
+        else text = tostring(v) end
+        parts[#parts + 1] = f.name .. "=" .. text
+      end
+    end
+  end
+  return vname .. (#parts > 0 and (" " .. table.concat(parts, " ")) or "")
+end
+
+local function event_time(e)
+  local _, p = next(e.event)
+  return type(p) == "table" and (p.timestamp or (p.run_instance and p.run_instance.created_at)) or nil
+end
+view.event_time = event_time
 
 List.__tostring = function(list)
   local kind = list_kind[list]
@@ -195,17 +373,30 @@ List.__tostring = function(list)
   local rows, headers = {}
   local head = { table.unpack(list, 1, shown) }
   if kind == "runs" then
-    headers = { "run", "task", "state", "attempts", "lease owner", "age" }
-    local w = shown > 0 and { id = unique_len(head, run_key),
-                              task = unique_len(head, function(r) return r.run_instance.task_id end) }
-    for i = 1, shown do rows[i] = run_row(list[i], snap, w) end
+    headers = { "run", "task", "state", "attempts", "lease owner", "age", "in state" }
+    local ids = { run = id_prefixes(snap and snap.runs, head, run_key),
+                  task = id_prefixes(snap and snap.tasks, head, function(x)
+                    return x.run_instance and x.run_instance.task_id or x.task_spec.id end) }
+    for i = 1, shown do rows[i] = run_row(list[i], snap, ids) end
   elseif kind == "tasks" then
     headers = { "task", "policy", "prio", "runs", "created", "canceled", "description/tags" }
-    local w = shown > 0 and { id = unique_len(head, task_key) }
-    for i = 1, shown do rows[i] = task_row(list[i], snap, w) end
+    local ids = { task = id_prefixes(snap and snap.tasks, head, task_key) }
+    for i = 1, shown do rows[i] = task_row(list[i], snap, ids) end
+  elseif kind == "events" then
+    headers = { "seq", "offset", "time", "event" }
+    for i = 1, shown do
+      local e = list[i]
+      local at = event_time(e)
+      rows[i] = { fmt.u64(e.sequence), tostring(offset_of[e] or ""), at and (fmt.iso(at) or fmt.u64(at)) or "",
+                  view.event_text(e) }
+    end
   else
-    local f = S.root.by_name[kind]
-    return show.render(list, f and f.type, { title = kind, max = view.MAX_ROWS })
+    local Ty = type_of[list]
+    if not Ty then
+      local f = S.root.by_name[kind]
+      Ty = f and f.type
+    end
+    return show.render(list, Ty, { title = kind, max = view.MAX_ROWS })
   end
   local text = string.format("%d %s\n", n, n == 1 and kind:sub(1, -2) or kind) .. fmt.table(headers, rows)
   if n > shown then text = text .. string.format("\n... %d more (of %d)", n - shown, n) end
@@ -248,37 +439,86 @@ end
 --- The run pretty-printed (a printable text object).
 function RunM:show() return view.text(show.render(self, S.Run)) end
 
---- The state history (and attempts) as a readable timeline.
+-- The WAL events of a run with the key of the snapshot history line each one explains.
+local function event_key(e)
+  local vname, p = next(e.event)
+  if vname == "RunCreated" then return "state:>" .. p.run_instance.state .. "@" .. p.run_instance.created_at end
+  if vname == "RunStateChanged" then
+    return "state:" .. p.previous_state .. ">" .. p.new_state .. "@" .. p.timestamp
+  end
+  if vname == "AttemptStarted" then return "start:" .. p.attempt_id end
+  if vname == "AttemptFinished" then return "finish:" .. p.attempt_id end
+  if vname == "LeaseAcquired" then return "lease:" .. p.owner .. "@" .. p.timestamp end
+  return nil
+end
+
+--- The state history, attempts, lease and (for a data dir) the run's WAL events as one
+-- timeline. A WAL event that a history line records is shown on that line
+-- (`#seq @offset`); the others (heartbeats, releases, ...) get lines of their own.
 function RunM:history()
   local ri = self.run_instance
-  local out = { string.format("run %s (task %s): %s, %d attempt(s)", ri.id, fmt.short_id(ri.task_id), ri.state,
-    ri.attempt_count) }
-  local events = {}
+  local snap = owner[self]
+  local task_ids = {}
+  for i, t in ipairs(snap and snap.tasks or {}) do task_ids[i] = t.task_spec.id end
+  task_ids[#task_ids + 1] = ri.task_id
+  local out = { string.format("run %s (task %s): %s, %d attempt(s)", ri.id, fmt.unique_prefixes(task_ids)[ri.task_id],
+    ri.state, ri.attempt_count) }
+  local entries = {}
   local base = ri.created_at
+  local attempt_ids = {}
+  for _, a in ipairs(self.attempts) do attempt_ids[#attempt_ids + 1] = a.attempt_id end
+  local short = fmt.unique_prefixes(attempt_ids)
   for i, h in ipairs(self.state_history) do
-    events[#events + 1] = { at = h.timestamp, order = i,
+    entries[#entries + 1] = { at = h.timestamp, order = i,
+      key = "state:" .. (h.from or "") .. ">" .. h.to .. "@" .. h.timestamp,
       text = (h.from and (h.from .. " -> ") or "-> ") .. h.to }
   end
   for i, a in ipairs(self.attempts) do
-    events[#events + 1] = { at = a.started_at, order = 1000 + i, text = "attempt " .. fmt.short_id(a.attempt_id)
-      .. " started" }
+    entries[#entries + 1] = { at = a.started_at, order = 1000 + i, key = "start:" .. a.attempt_id,
+      text = "attempt " .. short[a.attempt_id] .. " started" }
     if a.finished_at then
       local res = a.result or "finished"
-      events[#events + 1] = { at = a.finished_at, order = 2000 + i, text = "attempt " .. fmt.short_id(a.attempt_id)
-        .. " " .. res .. (a.error and (": " .. a.error) or "") }
+      entries[#entries + 1] = { at = a.finished_at, order = 2000 + i, key = "finish:" .. a.attempt_id,
+        text = "attempt " .. short[a.attempt_id] .. " " .. res .. (a.error and (": " .. a.error) or "") }
     end
   end
   if self.lease then
-    events[#events + 1] = { at = self.lease.acquired_at, order = 3000, text = "lease acquired by " .. self.lease.owner
+    entries[#entries + 1] = { at = self.lease.acquired_at, order = 3000,
+      key = "lease:" .. self.lease.owner .. "@" .. self.lease.acquired_at,
+      text = "lease acquired by " .. self.lease.owner
       .. " (expires " .. (fmt.iso(self.lease.expiry) or fmt.u64(self.lease.expiry)) .. ")" }
   end
-  table.sort(events, function(x, y)
+  local events = snap and info[snap] and info[snap].events
+  if events then
+    local by_key = {}
+    for _, e in ipairs(entries) do if e.key and not by_key[e.key] then by_key[e.key] = e end end
+    for _, ev in ipairs(events) do
+      if view.event_subject(ev, "run") == ri.id then
+        local k = event_key(ev)
+        local e = k and by_key[k]
+        local tag = string.format("#%s @%s", fmt.u64(ev.sequence), tostring(offset_of[ev]))
+        if e and not e.wal then
+          e.wal = tag .. " " .. (next(ev.event))
+          by_key[k] = nil
+        else
+          entries[#entries + 1] = { at = event_time(ev) or 0, order = 4000 + ev.sequence,
+            wal = tag, text = view.event_text(ev) }
+        end
+      end
+    end
+  end
+  table.sort(entries, function(x, y)
     if x.at ~= y.at then return math.ult(x.at, y.at) end
     return x.order < y.order
   end)
-  for _, e in ipairs(events) do
+  local with_wal = events ~= nil
+  for _, e in ipairs(entries) do
     local rel = base and ("+" .. fmt.duration(e.at - base)) or ""
-    out[#out + 1] = string.format("  %-20s %-8s %s", fmt.iso(e.at) or fmt.u64(e.at), rel, e.text)
+    local line = string.format("  %-20s %-8s %s", fmt.iso(e.at) or fmt.u64(e.at), rel, e.text)
+    if with_wal then
+      line = string.format("  %-20s %-8s %-28s %s", fmt.iso(e.at) or fmt.u64(e.at), rel, e.wal or "(snapshot)", e.text)
+    end
+    out[#out + 1] = line
   end
   return view.text(table.concat(out, "\n"))
 end
@@ -329,11 +569,28 @@ end
 
 Snapshot.__tostring = function(s) return s:summary() end
 
---- Task by id or unique id prefix (nil and a message when absent or ambiguous).
-function SnapshotM:task(prefix) return prefix_lookup(self.tasks, task_key, prefix, "task") end
+local function lookup(list, key, prefix, what)
+  local x, err = prefix_lookup(list, key, prefix, what)
+  if x then return x end
+  return view.missing(err), err
+end
 
---- Run by id or unique id prefix (nil and a message when absent or ambiguous).
-function SnapshotM:run(prefix) return prefix_lookup(self.runs, run_key, prefix, "run") end
+--- Task by id or unique id prefix. When absent or ambiguous: a failed-lookup value that
+-- prints the reason and raises it when used (`aq.found(t)` is false), and the message.
+function SnapshotM:task(prefix) return lookup(self.tasks, task_key, prefix, "task") end
+
+--- Run by id or unique id prefix (a failed-lookup value and the message when absent or
+-- ambiguous, as for `s:task`).
+function SnapshotM:run(prefix) return lookup(self.runs, run_key, prefix, "run") end
+
+--- The WAL events read from a data dir's log (`aq.load(DIR)`), filtered like lists:
+-- `s:events{run = prefix, task = prefix, variant = "LeaseAcquired", since = seq, until = seq}`.
+-- A snapshot file has no events (an error says so).
+function SnapshotM:events(filter)
+  local events = info[self] and info[self].events
+  if not events then view.fail("s:events(): no WAL here (load a data dir: aq.load(DIR))") end
+  return filter_list(events, filter)
+end
 
 --- The part at `p` (`"runs[3].attempts"`) and its schema type; `nil, message` on a bad path
 -- (an absent optional part gives `nil, type`).
@@ -358,6 +615,10 @@ end
 --- Differences to another snapshot (prints as text; the plain data is in `.data`).
 function SnapshotM:diff(other)
   local diff = require "actionqueue.storage.inspect.diff"
+  if type(other) == "string" then other = require("actionqueue.storage.inspect").load(other) end
+  if not view.is_snapshot(other) and type(other) ~= "table" then
+    view.fail("s:diff(other): a snapshot or a file name expected, got " .. type(other))
+  end
   local data = diff.compare(self, other)
   local text = diff.render(data, (info[self] or {}).file, (info[other] or {}).file)
   return setmetatable({ data = data, text = text }, Text)
@@ -376,27 +637,68 @@ check_names(SnapshotM, S.Snapshot)
 check_names(TaskM, S.Task)
 check_names(RunM, S.Run)
 
+-- Sets the metatables below `v` of schema type `Ty` (lists, records, enum payloads).
+local function attach(v, Ty, snap, name)
+  while Ty.kind == "option" do Ty = Ty.of end
+  if type(v) ~= "table" then return end
+  if Ty.kind == "list" then
+    new_list(v, name or "entries", snap, Ty)
+    local el = Ty.of
+    while el.kind == "option" do el = el.of end
+    if el.kind == "record" or el.kind == "list" or el.kind == "enum" then
+      for _, x in ipairs(v) do attach(x, el, snap) end
+    end
+  elseif Ty.kind == "record" then
+    type_of[v] = Ty
+    owner[v] = snap
+    if Ty == S.Task then setmetatable(v, Task)
+    elseif Ty == S.Run then setmetatable(v, Run)
+    elseif Ty == W.WalEvent then setmetatable(v, Event)
+    elseif getmetatable(v) == nil or getmetatable(v) == Value then setmetatable(v, Value) end
+    for _, f in ipairs(Ty.fields) do attach(v[f.name], f.type, snap, f.name) end
+  elseif Ty.kind == "enum" then
+    local vname, payload = next(v)
+    local variant = Ty.by_name[vname]
+    type_of[v] = Ty
+    if getmetatable(v) == nil then setmetatable(v, Value) end
+    if variant and variant.type then attach(payload, variant.type, snap, vname) end
+  end
+end
+
+-- WAL events print through the schema, with their offset in the log.
+Event.__name = "aq.wal_event"
+Event.__tostring = function(e)
+  local text = show.render(e, W.WalEvent)
+  if offset_of[e] then text = text:gsub("^WalEvent", "WalEvent at offset " .. offset_of[e]) end
+  return text
+end
+
 --- Attaches the views to a raw snapshot (in place; returns it).
 -- @tparam table snap the snapshot
--- @tparam[opt] table meta `{file = path, file_size = n, payload_size = n}` shown in the summary
+-- @tparam[opt] table meta `{file = path, file_size = n, payload_size = n}` shown in the
+--   summary; a data dir adds `dir`, `recovered` (recovery.summary) and `events` (the WAL
+--   records `{sequence =, event =}`) with `offsets` (record -> byte offset)
 function view.wrap(snap, meta)
   info[snap] = meta or info[snap]
+  for _, f in ipairs(S.root.fields) do attach(snap[f.name], f.type, snap, f.name) end
   setmetatable(snap, Snapshot)
-  if type(snap.tasks) == "table" then
-    new_list(snap.tasks, "tasks", snap)
-    for _, t in ipairs(snap.tasks) do owner[t] = snap; setmetatable(t, Task) end
-  end
-  if type(snap.runs) == "table" then
-    new_list(snap.runs, "runs", snap)
-    for _, r in ipairs(snap.runs) do owner[r] = snap; setmetatable(r, Run) end
-  end
-  for _, f in ipairs(S.root.fields) do
-    if f.type.kind == "list" and f.name ~= "tasks" and f.name ~= "runs" and type(snap[f.name]) == "table" then
-      new_list(snap[f.name], f.name, snap)
+  type_of[snap] = S.root
+  meta = info[snap]
+  if meta and meta.events then
+    for _, e in ipairs(meta.events) do
+      attach(e, W.WalEvent, snap)
+      if meta.offsets then offset_of[e] = meta.offsets[e] end
     end
+    new_list(meta.events, "events", snap, { kind = "list", of = W.WalEvent })
   end
   return snap
 end
+
+--- The kind of a wrapped list ("runs", "tasks", "events" or the field name), else nil.
+function view.kind(x) return list_kind[x] end
+
+--- The schema type recorded for a wrapped table (nil for others).
+function view.type_of(x) return type_of[x] end
 
 --- True when `x` is a wrapped snapshot.
 function view.is_snapshot(x) return getmetatable(x) == Snapshot end
