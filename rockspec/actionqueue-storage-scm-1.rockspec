@@ -84,6 +84,7 @@ build = {
     ["actionqueue.storage.inspect"] = "lua/actionqueue/storage/inspect/init.lua",
     ["actionqueue.storage.inspect.diff"] = "lua/actionqueue/storage/inspect/diff.lua",
     ["actionqueue.storage.inspect.fmt"] = "lua/actionqueue/storage/inspect/fmt.lua",
+    ["actionqueue.storage.inspect.help"] = "lua/actionqueue/storage/inspect/help.lua",
     ["actionqueue.storage.inspect.json"] = "lua/actionqueue/storage/inspect/json.lua",
     ["actionqueue.storage.inspect.path"] = "lua/actionqueue/storage/inspect/path.lua",
     ["actionqueue.storage.inspect.show"] = "lua/actionqueue/storage/inspect/show.lua",
