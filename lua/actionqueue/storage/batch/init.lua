@@ -14,11 +14,14 @@ local report = require "actionqueue.storage.batch.report"
 local resume = require "actionqueue.storage.batch.resume"
 local pool = require "actionqueue.storage.batch.pool"
 local progress = require "actionqueue.storage.batch.progress"
+local outputs = require "actionqueue.storage.batch.outputs"
 
 local batch = {}
 
 --- Builds the job list from `opts.jobs`, `opts.jobfile` or `opts.scan` (+ `opts.kind`,
--- `opts.out_dir`), then applies `opts.shard` ("I/N").
+-- `opts.out_dir`), refuses it when two jobs write one output (`outputs.check_unique`, on
+-- the whole list, so shards on other machines cannot collide either), then applies
+-- `opts.shard` ("I/N").
 -- @tparam table opts
 -- @treturn table jobs
 -- @return nil, message (a bad job file or option: exit code 2)
@@ -34,6 +37,8 @@ function batch.jobs(opts)
     return nil, "no jobs: give a job file or --scan ROOT"
   end
   if not jobs then return nil, err end
+  local unique, uerr = outputs.check_unique(jobs)
+  if not unique then return nil, (opts.jobfile and (opts.jobfile .. ": ") or "") .. uerr end
   if opts.shard then
     local i, n = shard.parse(opts.shard)
     if not i then return nil, n end
@@ -60,7 +65,10 @@ function batch.run(opts)
   end
   local journal
   if opts.report then
-    journal, err = report.journal(opts.report)
+    -- resuming into the same report: its journal holds the earlier progress, keep it
+    local same = opts.resume and outputs.canonical((opts.resume:gsub("%.journal$", "")))
+      == outputs.canonical(opts.report)
+    journal, err = report.journal(opts.report, { append = same })
     if not journal then return nil, err, 2 end
   end
 
@@ -110,6 +118,9 @@ function batch.run(opts)
       todo[#todo + 1] = job
     end
   end
+  -- the skipped jobs are journaled before any work starts: a resume killed at any moment
+  -- leaves a journal that still says they are done
+  if journal then commit() end
 
   local ok, perr = pool.run(todo, {
     workers = opts.workers or core.proc_info().cpus,

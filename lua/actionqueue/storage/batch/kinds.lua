@@ -180,7 +180,7 @@ end
 -- @treturn table result
 function kinds.run(job)
   local res = { status = "ok" }
-  local fp = fingerprint.of(job.path)
+  local fp = fingerprint.of_input(job)
   if fp then
     res.bytes = fp.size
     res.input_size, res.input_mtime, res.input_crc = fp.size, fp.mtime, fp.crc

@@ -182,12 +182,20 @@ report.write_file = fsutil.write_file_atomic
 -- (even a power loss) loses at most the last uncommitted group: those jobs are not in the
 -- journal and `--resume` runs them again. A line is never in the journal before its job
 -- has finished.
+-- A new run starts an empty journal; with `opts.append` (a resume into the same report)
+-- the journal is opened for append and never truncated, so the progress it holds survives
+-- a resume killed at any moment. A torn last line (the kill landed mid-write) is ended
+-- before the first new line, so it spoils no new entry.
 -- @tparam string path the report path (the journal is `path .. ".journal"`)
+-- @tparam[opt] table opts `append` (keep the existing lines)
 -- @treturn table journal with `append(entry)`, `commit()`, `pending()`, `close(remove)`
 -- @return nil, message
-function report.journal(path)
+function report.journal(path, opts)
   local jpath = path .. ".journal"
-  local fd, err = core.proc_open(jpath, "truncate")
+  local append = opts and opts.append
+  local size = append and fsutil.file_size(jpath) or 0
+  local torn = size > 0 and fsutil.read_range(jpath, size - 1, 1) ~= "\n"
+  local fd, err = core.proc_open(jpath, append and "append" or "truncate")
   if not fd then return nil, err end
   fsutil.fsync_dir(fsutil.dirname(jpath))
   local j = { path = jpath }
@@ -203,9 +211,11 @@ function report.journal(path)
     if n == 0 or not fd then return true end
     buf[n + 1] = ""
     local data = table.concat(buf, "\n", 1, n + 1)
+    if torn then data = "\n" .. data end
     buf, n = {}, 0
     local ok, werr = core.proc_write(fd, data)
     if not ok then return nil, werr end
+    torn = false
     return core.proc_fsync(fd)
   end
   function j.close(remove)

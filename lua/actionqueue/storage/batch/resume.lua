@@ -43,7 +43,7 @@ end
 function resume.skippable(done, job)
   local e = done[report.key(job)]
   if not e then return nil end
-  local fp = fingerprint.of(job.path)
+  local fp = fingerprint.of_input(job)
   if not fingerprint.same(fp, { size = e.input_size, mtime = e.input_mtime, crc = e.input_crc }) then
     return nil
   end
