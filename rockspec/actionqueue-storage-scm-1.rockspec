@@ -56,6 +56,7 @@ build = {
     ["actionqueue.storage.batch.fingerprint"] = "lua/actionqueue/storage/batch/fingerprint.lua",
     ["actionqueue.storage.batch.jobfile"] = "lua/actionqueue/storage/batch/jobfile.lua",
     ["actionqueue.storage.batch.kinds"] = "lua/actionqueue/storage/batch/kinds.lua",
+    ["actionqueue.storage.batch.outputs"] = "lua/actionqueue/storage/batch/outputs.lua",
     ["actionqueue.storage.batch.pool"] = "lua/actionqueue/storage/batch/pool.lua",
     ["actionqueue.storage.batch.progress"] = "lua/actionqueue/storage/batch/progress.lua",
     ["actionqueue.storage.batch.report"] = "lua/actionqueue/storage/batch/report.lua",
