@@ -62,6 +62,7 @@ int aqs_proc_kill(lua_State *L);
 int aqs_proc_open(lua_State *L);
 int aqs_proc_poll(lua_State *L);
 int aqs_proc_read(lua_State *L);
+int aqs_proc_signal_watch(lua_State *L);  /* signals.c */
 int aqs_proc_spawn(lua_State *L);
 int aqs_proc_wait(lua_State *L);
 int aqs_proc_write(lua_State *L);
@@ -86,5 +87,6 @@ void aqs_atomic_writer_init(lua_State *L);
 void aqs_frame_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
+void aqs_signal_watch_init(lua_State *L);
 
 #endif

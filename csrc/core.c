@@ -31,6 +31,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_open", aqs_proc_open},
   {"proc_poll", aqs_proc_poll},
   {"proc_read", aqs_proc_read},
+  {"proc_signal_watch", aqs_proc_signal_watch},
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
@@ -46,6 +47,7 @@ int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_json_schema_init(L);
   aqs_framed_log_init(L);
   aqs_postcard_init(L);
+  aqs_signal_watch_init(L);
   luaL_newlib(L, core_funcs);
   lua_pushliteral(L, AQS_VERSION);
   lua_setfield(L, -2, "_VERSION");

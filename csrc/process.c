@@ -104,15 +104,20 @@ int aqs_proc_spawn(lua_State *L) {
     posix_spawn_file_actions_destroy(&fa);
     goto fail_pipes;
   }
-  sigset_t defsigs, nomask;
+  /* Workers start with SIGINT and SIGTERM blocked: a Ctrl-C sent to the whole process
+   * group (or kill -TERM -PGID) reaches the runner alone, which stops the workers itself
+   * (signals.c); the interpreter's own SIGINT handler never raises in a worker. */
+  sigset_t defsigs, blocked;
   sigemptyset(&defsigs);
   sigaddset(&defsigs, SIGPIPE);
   sigaddset(&defsigs, SIGINT);
-  sigemptyset(&nomask);
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
   if ((rc = posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0)) == 0 &&
       (rc = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1)) == 0 &&
       (rc = posix_spawnattr_setsigdefault(&attr, &defsigs)) == 0 &&
-      (rc = posix_spawnattr_setsigmask(&attr, &nomask)) == 0 &&
+      (rc = posix_spawnattr_setsigmask(&attr, &blocked)) == 0 &&
       (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) == 0) {
     pid_t pid;
     rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);

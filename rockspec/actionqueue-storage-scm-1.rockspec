@@ -44,6 +44,7 @@ build = {
         "csrc/json_uuid.c",
         "csrc/postcard.c",
         "csrc/process.c",
+        "csrc/signals.c",
         "csrc/u64.c",
       },
       defines = { "_GNU_SOURCE" },

@@ -47,14 +47,46 @@ function batch.jobs(opts)
   return jobs
 end
 
+local SIGNAL_NAMES = { [2] = "SIGINT", [15] = "SIGTERM" }
+local Interrupted = { __tostring = function(e) return e.message end }
+
+-- The error of a batch stopped by a signal (see `batch.run`).
+local function interrupted(sig, opts, finished, total)
+  local name = SIGNAL_NAMES[sig] or ("signal " .. tostring(sig))
+  local e = { kind = "Interrupted", signal = sig, signal_name = name, finished = finished, total = total,
+    exit_code = 128 + sig, report = opts.report }
+  if opts.report then
+    e.message = string.format("interrupted by %s: %d of %d jobs finished, journaled in %s.journal; "
+      .. "resume with --resume %s", name, finished, total, opts.report, opts.report)
+  else
+    e.message = string.format("interrupted by %s: %d of %d jobs finished (without --report nothing was "
+      .. "journaled: run again, with --report R to be able to resume)", name, finished, total)
+  end
+  return setmetatable(e, Interrupted)
+end
+
 --- Runs a batch.
+-- SIGINT and SIGTERM are watched while it runs (`core.proc_signal_watch`, unless
+-- `opts.signals == false`): on either, the workers are stopped (the temp files of their
+-- running jobs removed), the journal is committed and kept for `--resume`, and `batch.run`
+-- returns `nil, err` with `err.kind == "Interrupted"` (`err.signal`, `err.finished`,
+-- `err.total`, `err.exit_code` 130 / 143, `tostring(err)` the one-line message).
 -- @tparam table opts job source (see `batch.jobs`), `workers` (default: cores),
 --   `timeout` (seconds per job), `report` (JSON report path, journaled while running),
 --   `resume` (earlier report to skip finished jobs), `progress` (table of `progress.new`
---   options, or false for none), `lua` (worker interpreter)
--- @treturn table `{entries = {...}, summary = {ok, failed, skipped}, exit_code = 0|1, seconds}`
+--   options, or false for none), `lua` (worker interpreter), `signals` (false: leave
+--   SIGINT/SIGTERM alone)
+-- @treturn table `{entries = {...}, summary = {ok, failed, skipped}, exit_code = 0|1, seconds, workers}`
 -- @return nil, message, exit_code (2 for a bad job file or option)
+-- @return nil, err (`err.kind == "Interrupted"`), err.exit_code
+local run_watched
 function batch.run(opts)
+  local watch <close> = opts.signals ~= false and core.proc_signal_watch() or nil
+  return run_watched(opts, watch)
+end
+
+-- `batch.run` with the signal watch made (nil: none).
+function run_watched(opts, watch)
   local t0 = core.proc_clock()
   local jobs, err = batch.jobs(opts)
   if not jobs then return nil, err, 2 end
@@ -106,7 +138,18 @@ function batch.run(opts)
     end
     return group_started + report.GROUP_SECONDS
   end
+  local function stopped(sig)
+    if journal then
+      commit()
+      journal.close(false)
+    end
+    if prog then prog.interrupt() end
+    local e = interrupted(sig, opts, #entries, #jobs)
+    return nil, e, e.exit_code
+  end
   for _, job in ipairs(jobs) do
+    local sig = watch and watch:read()
+    if sig then return stopped(sig) end
     local prev = opts.resume and resume.skippable(done, job)
     if prev then
       local r = {}
@@ -129,7 +172,9 @@ function batch.run(opts)
     lua = opts.lua,
     on_done = record,
     on_tick = journal and tick or nil,
+    signals = watch,
   })
+  if not ok and type(perr) == "table" and perr.kind == "Interrupted" then return stopped(perr.signal) end
   if journal then commit() end
   if prog then prog.finish() end
   if not ok then

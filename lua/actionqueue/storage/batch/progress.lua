@@ -66,6 +66,14 @@ function progress.new(total, opts)
     stream:flush()
   end
 
+  --- Ends the display on an interrupt: a progress line drawn in place is erased, so the
+  -- caller's one-line message stands alone.
+  function p.interrupt()
+    if opts.quiet or not tty then return end
+    stream:write("\r\27[K")
+    stream:flush()
+  end
+
   return p
 end
 

@@ -1,5 +1,6 @@
 --- `aqstore batch JOBFILE` / `aqstore batch --scan ROOT --kind K` / `aqstore batch merge REPORT...`
--- Exit codes: 0 every job succeeded (or was skipped), 1 a job failed, 2 bad job file or usage.
+-- Exit codes: 0 every job succeeded (or was skipped), 1 a job failed, 2 bad job file or usage,
+-- 130 / 143 interrupted by SIGINT / SIGTERM (one line says what was finished and how to resume).
 -- @module actionqueue.storage.cli.batch
 local M = {}
 
@@ -75,6 +76,38 @@ local function summary_table(res)
   return table.concat(out, "\n")
 end
 
+local function shell_word(s)
+  if s:match("^[%w%./_:=@%-]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+-- The command that resumes an interrupted batch: the same job source, shard and report.
+local function resume_command(args)
+  local parts = { "aqstore", "batch" }
+  local function add(...)
+    for _, w in ipairs({ ... }) do parts[#parts + 1] = shell_word(tostring(w)) end
+  end
+  if args.scan then
+    add("--scan", args.scan, "--kind", args.kind)
+    if args.out_dir then add("--out-dir", args.out_dir) end
+  else
+    add(args.args[1])
+  end
+  if args.shard then add("--shard", args.shard) end
+  add("--report", args.report, "--resume", args.report)
+  return table.concat(parts, " ")
+end
+
+-- The one line printed when a batch was interrupted (SIGINT / SIGTERM).
+local function interrupted_line(err, args)
+  local text = string.format("aqstore batch: interrupted by %s: %d of %d jobs finished", err.signal_name,
+    err.finished, err.total)
+  if args.report then
+    return text .. string.format(", journaled in %s.journal; resume with: %s", args.report, resume_command(args))
+  end
+  return text .. "; nothing was journaled (no --report): run it again, with --report R to be able to resume"
+end
+
 --- Runs the command.
 -- @treturn integer exit code
 function M.run(args)
@@ -117,6 +150,10 @@ function M.run(args)
     shard = args.shard, progress = not args.quiet and {} or false,
   })
   if not res then
+    if type(err) == "table" and err.kind == "Interrupted" then
+      io.stderr:write(interrupted_line(err, args), "\n")
+      return err.exit_code
+    end
     io.stderr:write("aqstore batch: ", tostring(err), "\n")
     return code or 2
   end

@@ -1,0 +1,167 @@
+-- Ctrl-C (SIGINT) and SIGTERM on a batch (issue 14 item 4): real signals to a real process
+-- group, as a terminal sends them. The batch ends cleanly: workers stopped, journal committed,
+-- no temp file, one line saying what was finished and how to resume, exit 130 / 143, no
+-- traceback anywhere; `batch.run` in a script returns nil, err with err.kind "Interrupted".
+local core = require "actionqueue.storage.core"
+local lfs = require "lfs"
+local H = require "support.batch"
+
+local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
+
+-- Starts `lua5.4 ARGS...` in a new session (its own process group, like a shell job);
+-- returns a handle with the group id and the files its stdout, stderr and exit code go to.
+local function start_group(dir, argv, env)
+  local h = { out = dir .. "/stdout", err = dir .. "/stderr", rc = dir .. "/rc", pidfile = dir .. "/pid" }
+  for _, f in ipairs({ h.out, h.err, h.rc, h.pidfile }) do os.remove(f) end
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = H.q(a) end
+  local envs = {}
+  for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. H.q(v) end
+  local inner = string.format("echo $$ > %s; exec env %s lua5.4 %s", H.q(h.pidfile), table.concat(envs, " "),
+    table.concat(words, " "))
+  local outer = string.format("setsid sh -c %s >%s 2>%s </dev/null; echo $? > %s", H.q(inner), H.q(h.out),
+    H.q(h.err), H.q(h.rc))
+  assert(os.execute("sh -c " .. H.q(outer) .. " >/dev/null 2>&1 &"))
+  for _ = 1, 500 do
+    local p = H.read(h.pidfile)
+    if p and tonumber(p) then
+      h.pgid = tonumber(p)
+      return h
+    end
+    sleep(0.01)
+  end
+  error("the batch did not start")
+end
+
+-- Waits (bounded) for the group leader to exit; returns its exit code.
+local function wait_exit(h)
+  for _ = 1, 1500 do
+    local rc = H.read(h.rc)
+    if rc and tonumber(rc) then return tonumber(rc) end
+    sleep(0.01)
+  end
+  error("the batch did not exit after the signal")
+end
+
+-- Interpreters still in group `pgid` (the runner's workers would be). The test kind's own
+-- `sleep` children are left out: they are not workers and end within 40 ms.
+local function group_members(pgid)
+  local n = 0
+  for name in lfs.dir("/proc") do
+    if name:match("^%d+$") then
+      local stat = H.read("/proc/" .. name .. "/stat")
+      -- pid (comm) state ppid pgrp ...: comm may hold spaces, so parse after the last ')'
+      local comm = stat and stat:match("%((.*)%)")
+      local pgrp = stat and stat:match("%)%s+%S+%s+%d+%s+(%d+)")
+      if pgrp and tonumber(pgrp) == pgid and comm:match("^lua") then n = n + 1 end
+    end
+  end
+  return n
+end
+
+local function temp_files(dir)
+  local found = {}
+  for name in lfs.dir(dir) do
+    if name:match("%.tmp") then found[#found + 1] = name end
+  end
+  return found
+end
+
+describe("batch interrupted by a signal", function()
+  local dir
+  before_each(function() dir = H.tmpdir() end)
+  after_each(function() H.rmtree(dir) end)
+
+  local n = 12
+  local function make_jobs()
+    local big = H.fixture("valid_12_medium_1000.snap")
+    assert(lfs.mkdir(dir .. "/in"))
+    assert(lfs.mkdir(dir .. "/out"))
+    local jobs = {}
+    for i = 1, n do
+      local name = string.format("s%02d.snap", i)
+      H.copy(big, dir .. "/in/" .. name)
+      -- slow copies through the atomic writer: a signal lands in the middle of writes
+      jobs[i] = { kind = "test", action = "copy", seconds = 0.4, input = "in/" .. name, output = "out/" .. name }
+    end
+    H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
+    return jobs
+  end
+
+  local function wait_journaled(path, k)
+    for _ = 1, 1000 do
+      if #H.journal(path) >= k then return end
+      sleep(0.01)
+    end
+    error("no job was journaled")
+  end
+
+  local signals = { { name = "INT", code = 130, text = "SIGINT" }, { name = "TERM", code = 143, text = "SIGTERM" } }
+  for _, sig in ipairs(signals) do
+    it("SIG" .. sig.name .. " to the process group: clean stop, one line, exit " .. sig.code .. ", resume finishes",
+      function()
+        local jobs = make_jobs()
+        local rp = dir .. "/r.json"
+        local h = start_group(dir, { H.aqstore, "batch", dir .. "/jobs.lua", "-j", "2", "--report", rp },
+          { AQ_BATCH_TEST_KINDS = "1" })
+        wait_journaled(rp .. ".journal", 2)
+        sleep(0.1) -- into the middle of the next writes
+        assert.is_true(os.execute("/bin/kill -s " .. sig.name .. " -- -" .. h.pgid))
+        local code = wait_exit(h)
+        local err = H.read(h.err) or ""
+        assert.are.equal(sig.code, code, err)
+        assert.is_nil(err:find("traceback", 1, true), err)
+        assert.is_nil(err:find("interrupted!", 1, true), err)
+        -- exactly one line (stderr is not a TTY: no progress drawn in place; the 10% progress
+        -- lines come before it)
+        local last = err:match("([^\n]*)\n$")
+        assert.matches("^aqstore batch: interrupted by " .. sig.text .. ": %d+ of " .. n .. " jobs finished, "
+          .. "journaled in .-r%.json%.journal; resume with: aqstore batch .-jobs%.lua %-%-report .-r%.json "
+          .. "%-%-resume .-r%.json$", last)
+        for line in err:gmatch("[^\n]+") do
+          if line ~= last then assert.matches("^batch: %[", line) end
+        end
+        assert.are.equal("", H.read(h.out))
+        -- workers stopped, no temp file, no final report, the journal committed
+        assert.are.equal(0, group_members(h.pgid))
+        assert.are.same({}, temp_files(dir .. "/out"))
+        assert.is_nil(H.read(rp))
+        local journaled = H.journal(rp .. ".journal")
+        local finished = tonumber(last:match("(%d+) of"))
+        assert.are.equal(finished, #journaled)
+        assert.is_true(finished >= 2 and finished < n, "stopped midway")
+        for _, e in ipairs(journaled) do
+          local out = assert(H.read(dir .. "/" .. jobs[e.index].output))
+          assert.are.equal(core.crc32(out), e.output_crc)
+        end
+        -- the printed command resumes it
+        local resume_cmd = last:match("resume with: aqstore (.*)$")
+        local ok, _, rc = os.execute("AQ_BATCH_TEST_KINDS=1 lua5.4 " .. H.q(H.aqstore) .. " " .. resume_cmd
+          .. " -q >/dev/null 2>&1")
+        assert.is_true(ok, "resume exit " .. tostring(rc))
+        local r = H.report(rp)
+        assert.are.same({ ok = n - finished, failed = 0, skipped = finished }, r.summary)
+      end)
+  end
+
+  it("batch.run in a script returns nil, err with err.kind == 'Interrupted' (no raise, no traceback)", function()
+    make_jobs()
+    local script = dir .. "/script.lua"
+    H.write(script, string.format([[
+local batch = require "actionqueue.storage.batch"
+local res, err, code = batch.run({ jobfile = %q, workers = 2, report = %q, progress = false })
+io.write(tostring(res), "|", type(err) == "table" and err.kind or type(err), "|", tostring(code), "|",
+  type(err) == "table" and tostring(err.finished) or "", "|", tostring(err), "\n")
+]], dir .. "/jobs.lua", dir .. "/r.json"))
+    local h = start_group(dir, { script }, {
+      AQ_BATCH_TEST_KINDS = "1", LUA_PATH = package.path, LUA_CPATH = package.cpath })
+    wait_journaled(dir .. "/r.json.journal", 1)
+    assert.is_true(os.execute("/bin/kill -s INT -- -" .. h.pgid))
+    assert.are.equal(0, wait_exit(h), H.read(h.err))
+    assert.are.equal("", H.read(h.err))
+    local out = H.read(h.out)
+    assert.matches("^nil|Interrupted|130|%d+|interrupted by SIGINT: %d+ of 12 jobs finished", out)
+    assert.are.same({}, temp_files(dir .. "/out"))
+    assert.are.equal(0, group_members(h.pgid))
+  end)
+end)
