@@ -82,6 +82,7 @@ build = {
     ["actionqueue.storage.cli.verify"] = "lua/actionqueue/storage/cli/verify.lua",
     ["actionqueue.storage.cli.wal"] = "lua/actionqueue/storage/cli/wal.lua",
     ["actionqueue.storage.errors"] = "lua/actionqueue/storage/errors.lua",
+    ["actionqueue.storage.filekind"] = "lua/actionqueue/storage/filekind.lua",
     ["actionqueue.storage.fsutil"] = "lua/actionqueue/storage/fsutil.lua",
     ["actionqueue.storage.inspect"] = "lua/actionqueue/storage/inspect/init.lua",
     ["actionqueue.storage.inspect.diff"] = "lua/actionqueue/storage/inspect/diff.lua",

@@ -34,6 +34,7 @@ function M.run(args)
   else
     cli.out(line)
   end
+  if doc.status ~= "ok" then cli.hint(args.file) end
   return code
 end
 

@@ -148,6 +148,14 @@ function cli.file_error(file, err, json)
   return cli.BAD
 end
 
+--- When `file` is not a snapshot frame (JSON, a WAL, Lua source, an empty file), says on
+-- stderr what it looks like and which command fits (stdout is left alone: `check`'s ERR
+-- line is a contract).
+function cli.hint(file)
+  local line = require("actionqueue.storage.filekind").hint(file)
+  if line then cli.err(line) end
+end
+
 --- Loads a snapshot file read-only into the inspection views.
 -- @return the wrapped snapshot, or nil and the exit code after reporting the error
 function cli.open_snapshot(file, json)

@@ -41,7 +41,10 @@ end
 
 function M.run(args)
   local s, code = cli.open_snapshot(args.file, args.json)
-  if not s then return code end
+  if not s then
+    cli.hint(args.file)
+    return code
+  end
   if args.json then cli.json(M.summary_doc(s)) else cli.out(tostring(s)) end
   return cli.OK
 end

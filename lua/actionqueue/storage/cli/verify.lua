@@ -15,6 +15,7 @@ end
 function M.run(args)
   local snapshot = require "actionqueue.storage.snapshot"
   local json = require "actionqueue.storage.inspect.json"
+  local filekind = require "actionqueue.storage.filekind"
   local bad = 0
   local docs = json.array()
   for _, file in ipairs(args.files) do
@@ -27,11 +28,18 @@ function M.run(args)
       for _, k in ipairs { "version", "length", "crc", "expected", "actual", "found", "max", "got", "field" } do
         if r[k] ~= nil then d[k] = r[k] end
       end
+      local looks = not ok and filekind.sniff(file)
+      if looks and looks.kind ~= "snapshot" then
+        d.looks_like = looks.kind
+        d.hint = filekind.hint(file)
+      end
       docs[#docs + 1] = d
     elseif ok then
       cli.out(cli.color("ok", "OK "), " ", file, ": ", detail)
     else
       cli.out(cli.color("bad", "BAD"), " ", file, ": ", r.status, " at offset ", tostring(r.offset), ": ", detail)
+      io.stdout:flush()
+      cli.hint(file)
     end
   end
   if args.json then cli.json({ ok = bad == 0, bad = bad, files = docs }) end
