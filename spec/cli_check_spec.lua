@@ -4,10 +4,10 @@ local fixtures = require "spec.support.fixtures"
 local files = require "support.files"
 local run = require "support.aqstore_run"
 
--- Runs aqstore (in the repo) with the given arguments; returns output (stdout+stderr)
--- and exit code.
+-- Runs aqstore (in the repo) with the given arguments; returns stdout (the contract:
+-- hints about what a file looks like go to stderr) and the exit code.
 local function aqstore(...)
-  local r = run.cli({ ... }, { cwd = fixtures.repo, merge = true })
+  local r = run.cli({ ... }, { cwd = fixtures.repo })
   return r.out, r.code
 end
 

@@ -53,6 +53,10 @@ describe("filekind.sniff", function()
     assert.equal("unknown", sniff("\5\0\0\0\255\255\0\0\0\0\0\0").kind)
   end)
 
+  it("a snapshot frame with version 5 (JSON payload) is a snapshot, not a WAL", function()
+    assert.equal("snapshot", filekind.sniff(fixtures.root .. "/snapshot/frame_04_version_5.snap").kind)
+  end)
+
   it("every recognised non-snapshot kind has a description and a hint naming a command", function()
     for _, data in ipairs { "", '{"a":1}', '{"a":1}\n{"b":2}\n', "return {}" } do
       local k = sniff(data)

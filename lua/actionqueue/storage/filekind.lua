@@ -18,7 +18,8 @@ filekind.KINDS = {
   wal = { description = "looks like a write-ahead log (WAL v5 records), not a snapshot",
     hint = "try `aqstore wal verify %s` or `aqstore wal dump %s`" },
   json = { description = "looks like JSON text, not a snapshot file",
-    hint = "to check it as a snapshot document: `aqstore validate %s`; to make a snapshot: `aqstore build %s OUT.snap`" },
+    hint = "to check it as a snapshot document: `aqstore validate %s`; "
+      .. "to make a snapshot: `aqstore build %s OUT.snap`" },
   jsonl = { description = "looks like JSON Lines text (one document per line), not a snapshot file",
     hint = "snapshot JSON goes through `aqstore validate FILE.json` or `aqstore build FILE.json OUT.snap`; "
       .. "WAL records as JSON are what `aqstore wal dump --json` prints" },
@@ -37,7 +38,13 @@ local function classify(head, size)
   if #head >= HEADER then
     local version, length = u32le(head, 1), u32le(head, 5)
     if version == SNAPSHOT_FRAME_VERSION then return "snapshot" end
-    if version == WAL_RECORD_VERSION and HEADER + length <= size then return "wal" end
+    if version == WAL_RECORD_VERSION and HEADER + length <= size then
+      -- A JSON object behind the header is a snapshot frame with the wrong version;
+      -- a WAL record's payload is postcard.
+      local payload = head:sub(HEADER + 1, HEADER + length)
+      if #payload == length and payload:match("^%s*{") and payload:match("}%s*$") then return "snapshot" end
+      return "wal"
+    end
   end
   if head:sub(1, 4) == "\27Lua" then return "lua" end
   local text = head:gsub("^\239\187\191", "")
