@@ -49,6 +49,7 @@ DEB_PKGS   += lua-term
 DEB_PKGS   += lua5.4
 DEB_PKGS   += luarocks
 DEB_PKGS   += make
+DEB_PKGS   += parallel
 DEB_PKGS   += pkg-config
 DEB_PKGS   += zlib1g-dev
 # The reliability harness (fuzzing, valgrind).

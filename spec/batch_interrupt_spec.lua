@@ -8,56 +8,7 @@ local H = require "support.batch"
 
 local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
 
--- Starts `lua5.4 ARGS...` in a new session (its own process group, like a shell job);
--- returns a handle with the group id and the files its stdout, stderr and exit code go to.
-local function start_group(dir, argv, env)
-  local h = { out = dir .. "/stdout", err = dir .. "/stderr", rc = dir .. "/rc", pidfile = dir .. "/pid" }
-  for _, f in ipairs({ h.out, h.err, h.rc, h.pidfile }) do os.remove(f) end
-  local words = {}
-  for i, a in ipairs(argv) do words[i] = H.q(a) end
-  local envs = {}
-  for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. H.q(v) end
-  local inner = string.format("echo $$ > %s; exec env %s lua5.4 %s", H.q(h.pidfile), table.concat(envs, " "),
-    table.concat(words, " "))
-  local outer = string.format("setsid sh -c %s >%s 2>%s </dev/null; echo $? > %s", H.q(inner), H.q(h.out),
-    H.q(h.err), H.q(h.rc))
-  assert(os.execute("sh -c " .. H.q(outer) .. " >/dev/null 2>&1 &"))
-  for _ = 1, 500 do
-    local p = H.read(h.pidfile)
-    if p and tonumber(p) then
-      h.pgid = tonumber(p)
-      return h
-    end
-    sleep(0.01)
-  end
-  error("the batch did not start")
-end
-
--- Waits (bounded) for the group leader to exit; returns its exit code.
-local function wait_exit(h)
-  for _ = 1, 1500 do
-    local rc = H.read(h.rc)
-    if rc and tonumber(rc) then return tonumber(rc) end
-    sleep(0.01)
-  end
-  error("the batch did not exit after the signal")
-end
-
--- Interpreters still in group `pgid` (the runner's workers would be). The test kind's own
--- `sleep` children are left out: they are not workers and end within 40 ms.
-local function group_members(pgid)
-  local n = 0
-  for name in lfs.dir("/proc") do
-    if name:match("^%d+$") then
-      local stat = H.read("/proc/" .. name .. "/stat")
-      -- pid (comm) state ppid pgrp ...: comm may hold spaces, so parse after the last ')'
-      local comm = stat and stat:match("%((.*)%)")
-      local pgrp = stat and stat:match("%)%s+%S+%s+%d+%s+(%d+)")
-      if pgrp and tonumber(pgrp) == pgid and comm:match("^lua") then n = n + 1 end
-    end
-  end
-  return n
-end
+local start_group, wait_exit, group_members = H.start_group, H.wait_exit, H.group_members
 
 local function temp_files(dir)
   local found = {}

@@ -9,20 +9,22 @@ local TEST_ENV = { AQ_BATCH_TEST_KINDS = "1" }
 
 local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
 
--- Starts `aqstore batch ARGS` in the background; returns its pid.
+-- Starts `aqstore batch ARGS` in its own process group; returns the handle (`pgid` is the
+-- runner's pid).
 local function start(args, env)
-  local parts = {}
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.q(v) end
-  parts[#parts + 1] = "exec lua5.4 " .. H.q(H.aqstore) .. " batch"
-  for _, a in ipairs(args) do parts[#parts + 1] = H.q(a) end
-  local p = assert(io.popen("(" .. table.concat(parts, " ") .. " >/dev/null 2>&1 & echo $!)", "r"))
-  local pid = tonumber(p:read("l"))
-  p:close()
-  return pid
+  local sub = H.tmpdir()
+  local h = H.start_group(sub, { H.aqstore, "batch", table.unpack(args) }, env)
+  h.dir = sub
+  return h
 end
 
-local function alive(pid)
-  return core.proc_kill(pid, 0) ~= nil
+-- kill -9 of the runner alone (a crash), then waits for its orphaned workers: each ends
+-- its current job and exits (they would otherwise race the next run for the same outputs).
+local function crash(h)
+  core.proc_kill(h.pgid, 9)
+  H.wait_exit(h)
+  H.wait_group_empty(h.pgid)
+  H.rmtree(h.dir)
 end
 
 -- Indexes of the jobs a report or journal records as done (ok or skipped).
@@ -112,20 +114,20 @@ describe("batch safety", function()
     local jp = rp .. ".journal"
 
     -- a first run, killed once a few jobs are journaled
-    local pid = start({ dir .. "/jobs.lua", "-j", "2", "--report", rp, "-q" }, TEST_ENV)
-    for _ = 1, 600 do
+    local h = start({ dir .. "/jobs.lua", "-j", "2", "--report", rp, "-q" }, TEST_ENV)
+    for _ = 1, 1000 do
       if count(done_set(H.journal(jp))) >= 3 then break end
       sleep(0.01)
     end
-    assert(core.proc_kill(pid, 9))
+    core.proc_kill(h.pgid, 9)
     local done = done_set(H.journal(jp))
     assert.is_true(count(done) >= 3 and count(done) < n, "the kill landed midway")
-    sleep(0.3) -- the orphaned workers end their current job and exit
+    crash(h)
 
     -- resumed runs into the same report, each killed at a different moment; the journal is
     -- watched all the while: what it recorded as done must stay recorded
     for _, after in ipairs({ 0.0, 0.01, 0.03, 0.06, 0.1, 0.2, 0.35 }) do
-      pid = start({ dir .. "/jobs.lua", "-j", "2", "--report", rp, "--resume", rp, "-q" }, TEST_ENV)
+      h = start({ dir .. "/jobs.lua", "-j", "2", "--report", rp, "--resume", rp, "-q" }, TEST_ENV)
       local t0 = core.proc_clock()
       repeat
         local now = done_set(H.journal(jp))
@@ -133,13 +135,12 @@ describe("batch safety", function()
         assert.is_nil(lost, string.format("job %s vanished from the journal %.3fs into a resume",
           tostring(lost), core.proc_clock() - t0))
         done = now
-      until core.proc_clock() - t0 >= after or not alive(pid)
-      core.proc_kill(pid, 9)
-      core.proc_wait(pid)
+      until core.proc_clock() - t0 >= after or H.read(h.rc) ~= nil
+      core.proc_kill(h.pgid, 9)
+      crash(h)
       local now = done_set(H.journal(jp))
       assert.is_nil(missing_from(now, done), "a job vanished from the journal after kill -9")
       done = now
-      sleep(0.25)
     end
 
     -- the last resume finishes: every job done once, the earlier ones skipped

@@ -3,6 +3,7 @@ local fixtures = require "support.fixtures"
 local cjson = require "cjson"
 local files = require "support.files"
 local run = require "support.aqstore_run"
+local lfs = require "lfs"
 
 local H = {}
 
@@ -73,6 +74,66 @@ function H.journal(path)
     if ok then out[#out + 1] = e end
   end
   return out
+end
+
+-- Starts `lua5.4 ARGS...` in a new session (its own process group, like a shell job);
+-- returns a handle with the group id and the files its stdout, stderr and exit code go to.
+function H.start_group(dir, argv, env)
+  local h = { out = dir .. "/stdout", err = dir .. "/stderr", rc = dir .. "/rc", pidfile = dir .. "/pid" }
+  for _, f in ipairs({ h.out, h.err, h.rc, h.pidfile }) do os.remove(f) end
+  local words = {}
+  for i, a in ipairs(argv) do words[i] = H.q(a) end
+  local envs = {}
+  for k, v in pairs(env or {}) do envs[#envs + 1] = k .. "=" .. H.q(v) end
+  local inner = string.format("echo $$ > %s; exec env %s lua5.4 %s", H.q(h.pidfile), table.concat(envs, " "),
+    table.concat(words, " "))
+  local outer = string.format("setsid sh -c %s >%s 2>%s </dev/null; echo $? > %s", H.q(inner), H.q(h.out),
+    H.q(h.err), H.q(h.rc))
+  assert(os.execute("sh -c " .. H.q(outer) .. " >/dev/null 2>&1 &"))
+  for _ = 1, 500 do
+    local p = H.read(h.pidfile)
+    if p and tonumber(p) then
+      h.pgid = tonumber(p)
+      return h
+    end
+    os.execute("sleep 0.01")
+  end
+  error("the batch did not start")
+end
+
+--- Waits (bounded) for the group leader to exit; returns its exit code.
+function H.wait_exit(h)
+  for _ = 1, 1500 do
+    local rc = H.read(h.rc)
+    if rc and tonumber(rc) then return tonumber(rc) end
+    os.execute("sleep 0.01")
+  end
+  error("the batch did not exit after the signal")
+end
+
+--- Interpreters still in group `pgid` (the runner's workers would be). The test kind's own
+-- `sleep` children are left out: they are not workers and end within 40 ms.
+function H.group_members(pgid)
+  local n = 0
+  for name in lfs.dir("/proc") do
+    if name:match("^%d+$") then
+      local stat = H.read("/proc/" .. name .. "/stat")
+      -- pid (comm) state ppid pgrp ...: comm may hold spaces, so parse after the last ')'
+      local comm = stat and stat:match("%((.*)%)")
+      local pgrp = stat and stat:match("%)%s+%S+%s+%d+%s+(%d+)")
+      if pgrp and tonumber(pgrp) == pgid and comm:match("^lua") then n = n + 1 end
+    end
+  end
+  return n
+end
+
+--- Waits (bounded, 20 s) until no interpreter is left in group `pgid`.
+function H.wait_group_empty(pgid)
+  for _ = 1, 2000 do
+    if H.group_members(pgid) == 0 then return true end
+    os.execute("sleep 0.01")
+  end
+  error("processes of group " .. pgid .. " did not exit")
 end
 
 --- True when the snapshot codec (snapshot.load) has landed.

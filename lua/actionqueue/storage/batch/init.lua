@@ -15,6 +15,7 @@ local resume = require "actionqueue.storage.batch.resume"
 local pool = require "actionqueue.storage.batch.pool"
 local progress = require "actionqueue.storage.batch.progress"
 local outputs = require "actionqueue.storage.batch.outputs"
+local fsutil = require "actionqueue.storage.fsutil"
 
 local batch = {}
 
@@ -24,6 +25,7 @@ local batch = {}
 -- `opts.shard` ("I/N").
 -- @tparam table opts
 -- @treturn table jobs
+-- @treturn[opt] string the shard taken, "I/N" (`opts.shard` may be `auto`, see `shard.auto`)
 -- @return nil, message (a bad job file or option: exit code 2)
 function batch.jobs(opts)
   local jobs, err
@@ -39,12 +41,55 @@ function batch.jobs(opts)
   if not jobs then return nil, err end
   local unique, uerr = outputs.check_unique(jobs)
   if not unique then return nil, (opts.jobfile and (opts.jobfile .. ": ") or "") .. uerr end
+  local which
   if opts.shard then
     local i, n = shard.parse(opts.shard)
     if not i then return nil, n end
     jobs = shard.select(jobs, i, n)
+    which = i .. "/" .. n
   end
-  return jobs
+  return jobs, which
+end
+
+--- Most workers per core that run without `force` (see `batch.worker_count`).
+batch.MAX_WORKERS_PER_CORE = 4
+
+--- The number of workers to start for `requested` (default: the number of cores).
+-- More than `MAX_WORKERS_PER_CORE` times the cores only slows a batch down (each worker
+-- is a process with its own interpreter; 100,000 of them ran 10x slower on 2 cores), so
+-- such a request is capped there unless `force` is set.
+-- @tparam[opt] integer requested
+-- @tparam[opt] boolean force
+-- @treturn integer workers
+-- @treturn[opt] string warning when the request was capped
+function batch.worker_count(requested, force)
+  local cpus = core.proc_info().cpus
+  if not requested then return cpus end
+  local limit = batch.MAX_WORKERS_PER_CORE * cpus
+  if requested > limit and not force then
+    return limit, string.format("-j %d is more than %d x the %d cores: capped at %d workers "
+      .. "(--force runs %d)", requested, batch.MAX_WORKERS_PER_CORE, cpus, limit, requested)
+  end
+  return requested
+end
+
+-- Creates the directories that `--scan --out-dir` mirrors for `jobs`; a job whose directory
+-- cannot be made fails (its result is returned by index) instead of running.
+local function make_output_dirs(jobs)
+  local made, failed = {}, {}
+  for _, job in ipairs(jobs) do
+    local dir = job.output_path and job.output_path:match("^(.*)/[^/]*$")
+    if dir and dir ~= "" then
+      if made[dir] == nil then
+        local ok, err = fsutil.mkdir_p(dir)
+        made[dir] = ok and true or ("creating the output directory " .. dir .. ": " .. tostring(err))
+      end
+      if made[dir] ~= true then
+        failed[job] = { status = "failed", error = made[dir], error_kind = "IoError", seconds = 0, bytes = 0 }
+      end
+    end
+  end
+  return failed
 end
 
 local SIGNAL_NAMES = { [2] = "SIGINT", [15] = "SIGTERM" }
@@ -71,7 +116,9 @@ end
 -- running jobs removed), the journal is committed and kept for `--resume`, and `batch.run`
 -- returns `nil, err` with `err.kind == "Interrupted"` (`err.signal`, `err.finished`,
 -- `err.total`, `err.exit_code` 130 / 143, `tostring(err)` the one-line message).
--- @tparam table opts job source (see `batch.jobs`), `workers` (default: cores),
+-- @tparam table opts job source (see `batch.jobs`), `workers` (default: cores; capped at
+--   `MAX_WORKERS_PER_CORE` x the cores unless `force`, see `batch.worker_count`; the
+--   report's `workers` is the number of worker processes actually run), `on_warning(text)`,
 --   `timeout` (seconds per job), `report` (JSON report path, journaled while running),
 --   `resume` (earlier report to skip finished jobs), `progress` (table of `progress.new`
 --   options, or false for none), `lua` (worker interpreter), `signals` (false: leave
@@ -90,6 +137,9 @@ function run_watched(opts, watch)
   local t0 = core.proc_clock()
   local jobs, err = batch.jobs(opts)
   if not jobs then return nil, err, 2 end
+  local which_shard = err
+  local workers, warning = batch.worker_count(opts.workers, opts.force)
+  if warning and opts.on_warning then opts.on_warning(warning) end
   local done = {}
   if opts.resume then
     done, err = resume.load(opts.resume)
@@ -165,8 +215,20 @@ function run_watched(opts, watch)
   -- leaves a journal that still says they are done
   if journal then commit() end
 
+  if opts.scan and opts.out_dir then
+    local failed = make_output_dirs(todo)
+    if next(failed) then
+      local runnable = {}
+      for _, job in ipairs(todo) do
+        if failed[job] then record(job, failed[job]) else runnable[#runnable + 1] = job end
+      end
+      todo = runnable
+    end
+  end
+  local stats = {}
   local ok, perr = pool.run(todo, {
-    workers = opts.workers or core.proc_info().cpus,
+    workers = workers,
+    stats = stats,
     timeout = opts.timeout,
     depth = opts.depth,
     lua = opts.lua,
@@ -187,8 +249,8 @@ function run_watched(opts, watch)
   local summary = report.summary(ordered)
   local seconds = core.proc_clock() - t0
   if opts.report then
-    local meta = { seconds = seconds, workers = opts.workers or core.proc_info().cpus }
-    if opts.shard then meta.shard = opts.shard end
+    local meta = { seconds = seconds, workers = stats.workers or 0 }
+    if which_shard then meta.shard = which_shard end
     local wok, werr = report.write_file(opts.report, report.encode(ordered, meta))
     if not wok then
       journal.close(false)
@@ -200,6 +262,7 @@ function run_watched(opts, watch)
     entries = ordered,
     summary = summary,
     seconds = seconds,
+    workers = stats.workers or 0,
     exit_code = summary.failed == 0 and 0 or 1,
   }
 end

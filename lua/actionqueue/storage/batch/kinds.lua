@@ -68,10 +68,20 @@ function runners.validate(job, res)
   return nil, text, first.kind or "ValidationError"
 end
 
+-- A failed write names the output, not the input the job read: the writer's I/O error
+-- text (`I/O error when opening snapshot file: ...`, the engine's) says neither.
+local function output_error(job, err)
+  local text, kind = errtext(err)
+  if kind == "IoError" and not text:find(job.output_path, 1, true) then
+    text = "output " .. job.output .. ": " .. text
+  end
+  return text, kind
+end
+
 local function write_output(snapshot, job, snap)
   local ok, err = snapshot.write(job.output_path, snap)
   if not ok then
-    local text, kind = errtext(err)
+    local text, kind = output_error(job, err)
     return nil, text, kind or "WriteError"
   end
   return true
@@ -125,7 +135,9 @@ function runners.compact(job, res)
   end
   local done, info = recovery.compact(job.path, { timestamp = job.timestamp, out = job.output_path })
   if not done then
-    local text, kind = errtext(info)
+    local text, kind
+    if type(info) == "table" and info.stage == "write" then text, kind = output_error(job, info)
+    else text, kind = errtext(info) end
     return nil, text, kind or "CompactError"
   end
   if type(info) == "table" then

@@ -136,6 +136,8 @@ function Pool:spawn()
   local w = { pid = pid, wfd = wfd, rfd = rfd, buf = "", queue = {}, qbytes = 0 }
   self.by_fd[rfd] = w
   self.workers[#self.workers + 1] = w
+  local stats = self.opts.stats
+  if stats and #self.workers > (stats.workers or 0) then stats.workers = #self.workers end
   return w
 end
 
@@ -439,7 +441,8 @@ end
 --   result came from a worker; `lazy`: `result` has only `status`, `seconds` and `bytes`,
 --   the rest is in `tail`, see `report.set_tail`), `on_tick(now)` called once per wake-up,
 --   returns the time it next wants to be called (or nil), `signals` (a
---   `core.proc_signal_watch()`: when it fires the pool stops, see `Pool:stop`)
+--   `core.proc_signal_watch()`: when it fires the pool stops, see `Pool:stop`), `stats` (a
+--   table: `stats.workers` is set to the most workers alive at once)
 -- @treturn boolean true
 -- @return nil, message when no worker could be started
 -- @return nil, `{kind = "Interrupted", signal = N, unfinished = N}` on SIGINT/SIGTERM

@@ -1,6 +1,6 @@
 --- Progress display for batches.
 -- On a TTY: one line redrawn in place (`\r` + ANSI erase): done/total, failures so far,
--- MB/s over the inputs processed and an ETA. Not on a TTY: a plain line at every 10% of
+-- MB/s over the inputs processed (skipped jobs left out) and an ETA. Not on a TTY: a plain line at every 10% of
 -- the jobs (and at the end), so logs stay short.
 -- @module actionqueue.storage.batch.progress
 local core = require "actionqueue.storage.core"
@@ -25,13 +25,15 @@ function progress.new(total, opts)
   local stream = opts.stream or io.stderr
   local tty = opts.tty
   if tty == nil then tty = core.proc_isatty(2) end
-  local p = { total = total, done = 0, failed = 0, bytes = 0, started = core.proc_clock() }
+  local p = { total = total, done = 0, worked = 0, failed = 0, bytes = 0, started = core.proc_clock() }
   local last_draw, next_mark = 0, 0.1
 
+  -- MB/s and the ETA count only the jobs that ran: a skipped job (resume) reads no input
+  -- and takes no time, and counting it would inflate the rate and shrink the ETA.
   local function line()
     local elapsed = core.proc_clock() - p.started
     local rate = elapsed > 0 and p.bytes / elapsed / 1e6 or 0
-    local eta = p.done > 0 and (elapsed / p.done) * (p.total - p.done) or math.huge
+    local eta = p.worked > 0 and (elapsed / p.worked) * (p.total - p.done) or (p.done == p.total and 0 or math.huge)
     return string.format("[%d/%d] failed %d  %.1f MB/s  ETA %s", p.done, p.total, p.failed, rate, fmt_eta(eta))
   end
 
@@ -39,7 +41,10 @@ function progress.new(total, opts)
   function p.update(result)
     p.done = p.done + 1
     if result.status == "failed" then p.failed = p.failed + 1 end
-    p.bytes = p.bytes + (tonumber(result.bytes) or 0)
+    if result.status ~= "skipped" then
+      p.worked = p.worked + 1
+      p.bytes = p.bytes + (tonumber(result.bytes) or 0)
+    end
     if opts.quiet then return end
     if tty then
       local now = core.proc_clock()

@@ -21,6 +21,7 @@ Examples:
   aqstore batch --scan /var/lib/aq --kind verify --report r.json
   aqstore batch jobs.lua --report r.json --resume r.json     # after a crash
   aqstore batch jobs.lua --shard 2/3 --report r2.json        # one machine of three
+  aqstore batch jobs.lua --shard auto --report r$SLURM_ARRAY_TASK_ID.json  # Slurm array
   aqstore batch merge r1.json r2.json r3.json -o all.json]]
 
 --- Adds the `batch` command to the parser.
@@ -29,17 +30,40 @@ function M.register(parser)
     .. "with progress, a journaled report, resume and sharding.")
   cmd:epilog(EPILOG)
   cmd:argument("args", "JOBFILE, or `merge` followed by REPORT files."):args("*")
-  cmd:option("-j --jobs", "Worker processes (default: number of cores)."):convert(tonumber)
+  cmd:option("-j --jobs", "Worker processes (default: number of cores; at most 4x the cores "
+    .. "without --force)."):convert(tonumber)
+  cmd:flag("--force", "Run -j workers even above 4x the cores.")
   cmd:option("--timeout", "Per-job time limit in seconds."):convert(tonumber)
   cmd:option("--report", "Write the JSON report here (journaled as jobs finish).")
   cmd:option("--resume", "Skip jobs an earlier report (or its journal) shows done and unchanged.")
-  cmd:option("--shard", "Run only slice I/N of the job list (job k where (k-1) % N == I-1).")
+  cmd:option("--shard", "Run only slice I/N of the job list (job k where (k-1) % N == I-1); "
+    .. "auto (or auto/N): I and N from a Slurm array or Kubernetes Indexed Job.")
   cmd:option("--scan", "Make the job list from the snapshots and data directories under ROOT.")
   cmd:option("--kind", "Job kind for --scan.", "verify")
   cmd:option("--out-dir", "Output directory for --scan with rewrite/compact jobs.")
   cmd:option("-o --output", "merge: write the merged report here (default: stdout).")
   cmd:flag("-q --quiet", "No progress and no summary table.")
 end
+
+-- Failed entries grouped by kind and error text, in order of first occurrence.
+local function failure_groups(entries)
+  local groups, by_key = {}, {}
+  for _, e in ipairs(entries) do
+    if e.status == "failed" then
+      local key = e.kind .. "\0" .. tostring(e.error)
+      local g = by_key[key]
+      if not g then
+        g = { kind = e.kind, error = tostring(e.error), inputs = {} }
+        by_key[key] = g
+        groups[#groups + 1] = g
+      end
+      g.inputs[#g.inputs + 1] = e.input
+    end
+  end
+  return groups
+end
+
+local MAX_GROUPS, MAX_NAMED = 20, 3
 
 local function summary_table(res)
   local by_kind, kinds = {}, {}
@@ -51,8 +75,11 @@ local function summary_table(res)
       kinds[#kinds + 1] = e.kind
     end
     k[e.status] = (k[e.status] or 0) + 1
-    k.bytes = k.bytes + (e.bytes or 0)
-    k.seconds = k.seconds + (e.seconds or 0)
+    -- bytes and job-seconds of the work done: a skipped job read nothing
+    if e.status ~= "skipped" then
+      k.bytes = k.bytes + (e.bytes or 0)
+      k.seconds = k.seconds + (e.seconds or 0)
+    end
   end
   table.sort(kinds)
   local out = { string.format("%-10s %8s %8s %8s %12s %10s", "kind", "ok", "failed", "skipped", "bytes", "job-s") }
@@ -64,15 +91,28 @@ local function summary_table(res)
   end
   out[#out + 1] = string.format("%-10s %8d %8d %8d %12d %10.2f", "total", tot.ok, tot.failed, tot.skipped,
     tot.bytes, tot.seconds)
-  local failures = 0
-  for _, e in ipairs(res.entries) do
-    if e.status == "failed" then
-      failures = failures + 1
-      if failures <= 20 then out[#out + 1] = string.format("FAILED %s %s: %s", e.kind, e.input, tostring(e.error)) end
+  -- identical failures once, with their count and the first inputs
+  local groups = failure_groups(res.entries)
+  for i = 1, math.min(#groups, MAX_GROUPS) do
+    local g = groups[i]
+    if #g.inputs == 1 then
+      out[#out + 1] = string.format("FAILED %s %s: %s", g.kind, g.inputs[1], g.error)
+    else
+      local named = table.concat(g.inputs, ", ", 1, math.min(#g.inputs, MAX_NAMED))
+      if #g.inputs > MAX_NAMED then named = named .. string.format(", and %d more", #g.inputs - MAX_NAMED) end
+      out[#out + 1] = string.format("FAILED %s %d jobs (%s): %s", g.kind, #g.inputs, named, g.error)
     end
   end
-  if failures > 20 then out[#out + 1] = string.format("... and %d more failures (see the report)", failures - 20) end
-  if res.seconds then out[#out + 1] = string.format("wall time %.2fs", res.seconds) end
+  if #groups > MAX_GROUPS then
+    out[#out + 1] = string.format("... and %d more kinds of failure (see the report)", #groups - MAX_GROUPS)
+  end
+  if res.seconds then
+    local line = string.format("wall time %.2fs", res.seconds)
+    if res.seconds > 0 and tot.bytes > 0 then
+      line = line .. string.format(", %.1f MB/s over the jobs that ran", tot.bytes / res.seconds / 1e6)
+    end
+    out[#out + 1] = line
+  end
   return table.concat(out, "\n")
 end
 
@@ -147,7 +187,8 @@ function M.run(args)
   local res, err, code = batch.run({
     jobfile = rest[1], scan = args.scan, kind = args.kind, out_dir = args.out_dir,
     workers = args.jobs, timeout = args.timeout, report = args.report, resume = args.resume,
-    shard = args.shard, progress = not args.quiet and {} or false,
+    shard = args.shard, progress = not args.quiet and {} or false, force = args.force,
+    on_warning = function(text) io.stderr:write("aqstore batch: warning: ", text, "\n") end,
   })
   if not res then
     if type(err) == "table" and err.kind == "Interrupted" then
