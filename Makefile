@@ -62,7 +62,7 @@ export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
 
-.PHONY: all build test-support rockspec rockspec-check deps test lint spec demo bench sanitize \
+.PHONY: all build test-support rockspec rockspec-check pack deps test lint spec demo bench sanitize \
         valgrind install docs repl clean fuzz fuzz-build crash faults
 
 all: build
@@ -95,6 +95,11 @@ rockspec:
 
 rockspec-check:
 	@$(LUA) rockspec/update.lua --check $(ROCKSPEC)
+
+# A .src.rock of the checkout as it is (uncommitted files too), for an offline install:
+# luarocks --lua-version 5.4 install --deps-mode none build/actionqueue-storage-scm-1.src.rock
+pack: rockspec-check
+	@rockspec/pack.sh $(BUILD)
 
 # Installs the Debian packages when run as root, otherwise prints the exact command.
 deps:
