@@ -82,10 +82,14 @@ int aqs_postcard_encode(lua_State *L);
 int aqs_u64_parse(lua_State *L);
 int aqs_u64_tostring(lua_State *L);
 
+/* mem_budget.c */
+int aqs_mem_budget(lua_State *L);
+
 /* Metatable set-up for userdata types, called once from luaopen. */
 void aqs_atomic_writer_init(lua_State *L);
 void aqs_frame_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
+void aqs_mem_budget_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
 void aqs_signal_watch_init(lua_State *L);
 

@@ -19,6 +19,7 @@ static const luaL_Reg core_funcs[] = {
   {"json_encode", aqs_json_encode},
   {"json_schema", aqs_json_schema},
   {"log_open", aqs_log_open},
+  {"mem_budget", aqs_mem_budget},
   {"postcard_decode", aqs_postcard_decode},
   {"postcard_encode", aqs_postcard_encode},
   {"proc_clock", aqs_proc_clock},
@@ -46,6 +47,7 @@ int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_frame_init(L);
   aqs_json_schema_init(L);
   aqs_framed_log_init(L);
+  aqs_mem_budget_init(L);
   aqs_postcard_init(L);
   aqs_signal_watch_init(L);
   luaL_newlib(L, core_funcs);

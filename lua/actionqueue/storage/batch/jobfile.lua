@@ -59,14 +59,9 @@ local function decode_source(path, data)
     if t == nil then return nil, path .. ": invalid JSON: " .. tostring(err) end
     return t
   end
-  local env = {
-    ipairs = ipairs, pairs = pairs, tostring = tostring, tonumber = tonumber, type = type,
-    string = string, table = table, math = math, os = { getenv = os.getenv },
-  }
-  local chunk, err = load(data, "@" .. path, "t", env)
-  if not chunk then return nil, err end
-  local ok, t = pcall(chunk)
-  if not ok then return nil, path .. ": " .. tostring(t) end
+  -- a job file is data: a fresh environment of copies, CPU and memory budgets (sandbox.lua)
+  local t, err = require("actionqueue.storage.sandbox").run(data, path)
+  if err then return nil, err.message end
   return t
 end
 
