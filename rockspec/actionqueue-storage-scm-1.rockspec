@@ -86,6 +86,7 @@ build = {
     ["actionqueue.storage.filekind"] = "lua/actionqueue/storage/filekind.lua",
     ["actionqueue.storage.fsutil"] = "lua/actionqueue/storage/fsutil.lua",
     ["actionqueue.storage.inspect"] = "lua/actionqueue/storage/inspect/init.lua",
+    ["actionqueue.storage.inspect.datadir"] = "lua/actionqueue/storage/inspect/datadir.lua",
     ["actionqueue.storage.inspect.diff"] = "lua/actionqueue/storage/inspect/diff.lua",
     ["actionqueue.storage.inspect.fmt"] = "lua/actionqueue/storage/inspect/fmt.lua",
     ["actionqueue.storage.inspect.help"] = "lua/actionqueue/storage/inspect/help.lua",

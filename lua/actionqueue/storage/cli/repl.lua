@@ -11,7 +11,7 @@ function M.register(parser)
   local cmd = cli.command(parser, "repl", "Interactive Lua session with aq loaded (and s = the snapshot FILE).",
     { "aqstore repl data/snapshots/snapshot.bin",
       "echo 'print(#s:runs{state = \"Running\"})' | aqstore repl snap.bin" })
-  cmd:argument("file", "Snapshot file to load as s."):args("?")
+  cmd:argument("file", "Snapshot file, or data dir (its recovered state, read-only), to load as s."):args("?")
   cmd:flag("-q --quiet", "No banner.")
 end
 

@@ -152,7 +152,8 @@ function fmt.table(headers, rows)
   for _, row in ipairs(rows) do
     for i, cell in ipairs(row) do
       local len = #tostring(cell)
-      if len > (widths[i] or 0) then widths[i] = math.min(len, 40) end
+      -- the last column is never cut (nothing follows it)
+      if len > (widths[i] or 0) then widths[i] = i == #headers and len or math.min(len, 40) end
     end
   end
   local out = {}

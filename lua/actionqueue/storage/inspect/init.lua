@@ -25,11 +25,16 @@ local inspect = {
 local LoadError = { __name = "aq.load_error" }
 LoadError.__tostring = function(e) return e.message end
 
---- Loads a snapshot file read-only and wraps it in the REPL views.
--- @tparam string p the file
+--- Loads a snapshot file, or the state a data dir recovers to, read-only, and wraps it in
+-- the REPL views. A data dir's view also has its WAL events (`s:events{...}`) and merges
+-- them into `r:history()`.
+-- @tparam string p the file or data dir
+-- @tparam[opt] table opts for a data dir: `timestamp` of the recovered snapshot
 -- @return the wrapped snapshot, or `nil, err` (err has `kind`, `message`; `false` from
 -- the loader, "no snapshot", becomes an error of kind `NoSnapshot`)
-function inspect.open(p)
+function inspect.open(p, opts)
+  local datadir = require "actionqueue.storage.inspect.datadir"
+  if datadir.is_dir(p) then return datadir.open(p, opts) end
   local snapshot = require "actionqueue.storage.snapshot"
   local snap, err = snapshot.load(p)
   if snap == false then
@@ -43,9 +48,9 @@ function inspect.open(p)
 end
 
 --- Like `open`, but raises a one-line error value (prints without a traceback in the REPL).
-function inspect.load(p)
+function inspect.load(p, opts)
   if type(p) ~= "string" then error("aq.load: file name expected", 2) end
-  local s, err = inspect.open(p)
+  local s, err = inspect.open(p, opts)
   if not s then
     local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
     error(setmetatable({ kind = type(err) == "table" and err.kind or "Error", file = p,

@@ -334,8 +334,36 @@ function view.event_subject(e, what)
   return p.task_id or (p.task_spec and p.task_spec.id) or (p.run_instance and p.run_instance.task_id)
 end
 
+-- Every id of a snapshot and its events -> its shortest unique prefix (cached per snapshot).
+local function short_ids(snap)
+  local i = snap and info[snap]
+  if i and i.short then return i.short end
+  local ids = {}
+  local function add(v, Ty)
+    while Ty.kind == "option" do Ty = Ty.of end
+    if v == nil then return end
+    if Ty.kind == "id" then ids[#ids + 1] = v
+    elseif Ty.kind == "record" then for _, f in ipairs(Ty.fields) do add(v[f.name], f.type) end
+    elseif Ty.kind == "list" then for _, x in ipairs(v) do add(x, Ty.of) end
+    elseif Ty.kind == "enum" and type(v) == "table" then
+      local vname, p = next(v)
+      local variant = Ty.by_name[vname]
+      if variant and variant.type then add(p, variant.type) end
+    end
+  end
+  if snap then
+    add(snap.tasks, S.root.by_name.tasks.type)
+    add(snap.runs, S.root.by_name.runs.type)
+    for _, e in ipairs(i and i.events or {}) do add(e, W.WalEvent) end
+  end
+  local short = fmt.unique_prefixes(ids)
+  if i then i.short = short end
+  return short
+end
+
 -- One line of what an event says (its scalar fields, schema order, ids shortened).
 function view.event_text(e)
+  local short = short_ids(owner[e])
   local vname, p = next(e.event)
   local variant = W.WalEventType.by_name[vname]
   local parts = {}
@@ -346,7 +374,7 @@ function view.event_text(e)
       while K.kind == "option" do K = K.of end
       if f.name ~= "timestamp" and v ~= nil and K.kind ~= "record" and K.kind ~= "list" then
         local text
-        if K.kind == "id" then text = fmt.short_id(v)
+        if K.kind == "id" then text = short[v] or v
         elseif K.kind == "enum" then text = type(v) == "string" and v or tostring((next(v)))
         elseif K.kind == "u64" then
           text = show.is_time_field(f.name) and (fmt.iso(v) or fmt.u64(v)) or fmt.u64(v)
@@ -535,6 +563,16 @@ function SnapshotM:summary()
   local function add(k, v) out[#out + 1] = string.format("  %-24s %s", k, v) end
   out[1] = "ActionQueue snapshot" .. (i.file and ("  " .. i.file) or "")
     .. (i.file_size and string.format(" (%d bytes)", i.file_size) or "")
+  if i.recovered then
+    local rc = i.recovered
+    out[1] = "ActionQueue data dir  " .. i.dir .. " (recovered, read-only)"
+    add("recovered", string.format("snapshot %s + %d WAL event(s) replayed -> sequence %s",
+      rc.snapshot_loaded and ("at sequence " .. fmt.u64(rc.snapshot_sequence)) or "none",
+      rc.wal_replay_events_applied or 0, fmt.u64(rc.latest_sequence or 0)))
+    add("WAL", string.format("%d record(s), %d bytes%s  (s:events{...})", i.wal_records or 0, i.wal_bytes or 0,
+      i.wal_error and (", then " .. tostring(i.wal_error.message or i.wal_error)) or ""))
+    for _, w in ipairs(rc.warnings or {}) do add("warning", w) end
+  end
   local md = self.metadata or {}
   add("versions", string.format("frame v%d, version %s, schema_version %s", S.FRAME_VERSION,
     tostring(self.version), tostring(md.schema_version)))
