@@ -66,6 +66,7 @@ build = {
     ["actionqueue.storage.batch.scan"] = "lua/actionqueue/storage/batch/scan.lua",
     ["actionqueue.storage.batch.shard"] = "lua/actionqueue/storage/batch/shard.lua",
     ["actionqueue.storage.batch.worker"] = "lua/actionqueue/storage/batch/worker.lua",
+    ["actionqueue.storage.cjson_plain"] = "lua/actionqueue/storage/cjson_plain.lua",
     ["actionqueue.storage.cli"] = "lua/actionqueue/storage/cli/init.lua",
     ["actionqueue.storage.cli.batch"] = "lua/actionqueue/storage/cli/batch.lua",
     ["actionqueue.storage.cli.build"] = "lua/actionqueue/storage/cli/build.lua",

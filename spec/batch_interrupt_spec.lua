@@ -54,7 +54,7 @@ describe("batch interrupted by a signal", function()
         local jobs = make_jobs()
         local rp = dir .. "/r.json"
         local h = start_group(dir, { H.aqstore, "batch", dir .. "/jobs.lua", "-j", "2", "--report", rp },
-          { AQ_BATCH_TEST_KINDS = "1" })
+          H.TEST_KIND_ENV)
         wait_journaled(rp .. ".journal", 2)
         sleep(0.1) -- into the middle of the next writes
         assert.is_true(os.execute("/bin/kill -s " .. sig.name .. " -- -" .. h.pgid))
@@ -87,7 +87,8 @@ describe("batch interrupted by a signal", function()
         end
         -- the printed command resumes it
         local resume_cmd = last:match("resume with: aqstore (.*)$")
-        local ok, _, rc = os.execute("AQ_BATCH_TEST_KINDS=1 lua5.4 " .. H.q(H.aqstore) .. " " .. resume_cmd
+        local ok, _, rc = os.execute("LUA_INIT_5_4=" .. H.q(H.TEST_KIND_ENV.LUA_INIT_5_4) .. " lua5.4 "
+          .. H.q(H.aqstore) .. " " .. resume_cmd
           .. " -q >/dev/null 2>&1")
         assert.is_true(ok, "resume exit " .. tostring(rc))
         local r = H.report(rp)
@@ -105,7 +106,7 @@ io.write(tostring(res), "|", type(err) == "table" and err.kind or type(err), "|"
   type(err) == "table" and tostring(err.finished) or "", "|", tostring(err), "\n")
 ]], dir .. "/jobs.lua", dir .. "/r.json"))
     local h = start_group(dir, { script }, {
-      AQ_BATCH_TEST_KINDS = "1", LUA_PATH = package.path, LUA_CPATH = package.cpath })
+      LUA_INIT_5_4 = H.TEST_KIND_ENV.LUA_INIT_5_4, LUA_PATH = package.path, LUA_CPATH = package.cpath })
     wait_journaled(dir .. "/r.json.journal", 1)
     assert.is_true(os.execute("/bin/kill -s INT -- -" .. h.pgid))
     assert.are.equal(0, wait_exit(h), H.read(h.err))

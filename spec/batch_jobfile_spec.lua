@@ -43,11 +43,33 @@ describe("batch job files", function()
     end)
   end
 
-  it("only knows the test kind when AQ_BATCH_TEST_KINDS=1", function()
-    if jobfile.test_kinds_enabled() then
-      assert.is_table(jobfile.normalise({ { kind = "test", input = "x" } }))
-    else
+  it("knows a kind registered through kinds.register, with its own fields (the test kind)", function()
+    local kinds = require "actionqueue.storage.batch.kinds"
+    if not kinds.get("test") then
       assert.is_nil(jobfile.normalise({ { kind = "test", input = "x" } }))
+      assert.are.equal("jobs[1].action: unknown field", select(2, jobfile.normalise({ { kind = "check", input = "x",
+        action = "copy" } })))
+    end
+    require "support.batch_test_kind"
+    local jobs = assert(jobfile.normalise({ { kind = "test", input = "x", action = "copy", seconds = 1 } }))
+    assert.are.same({ "test", "copy", 1 }, { jobs[1].kind, jobs[1].action, jobs[1].seconds })
+    assert.are.equal("jobs[1].seconds: expected a number, got string",
+      select(2, jobfile.normalise({ { kind = "test", input = "x", seconds = "1" } })))
+    -- its fields go to the workers, and the workers load its module
+    local wire = jobfile.wire_fields()
+    for _, f in ipairs({ "kind", "input", "output", "path", "output_path", "timestamp", "action", "seconds" }) do
+      assert.is_truthy(table.concat(wire, " "):find(f, 1, true), f)
+    end
+    assert.is_falsy(table.concat(wire, " "):find("timeout", 1, true))
+    assert.are.same({ "support.batch_test_kind" }, kinds.modules())
+  end)
+
+  it("the help lists every registered kind from the one table", function()
+    local kinds = require "actionqueue.storage.batch.kinds"
+    local code, out = H.run({ "--help" })
+    assert.are.equal(0, code)
+    for _, name in ipairs(kinds.names()) do
+      if name ~= "test" then assert.matches("\n  " .. name .. " ", out, 1, true) end
     end
   end)
 

@@ -28,7 +28,7 @@ local function tmp_files(dir)
 end
 
 local function scenarios()
-  local list = { { name = "slow copy jobs (test kind)", kind = "test", n = 12, env = { AQ_BATCH_TEST_KINDS = "1" } } }
+  local list = { { name = "slow copy jobs (test kind)", kind = "test", n = 12, env = H.TEST_KIND_ENV } }
   if H.have_snapshot() then
     list[#list + 1] = { name = "rewrite jobs on a 1 MB snapshot", kind = "rewrite", n = 16, env = {} }
   end

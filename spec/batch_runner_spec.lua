@@ -6,7 +6,7 @@ local fixtures = require "support.fixtures"
 local H = require "support.batch"
 local batch = require "actionqueue.storage.batch"
 
-local TEST_ENV = { AQ_BATCH_TEST_KINDS = "1" }
+local TEST_ENV = H.TEST_KIND_ENV
 
 local function frame_fixtures()
   local good, bad = {}, {}

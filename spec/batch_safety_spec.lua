@@ -5,7 +5,7 @@ local core = require "actionqueue.storage.core"
 local lfs = require "lfs"
 local H = require "support.batch"
 
-local TEST_ENV = { AQ_BATCH_TEST_KINDS = "1" }
+local TEST_ENV = H.TEST_KIND_ENV
 
 local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
 

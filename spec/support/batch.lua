@@ -12,6 +12,10 @@ H.read, H.write, H.copy = files.read, files.write, files.copy
 
 H.aqstore = run.aqstore
 
+--- Environment for an `aqstore` process that runs `test` kind jobs: the interpreter requires
+-- the kind's module (spec/support/batch_test_kind.lua, on LUA_PATH) before the CLI starts.
+H.TEST_KIND_ENV = { LUA_INIT_5_4 = "require'support.batch_test_kind'" }
+
 --- Absolute path of a snapshot fixture.
 function H.fixture(name)
   return H.abs(fixtures.path("snapshot", name))

@@ -7,39 +7,51 @@
 -- Errors name the bad entry: `jobs[3].kind: unknown kind "chek"` (1-based indexes).
 -- @module actionqueue.storage.batch.jobfile
 local fsutil = require "actionqueue.storage.fsutil"
+local kinds = require "actionqueue.storage.batch.kinds"
 
 local jobfile = {}
 
---- Job kinds and whether they need an `output`.
-jobfile.kinds = {
-  check = { output = false },
-  verify = { output = false },
-  validate = { output = false },
-  build = { output = true },
-  rewrite = { output = true },
-  compact = { output = true },
+--- The fields of a job: ONE table that the job-file checks and the worker wire format
+-- (`jobfile.wire_fields`, read by `pool`) both read. `type`: the Lua type a job file gives;
+-- `wire`: sent to the workers with the job; `derived`: made by `normalise` (resolved
+-- paths), never written in a job file. Kinds add their own fields (`kinds.register`).
+jobfile.FIELDS = {
+  { name = "kind", type = "string", wire = true },
+  { name = "input", type = "string", wire = true },
+  { name = "output", type = "string", wire = true },
+  { name = "timeout", type = "number" }, -- seconds, per job: the runner enforces it
+  { name = "path", derived = true, wire = true }, -- input resolved against the job file's directory
+  { name = "output_path", derived = true, wire = true },
 }
 
--- Fields a job (or the defaults) may carry, with their Lua type.
-local fields = {
-  kind = "string",
-  input = "string",
-  output = "string",
-  timeout = "number",   -- seconds, per job
-  timestamp = "number", -- compact: the compaction time
-  -- test-only kind (AQ_BATCH_TEST_KINDS=1): what the job does
-  action = "string",
-  seconds = "number",
-}
-
---- True when the test-only kind `test` is enabled (environment `AQ_BATCH_TEST_KINDS=1`).
-function jobfile.test_kinds_enabled()
-  return os.getenv("AQ_BATCH_TEST_KINDS") == "1"
+-- The Lua type of field `name` in a job file (a kind's own fields included), or nil.
+local function field_type(name)
+  for _, f in ipairs(jobfile.FIELDS) do
+    if f.name == name then return not f.derived and f.type or nil end
+  end
+  for _, k in ipairs(kinds.list) do
+    if k.fields and k.fields[name] then return k.fields[name] end
+  end
+  return nil
 end
 
-local function kind_known(kind)
-  if jobfile.kinds[kind] then return true end
-  return kind == "test" and jobfile.test_kinds_enabled()
+--- Names of the fields sent to a worker with each job: the wire fields above, then every
+-- kind's own fields.
+-- @treturn table list of names
+function jobfile.wire_fields()
+  local out, seen = {}, {}
+  for _, f in ipairs(jobfile.FIELDS) do
+    if f.wire then out[#out + 1], seen[f.name] = f.name, true end
+  end
+  for _, k in ipairs(kinds.list) do
+    local extra = {}
+    for name in pairs(k.fields or {}) do
+      if not seen[name] then extra[#extra + 1] = name end
+    end
+    table.sort(extra)
+    for _, name in ipairs(extra) do out[#out + 1], seen[name] = name, true end
+  end
+  return out
 end
 
 --- Resolves `path` against `base` unless it is absolute.
@@ -67,8 +79,8 @@ end
 
 local function check_fields(t, where)
   for k, v in pairs(t) do
-    local want = fields[k]
-    if type(k) ~= "string" or not want then
+    local want = type(k) == "string" and field_type(k)
+    if not want then
       return nil, string.format("%s.%s: unknown field", where, tostring(k))
     end
     if type(v) ~= want then
@@ -117,15 +129,15 @@ function jobfile.normalise(t, base_dir)
     for k, v in pairs(defaults) do job[k] = v end
     for k, v in pairs(raw) do job[k] = v end
     if job.kind == nil then return nil, where .. ".kind: missing" end
-    if not kind_known(job.kind) then
+    local spec = kinds.get(job.kind)
+    if not spec then
       return nil, string.format("%s.kind: unknown kind %q", where, job.kind)
     end
     if job.input == nil or job.input == "" then return nil, where .. ".input: missing" end
-    local spec = jobfile.kinds[job.kind]
-    if spec and spec.output and (job.output == nil or job.output == "") then
+    if spec.output == true and (job.output == nil or job.output == "") then
       return nil, string.format("%s.output: required for kind %q", where, job.kind)
     end
-    if spec and not spec.output and job.output ~= nil then
+    if spec.output == false and job.output ~= nil then
       return nil, string.format("%s.output: not used by kind %q", where, job.kind)
     end
     if job.timeout ~= nil and job.timeout <= 0 then

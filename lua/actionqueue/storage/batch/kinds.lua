@@ -148,44 +148,63 @@ function runners.compact(job, res)
   return true
 end
 
--- Test-only kind (enabled by AQ_BATCH_TEST_KINDS=1): exercises the runner's failure paths.
-function runners.test(job)
-  local action = job.action or "ok"
-  if action == "sleep" then
-    os.execute(string.format("sleep %.3f", job.seconds or 1))
-    return true
-  elseif action == "hang" then
-    -- blocks on the job pipe: the runner never writes to a busy worker
-    io.stdin:read("a")
-    return true
-  elseif action == "copy" or action == "copy_crash" then
-    -- reads the input and writes it to the output as one frame through the AtomicWriter,
-    -- slowly when `seconds` is set (a stand-in for rewrite jobs in kill/resume specs);
-    -- `copy_crash` exits the worker half way, leaving the writer's temp file behind
-    local data = assert(fsutil.read_file(job.path))
-    local core = require "actionqueue.storage.core"
-    local w, err = core.atomic_writer(job.output_path)
-    if not w then return nil, err, "IoError" end
-    assert(w:begin_frame(4))
-    local step = math.max(1, #data // 10)
-    for i = 1, #data, step do
-      assert(w:write(data:sub(i, i + step - 1)))
-      if action == "copy_crash" and i > #data // 2 then os.exit(3, false) end
-      if job.seconds then os.execute(string.format("sleep %.3f", job.seconds / 10)) end
-    end
-    assert(w:finish_frame())
-    local ok, cerr = w:close()
-    if not ok then return nil, cerr, "IoError" end
-    return true
-  elseif action == "fail" then
-    return nil, "test failure", "TestFailure"
-  elseif action == "crash" then
-    os.exit(3, false)
-  elseif action == "error" then
-    error("test error")
+--- The job kinds, in the order the help lists them: ONE table that the job-file checks
+-- (`jobfile`), `--scan`, the workers (`kinds.run`) and the help text (`cli/batch.lua`) all
+-- read. `output`: true (required), false (not allowed) or "optional"; `fields`: fields this
+-- kind adds to a job (name = Lua type), sent to the workers with the job; `does`: one line
+-- for the help; `run(job, res)`: true | nil, error text, error kind.
+kinds.list = {}
+local by_name = {}
+
+--- Registers a job kind (the built-in ones below, or one of a plugin: a test kind in the
+-- specs registers itself this way).
+-- @tparam table spec `name`, `output`, `does`, `run`, optional `fields`, and `module` (the
+--   module that registers it: the workers require it before their first job, so a kind
+--   registered outside the library runs there too)
+function kinds.register(spec)
+  assert(type(spec.name) == "string" and type(spec.run) == "function", "kinds.register: name and run expected")
+  if not by_name[spec.name] then kinds.list[#kinds.list + 1] = spec end
+  for i, k in ipairs(kinds.list) do
+    if k.name == spec.name then kinds.list[i] = spec end
   end
-  return true
+  by_name[spec.name] = spec
 end
+
+--- The kind named `name`, or nil.
+function kinds.get(name)
+  return by_name[name]
+end
+
+--- Names of the registered kinds, in order.
+-- @treturn table list of names
+function kinds.names()
+  local out = {}
+  for i, k in ipairs(kinds.list) do out[i] = k.name end
+  return out
+end
+
+--- Modules the workers must require before running jobs (see `kinds.register`).
+-- @treturn table list of module names
+function kinds.modules()
+  local out = {}
+  for _, k in ipairs(kinds.list) do
+    if k.module then out[#out + 1] = k.module end
+  end
+  return out
+end
+
+kinds.register({ name = "check", output = false, run = runners.check,
+  does = "snapshot.load: ok when `aqstore check` prints OK" })
+kinds.register({ name = "verify", output = false, run = runners.verify,
+  does = "frame + CRC only (snapshot.verify)" })
+kinds.register({ name = "validate", output = false, run = runners.validate,
+  does = "load + snapshot.validate (every violation)" })
+kinds.register({ name = "build", output = true, run = runners.build,
+  does = "build the Lua/JSON table in input, write output" })
+kinds.register({ name = "rewrite", output = true, run = runners.rewrite,
+  does = "load input, write it canonically to output" })
+kinds.register({ name = "compact", output = true, run = runners.compact, fields = { timestamp = "number" },
+  does = "recovery.compact of the data dir input into output" })
 
 --- Runs one job and returns its result table (never raises).
 -- @tparam table job a normalised job (see `batch.jobfile`)
@@ -199,7 +218,13 @@ function kinds.run(job)
   else
     res.bytes = 0
   end
-  local runner = runners[job.kind]
+  local spec = by_name[job.kind]
+  if not spec then
+    res.status, res.error, res.error_kind = "failed", string.format("unknown kind %q", tostring(job.kind)),
+      "InternalError"
+    return res
+  end
+  local runner = spec.run
   local trace
   local ok, done, err, kind = xpcall(runner, function(e)
     trace = debug.traceback(nil, 2)

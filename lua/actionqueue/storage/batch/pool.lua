@@ -13,8 +13,10 @@
 -- @module actionqueue.storage.batch.pool
 local core = require "actionqueue.storage.core"
 local cjson = require "cjson"
-local cjson_safe = require "cjson.safe"
+local plain = require "actionqueue.storage.cjson_plain"
 local fsutil = require "actionqueue.storage.fsutil"
+local jobfile = require "actionqueue.storage.batch.jobfile"
+local kinds = require "actionqueue.storage.batch.kinds"
 
 local pool = {}
 
@@ -37,9 +39,13 @@ function pool.interpreter()
   return "lua5.4"
 end
 
-local function worker_argv(lua)
-  local boot = string.format("package.path=%q package.cpath=%q "
-    .. "require('actionqueue.storage.batch.worker').main()", package.path, package.cpath)
+-- The worker's command line; `modules` are required first (kinds registered outside the
+-- library, see `kinds.register`), each name passed as a quoted Lua string.
+local function worker_argv(lua, modules)
+  local pre = {}
+  for i, m in ipairs(modules or {}) do pre[i] = string.format("require(%q) ", m) end
+  local boot = string.format("package.path=%q package.cpath=%q %s"
+    .. "require('actionqueue.storage.batch.worker').main()", package.path, package.cpath, table.concat(pre))
   return { lua, "-e", boot }
 end
 
@@ -50,32 +56,21 @@ local function describe_exit(status)
   return string.format("worker exited with code %d", status.code or -1)
 end
 
--- The job as sent to a worker (only plain fields), encoded once per job.
+-- The job as sent to a worker (its wire fields, `jobfile.wire_fields`), encoded once per job.
 local wired = setmetatable({}, { __mode = "k" })
-local function wire_job(job)
+local function wire_job(job, fields)
   local text = wired[job]
   if not text then
-    text = cjson.encode({
-      kind = job.kind, input = job.input, path = job.path, output = job.output,
-      output_path = job.output_path, timestamp = job.timestamp, action = job.action,
-      seconds = job.seconds,
-    })
+    local t = {}
+    for _, k in ipairs(fields) do t[k] = job[k] end
+    text = cjson.encode(t)
     wired[job] = text
   end
   return text
 end
 
 local function decode_result(tail)
-  local r = cjson_safe.decode("{" .. tail .. "}")
-  if type(r) ~= "table" then return nil end
-  for k, v in pairs(r) do
-    if v == cjson.null then
-      r[k] = nil
-    elseif math.type(v) == "float" then
-      r[k] = math.tointeger(v) or v
-    end
-  end
-  return r
+  return (plain.decode("{" .. tail .. "}"))
 end
 
 --- Removes what a killed job's atomic write may have left next to its output: the temp
@@ -115,6 +110,7 @@ function pool.new(jobs, opts)
     pending = {}, -- stack of jobs to run again (queued behind a failed job), taken first
     next_job = 1, remaining = #jobs, next_id = 0,
     avg = nil, -- moving average of the job seconds reported by workers
+    wire = jobfile.wire_fields(), modules = kinds.modules(),
   }, Pool)
 end
 
@@ -131,7 +127,7 @@ end
 --- Starts one worker process.
 -- @return worker | nil, message
 function Pool:spawn()
-  local pid, wfd, rfd = core.proc_spawn(worker_argv(self.lua))
+  local pid, wfd, rfd = core.proc_spawn(worker_argv(self.lua, self.modules))
   if not pid then return nil, wfd end
   local w = { pid = pid, wfd = wfd, rfd = rfd, buf = "", queue = {}, qbytes = 0 }
   self.by_fd[rfd] = w
@@ -207,7 +203,7 @@ function Pool:feed(w, now)
   while #w.queue < want and self:has_work() and (#w.queue == 0 or w.qbytes < pool.MAX_QUEUED_BYTES) do
     local job = self:take()
     self.next_id = self.next_id + 1
-    local line = self.next_id .. "\t" .. wire_job(job) .. "\n"
+    local line = self.next_id .. "\t" .. wire_job(job, self.wire) .. "\n"
     w.queue[#w.queue + 1] = { job = job, id = self.next_id, bytes = #line }
     w.qbytes = w.qbytes + #line
     lines[#lines + 1] = line

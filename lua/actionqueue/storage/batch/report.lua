@@ -11,6 +11,7 @@
 local cjson = require "cjson"
 local core = require "actionqueue.storage.core"
 local fsutil = require "actionqueue.storage.fsutil"
+local plain = require "actionqueue.storage.cjson_plain"
 
 local report = {}
 
@@ -28,7 +29,7 @@ local INTERNAL = { path = true, output_path = true, id = true }
 function report.entry(job, result)
   local e = {}
   for k, v in pairs(result) do
-    if not INTERNAL[k] and v ~= cjson.null then e[k] = v end
+    if not INTERNAL[k] then e[k] = plain.value(v) end
   end
   e.index, e.input, e.kind, e.output = job.index, job.input, job.kind, job.output
   e.status = result.status or "failed"
@@ -96,13 +97,10 @@ end
 local function materialize(e)
   local tail = tails[e]
   setmetatable(e, nil)
-  local t = tail and require("cjson.safe").decode("{" .. tail .. "}")
-  if type(t) ~= "table" then return end
+  local t = tail and plain.decode("{" .. tail .. "}")
+  if not t then return end
   for k, v in pairs(t) do
-    if rawget(e, k) == nil and v ~= cjson.null then
-      if math.type(v) == "float" then v = math.tointeger(v) or v end
-      rawset(e, k, v)
-    end
+    if rawget(e, k) == nil then rawset(e, k, v) end
   end
 end
 local LAZY = {
@@ -228,16 +226,6 @@ end
 report.GROUP = 256
 report.GROUP_SECONDS = 0.05
 
-local function from_json(v)
-  if v == cjson.null then return nil end
-  return v
-end
-
-local function clean(e)
-  local out = {}
-  for k, v in pairs(e) do out[k] = from_json(v) end
-  return out
-end
 
 --- Loads a report: the final JSON file, or its journal when the batch was killed.
 -- A journal's last line may be torn by the kill; such a line is ignored.
@@ -254,7 +242,7 @@ function report.load(path)
       return nil, path .. ": not a batch report" .. (err and (" (" .. err .. ")") or "")
     end
     local entries = {}
-    for i, e in ipairs(t.jobs) do entries[i] = clean(e) end
+    for i, e in ipairs(t.jobs) do entries[i] = type(e) == "table" and plain.fields(e) or e end
     return entries, source
   end
   if not data then
@@ -263,10 +251,9 @@ function report.load(path)
     if not data then return nil, path .. ": no report and no journal" end
   end
   local entries = {}
-  local safe = require "cjson.safe"
   for line in data:gmatch("[^\n]+") do
-    local e = safe.decode(line)
-    if type(e) == "table" and e.status then entries[#entries + 1] = clean(e) end
+    local e = plain.decode(line)
+    if e and e.status then entries[#entries + 1] = e end
   end
   return entries, source
 end

@@ -7,6 +7,7 @@
 local lfs = require "lfs"
 local fsutil = require "actionqueue.storage.fsutil"
 local jobfile = require "actionqueue.storage.batch.jobfile"
+local kinds = require "actionqueue.storage.batch.kinds"
 
 local scan = {}
 
@@ -66,11 +67,11 @@ end
 -- @treturn table normalised jobs
 -- @return nil, message
 function scan.jobs(root, kind, out_dir)
-  local spec = jobfile.kinds[kind]
-  if not spec and not (kind == "test" and jobfile.test_kinds_enabled()) then
+  local spec = kinds.get(kind)
+  if not spec then
     return nil, string.format("--kind: unknown kind %q", tostring(kind))
   end
-  if spec and spec.output and not out_dir then
+  if spec.output == true and not out_dir then
     return nil, string.format("--kind %s needs --out-dir for its outputs", kind)
   end
   local found, err = scan.find(root)
@@ -88,7 +89,7 @@ function scan.jobs(root, kind, out_dir)
       end
     elseif (not f.dir) == (kind ~= "compact") then
       list[#list + 1] = { kind = kind, input = f.path,
-        output = out_dir and spec and spec.output and (out_dir .. "/" .. f.rel .. (f.dir and ".snap" or "")) or nil }
+        output = out_dir and spec.output == true and (out_dir .. "/" .. f.rel .. (f.dir and ".snap" or "")) or nil }
     end
   end
   return jobfile.normalise({ jobs = list }, nil)

@@ -21,6 +21,7 @@ local worker = {}
 --- The worker's main loop; returns when stdin is closed.
 function worker.main()
   local cjson = require "cjson.safe"
+  local plain = require "actionqueue.storage.cjson_plain"
   local core = require "actionqueue.storage.core"
   local kinds = require "actionqueue.storage.batch.kinds"
   local report = require "actionqueue.storage.batch.report"
@@ -37,13 +38,9 @@ function worker.main()
   -- luacheck: pop
   for line in io.stdin:lines() do
     local id, text = line:match("^(%d+)\t(.*)$")
-    local job = text and cjson.decode(text)
+    local job = text and plain.decode(text)
     local res
-    if type(job) == "table" then
-      -- cjson decodes every number as a float: give integral values back their integer type
-      for k, v in pairs(job) do
-        if math.type(v) == "float" then job[k] = math.tointeger(v) or v end
-      end
+    if job then
       local t0 = clock()
       res = kinds.run(job)
       res.seconds = clock() - t0

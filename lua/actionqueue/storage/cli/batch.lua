@@ -13,8 +13,9 @@ Job file (Lua returning a table, or JSON):
       {kind = "rewrite", input = "b.snap", output = "out/b.snap"},
     },
   }
-Kinds: check, verify, validate, build, rewrite, compact. Relative paths are taken
-from the job file's directory.
+Kinds:
+%s
+Relative paths are taken from the job file's directory.
 
 Examples:
   aqstore batch jobs.lua -j 4 --report report.json
@@ -28,7 +29,11 @@ Examples:
 function M.register(parser)
   local cmd = parser:command("batch", "Run many snapshot jobs in parallel worker processes, "
     .. "with progress, a journaled report, resume and sharding.")
-  cmd:epilog(EPILOG)
+  local lines = {}
+  for _, k in ipairs(require("actionqueue.storage.batch.kinds").list) do
+    lines[#lines + 1] = string.format("  %-9s %s", k.name, k.does or "")
+  end
+  cmd:epilog(string.format(EPILOG, table.concat(lines, "\n")))
   cmd:argument("args", "JOBFILE, or `merge` followed by REPORT files."):args("*")
   cmd:option("-j --jobs", "Worker processes (default: number of cores; at most 4x the cores "
     .. "without --force)."):convert(tonumber)
