@@ -39,6 +39,12 @@ uint32_t aqs_get_u32le(const unsigned char *p);
 uint32_t aqs_check_u32(lua_State *L, int arg, const char *what);
 uint32_t aqs_opt_u32(lua_State *L, int opts, const char *key, uint32_t dflt);
 void aqs_push_io_result(lua_State *L, int err, lua_Integer offset);
+/* Loader steps 2-6 on the first got (<= 12) header bytes: pushes the failure's result
+ * table and returns 1, or returns 0 with *len set (the streamed verdict, verdict.c). */
+int aqs_frame_classify(lua_State *L, const unsigned char *h, size_t got,
+                       uint32_t expect, uint32_t max, uint32_t *len);
+void aqs_frame_crc_mismatch(lua_State *L, uint32_t stored, uint32_t actual, uint32_t len);
+void aqs_frame_short_payload(lua_State *L, uint32_t len, uint64_t got);
 /* The bytes of a PayloadBuffer (frame_read opts.buffer) at idx, or NULL if idx is not one;
  * raises when it was freed. */
 const char *aqs_payload_buffer(lua_State *L, int idx, size_t *n);
@@ -78,6 +84,10 @@ void aqs_json_schema_init(lua_State *L);
 int aqs_postcard_decode(lua_State *L);
 int aqs_postcard_encode(lua_State *L);
 
+/* verdict.c */
+int aqs_snapshot_verdict(lua_State *L);
+int aqs_verdict_plan(lua_State *L);
+
 /* u64.c */
 int aqs_u64_parse(lua_State *L);
 int aqs_u64_tostring(lua_State *L);
@@ -92,5 +102,6 @@ void aqs_framed_log_init(lua_State *L);
 void aqs_mem_budget_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
 void aqs_signal_watch_init(lua_State *L);
+void aqs_verdict_init(lua_State *L);
 
 #endif

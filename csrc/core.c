@@ -36,9 +36,11 @@ static const luaL_Reg core_funcs[] = {
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
+  {"snapshot_verdict", aqs_snapshot_verdict},
   {"u64_parse", aqs_u64_parse},
   {"u64_tostring", aqs_u64_tostring},
   {"uuid_parse", aqs_uuid_parse},
+  {"verdict_plan", aqs_verdict_plan},
   {NULL, NULL}
 };
 
@@ -50,6 +52,7 @@ int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_mem_budget_init(L);
   aqs_postcard_init(L);
   aqs_signal_watch_init(L);
+  aqs_verdict_init(L);
   luaL_newlib(L, core_funcs);
   lua_pushliteral(L, AQS_VERSION);
   lua_setfield(L, -2, "_VERSION");

@@ -72,8 +72,8 @@ void aqs_push_io_result(lua_State *L, int err, lua_Integer offset) {
 
 /* Steps 2-6 of the loader on the first `got` (<= 12) bytes.  Pushes a result table
  * and returns 1 when the frame fails there; returns 0 with *len set otherwise. */
-static int classify_header(lua_State *L, const unsigned char *h, size_t got,
-                           uint32_t expect, uint32_t max, uint32_t *len) {
+int aqs_frame_classify(lua_State *L, const unsigned char *h, size_t got,
+                       uint32_t expect, uint32_t max, uint32_t *len) {
   static const char *const field[] = {"version", "length", "crc"};
   uint32_t version;
   if (got == 0) { new_result(L, "empty", 0); return 1; }
@@ -102,6 +102,13 @@ short_header:
   return 1;
 }
 
+void aqs_frame_crc_mismatch(lua_State *L, uint32_t stored, uint32_t actual, uint32_t len) {
+  new_result(L, "crc_mismatch", AQS_HEADER_SIZE);
+  set_int(L, "expected", stored);
+  set_int(L, "actual", actual);
+  set_int(L, "length", len);
+}
+
 /* Step 8 and success; the payload string is on top of the stack and is consumed. */
 static void finish(lua_State *L, const unsigned char *h, uint32_t len) {
   size_t n;
@@ -111,10 +118,7 @@ static void finish(lua_State *L, const unsigned char *h, uint32_t len) {
   uint32_t actual = aqs_crc32_update(0, p, n);
   if (stored != actual) {
     lua_pop(L, 1);
-    new_result(L, "crc_mismatch", AQS_HEADER_SIZE);
-    set_int(L, "expected", stored);
-    set_int(L, "actual", actual);
-    set_int(L, "length", len);
+    aqs_frame_crc_mismatch(L, stored, actual, len);
     return;
   }
   new_result(L, "ok", (lua_Integer)AQS_HEADER_SIZE + len);
@@ -125,7 +129,7 @@ static void finish(lua_State *L, const unsigned char *h, uint32_t len) {
   lua_setfield(L, -2, "payload");
 }
 
-static void short_payload(lua_State *L, uint32_t len, uint64_t got) {
+void aqs_frame_short_payload(lua_State *L, uint32_t len, uint64_t got) {
   new_result(L, "short_payload", AQS_HEADER_SIZE);
   set_int(L, "length", len);
   set_int(L, "got", (lua_Integer)got);
@@ -166,10 +170,10 @@ int aqs_frame_decode(lua_State *L) {
   uint32_t expect = aqs_opt_u32(L, 2, "version", 4);
   uint32_t max = aqs_opt_u32(L, 2, "max_length", AQS_MAX_PAYLOAD);
   uint32_t len = 0;
-  if (classify_header(L, d, n < AQS_HEADER_SIZE ? n : AQS_HEADER_SIZE, expect, max, &len))
+  if (aqs_frame_classify(L, d, n < AQS_HEADER_SIZE ? n : AQS_HEADER_SIZE, expect, max, &len))
     return 1;
   if (n - AQS_HEADER_SIZE < len) {
-    short_payload(L, len, n - AQS_HEADER_SIZE);
+    aqs_frame_short_payload(L, len, n - AQS_HEADER_SIZE);
     return 1;
   }
   lua_pushlstring(L, (const char *)d + AQS_HEADER_SIZE, len);
@@ -330,12 +334,12 @@ int aqs_frame_read(lua_State *L) {
   r = aqs_read_full(fd, h, AQS_HEADER_SIZE, -1);  /* sequential: FIFOs work too */
   if (r < 0) {
     aqs_push_io_result(L, errno, 0);
-  } else if (!classify_header(L, h, (size_t)r, expect, max, &len)) {
+  } else if (!aqs_frame_classify(L, h, (size_t)r, expect, max, &len)) {
     int st = 2;
     if (want_buffer) st = read_payload_buffer(L, fd, AQS_HEADER_SIZE, len, &got);
     if (st == 2) st = aqs_read_payload(L, fd, AQS_HEADER_SIZE, 1, len, &got);
     if (st < 0) aqs_push_io_result(L, errno, AQS_HEADER_SIZE);
-    else if (st == 0) short_payload(L, len, got);
+    else if (st == 0) aqs_frame_short_payload(L, len, got);
     else finish(L, h, len);
   }
   /* A read-only descriptor has nothing left to lose on close. */

@@ -15,7 +15,9 @@
  * limit; known structures obey serde_json's recursion limit of 128.
  */
 #include "json.h"
+#include "io.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +37,13 @@ typedef struct {
   dbuf bytes;     /* byte strings */
   dbuf stack;     /* ignored-value nesting */
   dbuf msg;       /* error message */
+  dbuf win;       /* streamed payload: the window of bytes being parsed */
 } dstate;
+
+/* Streamed payloads are read CHUNK bytes at a time; parsed bytes are dropped from the
+ * window at safe points (list elements, ignored values) once SLIDE bytes are behind. */
+#define CHUNK 65536
+#define SLIDE 65536
 
 typedef struct {
   lua_State *L;
@@ -46,14 +54,19 @@ typedef struct {
   dstate *st;
   int failed;
   size_t errpos;    /* NOPOS while unpositioned */
-  int gc_was_running;
+  jstream *src;     /* streamed payload (NULL: the whole payload is s[0..n)) */
+  uint64_t base;    /* payload offset of s[0] */
+  uint64_t lines;   /* newlines in the dropped bytes s had before base */
+  uint64_t last_nl; /* payload offset + 1 of the last dropped newline (0 = none) */
+  const jhooks *hk; /* skim mode: nothing is built, the hooks see the records */
+  void *hud;
 } jd;
 
 /* ---- buffers and errors -------------------------------------------------------- */
 
 static int state_gc(lua_State *L) {
   dstate *st = (dstate *)lua_touserdata(L, 1);
-  free(st->scratch.p); free(st->bytes.p); free(st->stack.p); free(st->msg.p);
+  free(st->scratch.p); free(st->bytes.p); free(st->stack.p); free(st->msg.p); free(st->win.p);
   memset(st, 0, sizeof *st);
   return 0;
 }
@@ -76,6 +89,63 @@ static void dbuf_add(jd *d, dbuf *b, const void *p, size_t n) {
   if (!dbuf_reserve(b, n)) luaL_error(d->L, "json_decode: out of memory");
   memcpy(b->p + b->len, p, n);
   b->len += n;
+}
+
+/* ---- the streamed source ---------------------------------------------------------- */
+
+/* Appends the next chunk of a streamed payload to the window (the CRC goes along);
+ * 1 = bytes added, 0 = the payload (or the descriptor) has ended. */
+static int more(jd *d) {
+  jstream *src = d->src;
+  dbuf *w;
+  size_t want;
+  int64_t r;
+  if (!src || src->left == 0 || src->read_errno) return 0;
+  w = &d->st->win;
+  want = src->left < CHUNK ? (size_t)src->left : CHUNK;
+  if (!dbuf_reserve(w, want)) luaL_error(d->L, "json_decode: out of memory");
+  r = aqs_read_full(src->fd, w->p + w->len, want, -1);
+  if (r < 0) { src->read_errno = errno ? errno : EIO; return 0; }
+  if (r == 0) { src->read_errno = -1; return 0; }   /* ended early: short payload */
+  src->crc = aqs_crc32_update(src->crc, w->p + w->len, (size_t)r);
+  src->got += (uint64_t)r;
+  src->left -= (uint64_t)r;
+  w->len += (size_t)r;
+  d->s = w->p;
+  d->n = w->len;
+  return 1;
+}
+
+/* At least one byte at d->i (reading more when the window is used up). */
+static inline int avail(jd *d) {
+  return d->i < d->n || more(d);
+}
+
+/* At least k bytes at d->i. */
+static int need(jd *d, size_t k) {
+  while (d->n - d->i < k) if (!more(d)) return 0;
+  return 1;
+}
+
+/* Drops the parsed bytes before d->i from the window.  Only called where no index
+ * into the window is held (the start of a list element or of an ignored value). */
+static void slide(jd *d) {
+  dbuf *w;
+  const unsigned char *p, *e;
+  if (!d->src || d->i < SLIDE || d->failed) return;
+  /* wait until little is left to move, unless the window keeps growing */
+  if (d->n - d->i > 4096 && d->i < 8 * SLIDE) return;
+  w = &d->st->win;
+  /* line/column of later errors: count the dropped newlines */
+  for (p = w->p, e = w->p + d->i; (p = (const unsigned char *)memchr(p, '\n', (size_t)(e - p))) != NULL; p++) {
+    d->lines++;
+    d->last_nl = d->base + (uint64_t)(p - w->p) + 1;
+  }
+  memmove(w->p, w->p + d->i, w->len - d->i);
+  w->len -= d->i;
+  d->base += d->i;
+  d->i = 0;
+  d->n = w->len;
 }
 
 static void set_msg(jd *d, const char *fmt, va_list ap) {
@@ -106,7 +176,7 @@ static int err_at(jd *d, size_t pos, const char *fmt, ...) {
 /* serde_json `error`: position of the bytes consumed. */
 #define ERR(d, msg) err_at((d), (d)->i, "%s", (msg))
 /* serde_json `peek_error`: position of the byte looked at. */
-#define PEEK_ERR(d, msg) err_at((d), (d)->i < (d)->n ? (d)->i + 1 : (d)->n, "%s", (msg))
+#define PEEK_ERR(d, msg) err_at((d), avail(d) ? (d)->i + 1 : (d)->n, "%s", (msg))
 
 /* Error without a position (serde custom errors); fixed later. */
 static int err_custom(jd *d, const char *fmt, ...) {
@@ -126,22 +196,40 @@ static void fix_pos(jd *d) {
 /* ---- lexical helpers -------------------------------------------------------------- */
 
 /* Skips whitespace; returns the next byte or -1 at the end. */
-static int ws(jd *d) {
-  while (d->i < d->n) {
-    unsigned char c = d->s[d->i];
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') d->i++;
-    else return c;
+static int ws_slow(jd *d) {
+  for (;;) {
+    while (d->i < d->n) {
+      unsigned char c = d->s[d->i];
+      if (c == ' ' || c == '\n' || c == '\t' || c == '\r') d->i++;
+      else return c;
+    }
+    if (!more(d)) return -1;
   }
-  return -1;
+}
+
+/* Compact documents have no whitespace: the next byte is the token. */
+static inline int ws(jd *d) {
+  if (d->i < d->n) {
+    unsigned char c = d->s[d->i];
+    if (c > ' ') return c;
+  }
+  return ws_slow(d);
 }
 
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
-static int peek_or_null(jd *d) { return d->i < d->n ? d->s[d->i] : 0; }
+static int peek_slow(jd *d) { return avail(d) ? d->s[d->i] : 0; }
+static inline int peek_or_null(jd *d) { return d->i < d->n ? d->s[d->i] : peek_slow(d); }
 
 static int parse_ident(jd *d, const char *rest) {
+  size_t k = strlen(rest), j;
+  for (j = 0; j < k && d->i + j < d->n && d->s[d->i + j] == (unsigned char)rest[j]; j++) {}
+  if (j == k) {   /* the common case */
+    d->i += k;
+    return 0;
+  }
   for (; *rest; rest++) {
-    if (d->i >= d->n) return ERR(d, "EOF while parsing a value");
+    if (!avail(d)) return ERR(d, "EOF while parsing a value");
     if (d->s[d->i++] != (unsigned char)*rest) return ERR(d, "expected ident");
   }
   return 0;
@@ -150,7 +238,7 @@ static int parse_ident(jd *d, const char *rest) {
 static int hex4(jd *d, unsigned *out) {
   unsigned v = 0;
   int k;
-  if (d->n - d->i < 4) {
+  if (!need(d, 4)) {
     d->i = d->n;
     return ERR(d, "EOF while parsing a string");
   }
@@ -190,14 +278,14 @@ static int parse_unicode_escape(jd *d, int validate) {
   for (;;) {
     if (n < 0xD800 || n > 0xDBFF) { put_cp(d, n); return 0; }
     n1 = n;
-    if (d->i >= d->n) return ERR(d, "EOF while parsing a string");
+    if (!avail(d)) return ERR(d, "EOF while parsing a string");
     if (d->s[d->i] == '\\') d->i++;
     else {
       if (validate) { d->i++; return ERR(d, "unexpected end of hex escape"); }
       put_cp(d, n1);
       return 0;
     }
-    if (d->i >= d->n) return ERR(d, "EOF while parsing a string");
+    if (!avail(d)) return ERR(d, "EOF while parsing a string");
     if (d->s[d->i] == 'u') d->i++;
     else {
       if (validate) { d->i++; return ERR(d, "unexpected end of hex escape"); }
@@ -218,7 +306,7 @@ static int parse_unicode_escape(jd *d, int validate) {
 
 static int parse_escape(jd *d, int validate) {
   unsigned char c, o;
-  if (d->i >= d->n) return ERR(d, "EOF while parsing a string");
+  if (!avail(d)) return ERR(d, "EOF while parsing a string");
   c = d->s[d->i++];
   switch (c) {
     case '"': o = '"'; break;
@@ -271,7 +359,10 @@ static int parse_str(jd *d, int validate, const unsigned char **out, size_t *len
     i = scan_plain(s, i, n, &high);
     while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) high |= s[i++];
     d->i = i;
-    if (i == n) return ERR(d, "EOF while parsing a string");
+    if (i == n) {
+      if (more(d)) continue;
+      return ERR(d, "EOF while parsing a string");
+    }
     if (s[i] == '"') {
       if (copied) {
         dbuf_add(d, &d->st->scratch, s + start, i - start);
@@ -306,12 +397,15 @@ static int ignore_str(jd *d) {
     size_t i = d->i, n = d->n;
     while (i < n && s[i] != '"' && s[i] != '\\' && s[i] >= 0x20) i++;
     d->i = i;
-    if (i == n) return ERR(d, "EOF while parsing a string");
+    if (i == n) {
+      if (more(d)) continue;
+      return ERR(d, "EOF while parsing a string");
+    }
     if (s[i] == '"') { d->i = i + 1; return 0; }
     if (s[i] == '\\') {
       unsigned char c;
       d->i = i + 1;
-      if (d->i >= d->n) return ERR(d, "EOF while parsing a string");
+      if (!avail(d)) return ERR(d, "EOF while parsing a string");
       c = d->s[d->i++];
       if (c == 'u') { unsigned v; if (hex4(d, &v)) return -1; }
       else if (!strchr("\"\\/bfnrt", c) || c == 0) return ERR(d, "invalid escape");
@@ -338,14 +432,14 @@ static int parse_float_tail(jd *d, size_t start, jnum *out) {
     d->i++;
     while (is_digit(peek_or_null(d))) { d->i++; any = 1; }
     if (!any) {
-      if (d->i < d->n) return PEEK_ERR(d, "invalid number");
+      if (avail(d)) return PEEK_ERR(d, "invalid number");
       return PEEK_ERR(d, "EOF while parsing a value");
     }
   }
   if (peek_or_null(d) == 'e' || peek_or_null(d) == 'E') {
     d->i++;
     if (peek_or_null(d) == '+' || peek_or_null(d) == '-') d->i++;
-    if (d->i >= d->n) return ERR(d, "EOF while parsing a value");
+    if (!avail(d)) return ERR(d, "EOF while parsing a value");
     if (!is_digit(d->s[d->i])) { d->i++; return ERR(d, "invalid number"); }
     while (is_digit(peek_or_null(d))) d->i++;
   }
@@ -368,7 +462,7 @@ static int parse_float_tail(jd *d, size_t start, jnum *out) {
 static int parse_number(jd *d, int positive, size_t start, jnum *out) {
   unsigned char c;
   uint64_t sig;
-  if (d->i >= d->n) return ERR(d, "EOF while parsing a value");
+  if (!avail(d)) return ERR(d, "EOF while parsing a value");
   c = d->s[d->i++];
   if (c == '0') {
     if (is_digit(peek_or_null(d))) return PEEK_ERR(d, "invalid number");
@@ -376,14 +470,19 @@ static int parse_number(jd *d, int positive, size_t start, jnum *out) {
   } else if (c >= '1' && c <= '9') {
     sig = (uint64_t)(c - '0');
     for (;;) {
-      int p = peek_or_null(d);
-      uint64_t dg;
-      if (!is_digit(p)) break;
-      dg = (uint64_t)(p - '0');
-      if (sig >= UINT64_MAX / 10 && (sig > UINT64_MAX / 10 || dg > UINT64_MAX % 10))
-        return parse_float_tail(d, start, out);
-      d->i++;
-      sig = sig * 10 + dg;
+      const unsigned char *s = d->s;
+      size_t i = d->i, n = d->n;
+      while (i < n && is_digit(s[i])) {
+        uint64_t dg = (uint64_t)(s[i] - '0');
+        if (sig >= UINT64_MAX / 10 && (sig > UINT64_MAX / 10 || dg > UINT64_MAX % 10)) {
+          d->i = i;
+          return parse_float_tail(d, start, out);
+        }
+        i++;
+        sig = sig * 10 + dg;
+      }
+      d->i = i;
+      if (i < n || !more(d)) break;
     }
   } else {
     return ERR(d, "invalid number");
@@ -453,7 +552,7 @@ static void describe_num(const jnum *nm, char *out, size_t outsz) {
 
 /* ---- values ------------------------------------------------------------------------- */
 
-static int dv(jd *d, jtype *t);
+static int dv(jd *d, jtype *t, jcap *c);
 
 static const char *int_name(int kind) {
   switch (kind) {
@@ -496,7 +595,7 @@ static void push_debug_str(jd *d, const unsigned char *s, size_t n) {
 
 /* serde_json peek_invalid_type, then fix_position. */
 static int invalid_type(jd *d, const char *expected) {
-  int c = d->i < d->n ? d->s[d->i] : 0;
+  int c = peek_or_null(d);
   char what[96];
   switch (c) {
     case 'n':
@@ -585,7 +684,9 @@ bad_value:
 
 /* SeqAccess::has_next_element: 1 = element follows, 0 = end, -1 = error. */
 static int seq_next(jd *d, int *first) {
-  int c = ws(d);
+  int c;
+  slide(d);
+  c = ws(d);
   if (c == ']') return 0;
   if (c == ',' && !*first) { d->i++; c = ws(d); }
   else if (c >= 0) {
@@ -623,7 +724,9 @@ static int end_map(jd *d, int report) {
 }
 
 static int object_colon(jd *d) {
-  int c = ws(d);
+  int c;
+  if (d->i < d->n && d->s[d->i] == ':') { d->i++; return 0; }
+  c = ws(d);
   if (c == ':') { d->i++; return 0; }
   if (c >= 0) return PEEK_ERR(d, "expected `:`");
   return PEEK_ERR(d, "EOF while parsing an object");
@@ -640,7 +743,9 @@ static int ignore_value(jd *d) {
   size_t base = stk->len;
   int r = -1;
   for (;;) {
-    int c = ws(d), frame = 0, accept_comma;
+    int c, frame = 0, accept_comma;
+    slide(d);
+    c = ws(d);
     if (c < 0) { PEEK_ERR(d, "EOF while parsing a value"); goto out; }
     switch (c) {
       case 'n': d->i++; if (parse_ident(d, "ull")) goto out; break;
@@ -653,7 +758,7 @@ static int ignore_value(jd *d) {
           /* serde_json ignore_integer/ignore_decimal/ignore_exponent */
           unsigned char ch;
           if (c == '-') d->i++;
-          if (d->i >= d->n) { ERR(d, "invalid number"); goto out; }
+          if (!avail(d)) { ERR(d, "invalid number"); goto out; }
           ch = d->s[d->i++];
           if (ch == '0') {
             if (is_digit(peek_or_null(d))) { PEEK_ERR(d, "invalid number"); goto out; }
@@ -669,7 +774,7 @@ static int ignore_value(jd *d) {
           if (peek_or_null(d) == 'e' || peek_or_null(d) == 'E') {
             d->i++;
             if (peek_or_null(d) == '+' || peek_or_null(d) == '-') d->i++;
-            if (d->i >= d->n || !is_digit(d->s[d->i])) {
+            if (!avail(d) || !is_digit(d->s[d->i])) {
               if (d->i < d->n) d->i++;
               ERR(d, "invalid number");
               goto out;
@@ -732,11 +837,7 @@ static int run_check(jd *d, int ref) {
   lua_State *L = d->L;
   push_ref(d, ref);
   lua_pushvalue(L, -2);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-    /* a check function raised: restore the collector, then propagate */
-    if (d->gc_was_running) lua_gc(L, LUA_GCRESTART);
-    lua_error(L);
-  }
+  lua_call(L, 1, 1);   /* a raising check unwinds to decode_driver's pcall */
   if (lua_type(L, -1) == LUA_TSTRING) {
     err_custom(d, "%s", lua_tostring(L, -1));
     lua_pop(L, 1);
@@ -751,7 +852,25 @@ static void push_default(jd *d, jitem *f) {
   if (f->dkind == JD_FUNC) lua_call(d->L, 0, 1);
 }
 
-static int record_map(jd *d, jtype *t) {
+/* Short field names: a plain loop beats a memcmp call. */
+static inline int same_bytes(const unsigned char *a, const char *b, size_t n) {
+  uint64_t x, y;
+  size_t k = 0;
+  if (n < 8) {
+    for (; k < n; k++) if (a[k] != (unsigned char)b[k]) return 0;
+    return 1;
+  }
+  for (; k + 8 < n; k += 8) {
+    memcpy(&x, a + k, 8);
+    memcpy(&y, b + k, 8);
+    if (x != y) return 0;
+  }
+  memcpy(&x, a + n - 8, 8);
+  memcpy(&y, b + n - 8, 8);
+  return x == y;
+}
+
+static int record_map(jd *d, jtype *t, jcap *caps) {
   uint64_t seen = 0;
   int first = 1, k, hint = 0;
   for (;;) {
@@ -772,8 +891,8 @@ static int record_map(jd *d, jtype *t) {
        * names are plain ASCII, no escapes) */
       if (hint < t->nitems) {
         const jitem *h = &t->items[hint];
-        if (d->n - d->i > h->len && d->s[d->i + h->len] == '"'
-            && memcmp(d->s + d->i, h->name, h->len) == 0) {
+        if ((d->n - d->i > h->len || need(d, h->len + 1)) && d->s[d->i + h->len] == '"'
+            && same_bytes(d->s + d->i, h->name, h->len)) {
           d->i += h->len + 1;
           k = hint;
           f = &t->items[k];
@@ -802,8 +921,12 @@ static int record_map(jd *d, jtype *t) {
       if (seen & ((uint64_t)1 << k)) return err_custom(d, "duplicate field `%s`", f->name);
       seen |= (uint64_t)1 << k;
       if (object_colon(d)) return -1;
+      if (d->hk) {
+        if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
+        continue;
+      }
       push_ref(d, f->name_ref);
-      if (dv(d, f->type)) return -1;
+      if (dv(d, f->type, NULL)) return -1;
       /* the key/value pair stays on the stack (dv_record) */
     } else {
       if (object_colon(d)) return -1;
@@ -814,6 +937,7 @@ static int record_map(jd *d, jtype *t) {
     jitem *f = &t->items[k];
     if (seen & ((uint64_t)1 << k)) continue;
     if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
+      if (d->hk) continue;   /* skim: absent (the hooks know the defaults they need) */
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -824,17 +948,22 @@ static int record_map(jd *d, jtype *t) {
   return 0;
 }
 
-static int record_seq(jd *d, jtype *t, int variant) {
+static int record_seq(jd *d, jtype *t, int variant, jcap *caps) {
   int first = 1, k;
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
     int r = seq_next(d, &first);
     if (r < 0) return -1;
     if (r) {
+      if (d->hk) {
+        if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
+        continue;
+      }
       push_ref(d, f->name_ref);
-      if (dv(d, f->type)) return -1;
+      if (dv(d, f->type, NULL)) return -1;
       /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
+      if (d->hk) continue;
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -846,10 +975,20 @@ static int record_seq(jd *d, jtype *t, int variant) {
   return 0;
 }
 
-/* deserialize_struct; variant = 1 for an enum struct-variant payload. */
-static int dv_record(jd *d, jtype *t, int variant) {
+/* Skim mode: a record is judged by its hook (decode-time checks and the verdict's
+ * bookkeeping) from the captured values of its fields. */
+static int skim_record_end(jd *d, jtype *t, jcap *caps) {
+  char msg[512];
+  if (t->vk && d->hk->record_end(d->hud, t, caps, msg, sizeof msg)) return err_custom(d, "%s", msg);
+  return 0;
+}
+
+/* deserialize_struct; variant = 1 for an enum struct-variant payload.  Skim mode:
+ * fcaps (optional) receives the fields' values, c (optional) that there is one. */
+static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   lua_State *L = d->L;
   int c = ws(d), r, base, top, j, nn = 0;
+  jcap lcaps[JCAP_MAX], *caps = fcaps;
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c != '[' && c != '{') {
     char expecting[160];
@@ -858,18 +997,35 @@ static int dv_record(jd *d, jtype *t, int variant) {
   }
   if (enter(d)) return -1;
   d->i++;
+  if (d->hk) {
+    if (!caps && t->vk) caps = lcaps;
+    if (caps) memset(caps, 0, sizeof(jcap) * (size_t)(t->nitems < JCAP_MAX ? t->nitems : JCAP_MAX));
+    if (c == '[') {
+      r = record_seq(d, t, variant, caps);
+      d->depth++;
+      if (r) { end_seq(d, 0); fix_pos(d); return -1; }
+      if (end_seq(d, 1)) return -1;
+    } else {
+      r = record_map(d, t, caps);
+      d->depth++;
+      if (r) { end_map(d, 0); fix_pos(d); return -1; }
+      if (end_map(d, 1)) return -1;
+    }
+    if (c0) c0->present = 1;
+    return caps ? skim_record_end(d, t, caps) : 0;
+  }
   /* The fields' key/value pairs collect on the stack; the table is made at the end with
    * room for the non-nil ones only (Lua stores no node for a nil value, so a record
    * with absent options would otherwise carry empty nodes). */
   luaL_checkstack(L, 2 * t->nitems + 8, "json_decode");
   base = lua_gettop(L);
   if (c == '[') {
-    r = record_seq(d, t, variant);
+    r = record_seq(d, t, variant, NULL);
     d->depth++;
     if (r) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
   } else {
-    r = record_map(d, t);
+    r = record_map(d, t, NULL);
     d->depth++;
     if (r) { end_map(d, 0); fix_pos(d); return -1; }
     if (end_map(d, 1)) return -1;
@@ -891,7 +1047,7 @@ static int dv_record(jd *d, jtype *t, int variant) {
 
 #define LIST_STACK 32
 
-static int dv_list(jd *d, jtype *t) {
+static int dv_list(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
   int c = ws(d), first = 1, r, tbl, base;
   lua_Integer k = 0;
@@ -915,12 +1071,36 @@ static int dv_list(jd *d, jtype *t) {
       if (!r) break;
       if (read_int(d, &u8t, &v)) { r = -1; break; }
       ch = (unsigned char)v;
-      dbuf_add(d, b, &ch, 1);
+      if (!d->hk) dbuf_add(d, b, &ch, 1);
+      k++;
     }
     d->depth++;
     if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
+    if (d->hk) {
+      if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
+      return 0;
+    }
     lua_pushlstring(L, (const char *)b->p, b->len);
+    return 0;
+  }
+  if (d->hk) {
+    jcap ec;
+    for (;;) {
+      r = seq_next(d, &first);
+      if (r <= 0) break;
+      ec.present = 0;
+      if (dv(d, t->of, cap ? &ec : NULL)) { r = -1; break; }
+      ++k;
+      if (cap) {
+        if (t->of->kind == JK_STRING && ec.u == 0) cap->empty_elem = 1;
+        else if (t->of->kind == JK_ID && d->hk->list_id) d->hk->list_id(d->hud, ec.id);
+      }
+    }
+    d->depth++;
+    if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
+    if (end_seq(d, 1)) return -1;
+    if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
     return 0;
   }
   /* The first LIST_STACK elements wait on the stack so that short lists get a table of
@@ -938,7 +1118,7 @@ static int dv_list(jd *d, jtype *t) {
       tbl = base + 1;
       for (j = k; j >= 1; j--) lua_rawseti(L, tbl, j);
     }
-    if (dv(d, t->of)) { r = -1; break; }
+    if (dv(d, t->of, NULL)) { r = -1; break; }
     ++k;
     if (tbl) lua_rawseti(L, tbl, k);
   }
@@ -969,12 +1149,13 @@ static int unknown_variant(jd *d, jtype *t, const unsigned char *s, size_t n) {
   return -1;
 }
 
-static int dv_enum(jd *d, jtype *t) {
+static int dv_enum(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
   int c = ws(d);
   const unsigned char *s;
   size_t n;
   jitem *v;
+  jcap vcaps[JCAP_MAX];
   if (c == '"') {
     d->i++;
     if (parse_str(d, 1, &s, &n)) { fix_pos(d); return -1; }
@@ -984,7 +1165,7 @@ static int dv_enum(jd *d, jtype *t) {
       return err_custom(d, "invalid type: unit variant, expected %s",
                         v->type->kind == JK_RECORD ? "struct variant" : "newtype variant");
     }
-    push_ref(d, v->name_ref);
+    if (!d->hk) push_ref(d, v->name_ref);
   } else if (c == '{') {
     if (enter(d)) return -1;
     d->i++;
@@ -1008,12 +1189,17 @@ static int dv_enum(jd *d, jtype *t) {
         d->depth++;
         return invalid_type(d, "unit");
       }
-      push_ref(d, v->name_ref);
+      if (!d->hk) push_ref(d, v->name_ref);
+    } else if (d->hk) {
+      int r;
+      if (v->type->kind == JK_RECORD) r = dv_record(d, v->type, 1, v->vk ? vcaps : NULL, NULL);
+      else r = dv(d, v->type, NULL);
+      if (r) { d->depth++; return -1; }
     } else {
       luaL_checkstack(L, 4, "json_decode");
       lua_createtable(L, 0, 1);
       push_ref(d, v->name_ref);
-      if (v->type->kind == JK_RECORD ? dv_record(d, v->type, 1) : dv(d, v->type)) {
+      if (v->type->kind == JK_RECORD ? dv_record(d, v->type, 1, NULL, NULL) : dv(d, v->type, NULL)) {
         d->depth++;
         return -1;
       }
@@ -1028,6 +1214,12 @@ static int dv_enum(jd *d, jtype *t) {
     return PEEK_ERR(d, "EOF while parsing a value");
   } else {
     return PEEK_ERR(d, "expected value");
+  }
+  if (d->hk) {
+    char msg[512];
+    if (cap) { cap->present = 1; cap->u = (uint64_t)(v - t->items); }
+    if (v->vk && d->hk->variant_end(d->hud, t, v, vcaps, msg, sizeof msg)) return err_custom(d, "%s", msg);
+    return 0;
   }
   if (v->check_ref && run_check(d, v->check_ref)) return -1;
   return 0;
@@ -1048,22 +1240,42 @@ static int is_canonical_uuid(const unsigned char *s) {
   return 1;
 }
 
-static int dv(jd *d, jtype *t) {
+/* Canonical (36-char lower-case hyphenated) id text -> 16 bytes. */
+static void id_bytes(const char *s, unsigned char out[16]) {
+  static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  int k;
+  for (k = 0; k < 16; k++) {
+    unsigned char h = (unsigned char)s[at[k]], l = (unsigned char)s[at[k] + 1];
+    /* lower-case hex: '0'-'9' = 0x30-0x39, 'a'-'f' = 0x61-0x66 */
+    out[k] = (unsigned char)(((h & 0xF) + (h >> 6) * 9) << 4 | ((l & 0xF) + (l >> 6) * 9));
+  }
+}
+
+static int dv(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
   int c;
   switch (t->kind) {
     case JK_U8: case JK_U16: case JK_U32: case JK_U64: case JK_I32: {
       lua_Integer v;
       if (read_int(d, t, &v)) return -1;
+      if (d->hk) {
+        if (cap) { cap->present = 1; cap->u = (uint64_t)v; }
+        return 0;
+      }
       lua_pushinteger(L, v);
       return 0;
     }
-    case JK_BOOL:
+    case JK_BOOL: {
+      int b;
       c = ws(d);
-      if (c == 't') { d->i++; if (parse_ident(d, "rue")) return -1; lua_pushboolean(L, 1); return 0; }
-      if (c == 'f') { d->i++; if (parse_ident(d, "alse")) return -1; lua_pushboolean(L, 0); return 0; }
-      if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
-      return invalid_type(d, "a boolean");
+      if (c == 't') { d->i++; if (parse_ident(d, "rue")) return -1; b = 1; }
+      else if (c == 'f') { d->i++; if (parse_ident(d, "alse")) return -1; b = 0; }
+      else if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
+      else return invalid_type(d, "a boolean");
+      if (!d->hk) lua_pushboolean(L, b);
+      else if (cap) { cap->present = 1; cap->u = (uint64_t)b; }
+      return 0;
+    }
     case JK_STRING: case JK_ID: {
       const unsigned char *s;
       size_t n;
@@ -1075,7 +1287,8 @@ static int dv(jd *d, jtype *t) {
       if (t->kind == JK_ID) {
         char out[37], err[256];
         if (n == 36 && is_canonical_uuid(s)) {
-          lua_pushlstring(L, (const char *)s, 36);
+          if (!d->hk) lua_pushlstring(L, (const char *)s, 36);
+          else if (cap) { cap->present = 1; id_bytes((const char *)s, cap->id); }
           return 0;
         }
         if (!aqs_uuid_text((const char *)s, n, out, err, sizeof err)) {
@@ -1083,84 +1296,144 @@ static int dv(jd *d, jtype *t) {
           fix_pos(d);
           return -1;
         }
-        lua_pushlstring(L, out, 36);
-      } else {
+        if (!d->hk) lua_pushlstring(L, out, 36);
+        else if (cap) { cap->present = 1; id_bytes(out, cap->id); }
+      } else if (!d->hk) {
         lua_pushlstring(L, (const char *)s, n);
+      } else if (cap) {
+        cap->present = 1;
+        cap->u = (uint64_t)n;
       }
       return 0;
     }
     case JK_BYTES: case JK_LIST:
-      return dv_list(d, t);
+      return dv_list(d, t, cap);
     case JK_OPTION:
       c = ws(d);
       if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
       if (c == 'n') {
         d->i++;
         if (parse_ident(d, "ull")) return -1;
-        lua_pushnil(L);
+        if (!d->hk) lua_pushnil(L);
         return 0;
       }
-      return dv(d, t->of);
+      return dv(d, t->of, cap);
     case JK_RECORD:
-      return dv_record(d, t, 0);
+      return dv_record(d, t, 0, NULL, cap);
     case JK_ENUM:
-      return dv_enum(d, t);
+      return dv_enum(d, t, cap);
     default:
       return err_custom(d, "json_decode: unsupported schema kind %d", t->kind);
   }
 }
 
-/* json_decode(payload, schema) -> value | nil, message, line, column */
-int aqs_json_decode(lua_State *L) {
-  size_t n;
-  const char *s = aqs_payload_buffer(L, 1, &n);   /* frame_read's {buffer = true} */
-  jschema *sc;
-  jd d;
+/* The decode itself, run protected (decode_run) so that the collector is restored on
+ * every path, also when a memory error or a raising check/default function unwinds
+ * the decoder (issue 17.6).  Arguments: jd (light userdata), refs table. */
+static int decode_run(lua_State *L) {
+  jd *d = (jd *)lua_touserdata(L, 1);
+  jschema *sc = (jschema *)lua_touserdata(L, 2);
+  d->L = L;
+  d->refs = 3;
+  if (dv(d, sc->root, NULL) == 0) {
+    int c = ws(d);
+    if (c < 0) return d->hk ? 0 : 1;
+    PEEK_ERR(d, "trailing characters");
+  }
+  return 0;
+}
+
+/* Reads what is left of a streamed payload through the CRC. */
+static void drain(jd *d) {
+  dbuf *w = &d->st->win;
+  if (!d->src) return;
+  for (;;) {
+    w->len = 0;
+    d->i = d->n = 0;
+    if (!more(d)) break;
+  }
+}
+
+/* Decodes with the schema at sidx (compiled) from d's source; see json.h. */
+static int decode_driver(lua_State *L, int sidx, jd *d) {
+  jschema *sc = aqs_json_schema_at(L, sidx);
   dstate *st;
-  int top;
-  if (!s) s = luaL_checklstring(L, 1, &n);
-  luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
-  lua_settop(L, 2);
-  sc = aqs_json_schema_at(L, 2);
-  aqs_json_push_refs(L, 2);                 /* 3: refs */
-  st = (dstate *)lua_newuserdatauv(L, sizeof(dstate), 0);   /* 4: state (freed by __gc) */
+  int gc_was_running = 0, status;
+  aqs_json_push_refs(L, sidx);
+  st = (dstate *)lua_newuserdatauv(L, sizeof(dstate), 0);   /* freed by __gc */
   memset(st, 0, sizeof *st);
   if (luaL_newmetatable(L, STATE_MT)) {
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  memset(&d, 0, sizeof d);
-  d.L = L; d.s = (const unsigned char *)s; d.n = n; d.i = 0; d.depth = 128;
-  d.refs = 3; d.st = st; d.errpos = NOPOS;
-  top = lua_gettop(L);
-  /* Decoding allocates almost no garbage: pausing the incremental collector saves it
+  d->st = st;
+  d->depth = 128;
+  d->errpos = NOPOS;
+  lua_pushcfunction(L, decode_run);
+  lua_pushlightuserdata(L, d);
+  lua_pushlightuserdata(L, sc);
+  lua_pushvalue(L, -5);          /* refs */
+  /* Building allocates almost no garbage: pausing the incremental collector saves it
    * from re-traversing the growing document (a large part of the decode time). */
-  d.gc_was_running = lua_gc(L, LUA_GCISRUNNING);
-  if (d.gc_was_running) lua_gc(L, LUA_GCSTOP);
-  if (dv(&d, sc->root) == 0) {
-    int c = ws(&d);
-    if (d.gc_was_running) lua_gc(L, LUA_GCRESTART);
-    if (c < 0) {
-      lua_replace(L, 1);
-      lua_settop(L, 1);
-      return 1;
-    }
-    PEEK_ERR(&d, "trailing characters");
-  } else if (d.gc_was_running) {
-    lua_gc(L, LUA_GCRESTART);
+  if (!d->hk) {
+    gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+    if (gc_was_running) lua_gc(L, LUA_GCSTOP);
   }
-  fix_pos(&d);
-  lua_settop(L, top);
+  status = lua_pcall(L, 3, 1, 0);
+  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
+  if (status != LUA_OK) lua_error(L);
+  if (!d->failed) {
+    lua_replace(L, -3);          /* value (or nil in skim mode) over refs */
+    lua_pop(L, 1);               /* state */
+    drain(d);
+    return 1;
+  }
+  lua_pop(L, 1);
+  fix_pos(d);
   {
-    size_t line = 1, col = 0, k, pos = d.errpos > n ? n : d.errpos;
-    for (k = 0; k < pos; k++) {
-      if (s[k] == '\n') { line++; col = 0; } else col++;
-    }
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s at line %I column %I", (const char *)st->msg.p, (lua_Integer)line, (lua_Integer)col);
+    uint64_t line = 1 + d->lines, col;
+    size_t k, pos = d->errpos > d->n ? d->n : d->errpos, nl = NOPOS;
+    for (k = 0; k < pos; k++) if (d->s[k] == '\n') { line++; nl = k; }
+    col = nl != NOPOS ? (uint64_t)(pos - nl - 1) : d->base + pos - d->last_nl;
+    lua_pushlstring(L, (const char *)st->msg.p, st->msg.len);
+    lua_pushfstring(L, " at line %I column %I", (lua_Integer)line, (lua_Integer)col);
+    lua_concat(L, 2);
     lua_pushinteger(L, (lua_Integer)line);
     lua_pushinteger(L, (lua_Integer)col);
-    return 4;
+    drain(d);
+    /* refs, state, message, line, column -> message, line, column */
+    lua_rotate(L, -5, 3);
+    lua_pop(L, 2);
+    return 0;
   }
+}
+
+int aqs_json_decode_stream(lua_State *L, int sidx, jstream *src, const jhooks *hk, void *ud) {
+  jd d;
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.src = src;
+  d.hk = hk;
+  d.hud = ud;
+  d.s = (const unsigned char *)"";
+  return decode_driver(L, lua_absindex(L, sidx), &d);
+}
+
+/* json_decode(payload, schema) -> value | nil, message, line, column */
+int aqs_json_decode(lua_State *L) {
+  size_t n;
+  const char *s = aqs_payload_buffer(L, 1, &n);   /* frame_read's {buffer = true} */
+  jd d;
+  if (!s) s = luaL_checklstring(L, 1, &n);
+  luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
+  lua_settop(L, 2);
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.s = (const unsigned char *)s;
+  d.n = n;
+  if (decode_driver(L, 2, &d)) return 1;
+  lua_pushnil(L);
+  lua_insert(L, -4);
+  return 4;
 }

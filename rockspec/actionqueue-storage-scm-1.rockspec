@@ -47,6 +47,7 @@ build = {
         "csrc/process.c",
         "csrc/signals.c",
         "csrc/u64.c",
+        "csrc/verdict.c",
       },
       defines = { "_GNU_SOURCE" },
       libraries = { "z" },

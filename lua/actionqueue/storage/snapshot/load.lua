@@ -81,19 +81,60 @@ function load.load(path)
   -- garbage, the payload string, is left to the next cycle.
   local gc_was_running = collectgarbage("isrunning")
   collectgarbage("stop")
-  local snap
-  snap, err = codec.decode(payload)
-  if type(payload) == "userdata" then payload:free() end
-  payload = nil -- luacheck: ignore 311
-  local okv, ok, v = true, true, nil
-  if snap then okv, ok, v = pcall(validate.validate, snap, DECODED) end
+  -- decoding and validation run protected: the collector is restarted on every path,
+  -- also when either raises (an allocation failure; issue 17.6)
+  local okv, snap, ok, v = pcall(function()
+    local s, e = codec.decode(payload)
+    if type(payload) == "userdata" then payload:free() end
+    payload = nil -- luacheck: ignore 311
+    if not s then return nil, e end
+    return s, validate.validate(s, DECODED)
+  end)
   if gc_was_running then collectgarbage("restart") end
-  if not okv then error(ok, 0) end
-  if not snap then return nil, err end
+  if not okv then error(snap, 0) end
+  if not snap then return nil, ok end
   if not ok then
     return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
   end
   return snap
+end
+
+-- The streamed verdict's plan (csrc/verdict.c): the compiled schema with the rules'
+-- hooks, and the run state machine from statemachine.lua (its one source).
+local plan
+local function verdict_plan()
+  if not plan then
+    local sm = require "actionqueue.storage.statemachine"
+    local allowed, lease = {}, {}
+    for _, from in ipairs(sm.states) do
+      for _, to in ipairs(sm.targets(from)) do allowed[#allowed + 1] = { from, to } end
+      if sm.may_hold_lease(from) then lease[#lease + 1] = from end
+    end
+    plan = core.verdict_plan(codec.schema(), {
+      schema_version = S.SCHEMA_VERSION, allowed = allowed, lease_states = lease })
+  end
+  return plan
+end
+
+--- The loader's outcome for `path` without building the snapshot: the payload is
+-- streamed from the file in chunks through the CRC, the decoder (skim mode) and the
+-- mapping rules (csrc/verdict.c); memory stays bounded by the id sets.
+-- @tparam string path
+-- @return `{tasks = N, runs = M}` | `false` (no snapshot) | `nil, err` (the same error
+--   `load` returns: kind, message, and `violation` / `line`, `column`)
+function load.verdict(path)
+  assert(type(path) == "string", "snapshot.verdict: path string expected")
+  local r = core.snapshot_verdict(path, verdict_plan(), READ_OPTS)
+  local st = r.status
+  if st == "ok" then return { tasks = r.tasks, runs = r.runs } end
+  if st == "decode_error" then
+    return nil, decode_error("Failed to decode snapshot: " .. r.message, { line = r.line, column = r.column })
+  end
+  if st == "mapping_error" then
+    local v = { kind = r.kind, path = r.path, message = r.message }
+    return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
+  end
+  return load.frame_outcome(r)
 end
 
 --- Loads `path` and classifies the outcome: the one implementation of what
@@ -104,9 +145,9 @@ end
 --   `{status = "error", line = "ERR " .. message, kind = err.kind, message = err.message,
 --   err = err}` (`message` is the loader's text, snapshot-format.md §1.5)
 function load.check(path)
-  local snap, err = load.load(path)
+  local snap, err = load.verdict(path)
   if snap then
-    local tasks, runs = #snap.tasks, #snap.runs
+    local tasks, runs = snap.tasks, snap.runs
     return { status = "ok", line = ("OK tasks=%d runs=%d"):format(tasks, runs), tasks = tasks, runs = runs }
   elseif snap == false then
     return { status = "none", line = "NONE" }

@@ -1,0 +1,907 @@
+/*
+ * verdict.c - the streamed snapshot verdict (issue 15.2): is a snapshot file good, and if
+ * not, the loader's first error, without building a Lua value.
+ *
+ * The payload is read in chunks and parsed by json_decode.c in skim mode; the CRC is
+ * computed on the same pass.  The hooks below see every record the rules need and run
+ * the decode-time checks (snapshot-format.md 3.6) and the 27 mapping rules (section 6)
+ * while parsing, keeping only what the cross-record rules need: the id sets, the runs'
+ * task ids, the references' ids and the current run's history.  The verdict comes in
+ * the loader's order: frame, short payload, CRC (a mismatch wins over a decode error
+ * found earlier in the stream), decode, then the first mapping violation in the engine's
+ * rule order (section 6.1).
+ *
+ * verdict_plan(schema, sm) -> VerdictPlan
+ *   schema: JsonSchema / type table of the snapshot root;
+ *   sm = {schema_version = 8, states = {names in wire order}, allowed = {{from, to}...},
+ *         lease_states = {names}} (from statemachine.lua: one source of the transitions).
+ * snapshot_verdict(path, plan [, opts]) -> result table
+ *   every frame_read status but "ok" as frame_read gives it (missing, empty, short_header,
+ *   bad_version, too_long, short_payload, crc_mismatch, io_error);
+ *   {status = "decode_error", message, line, column};
+ *   {status = "mapping_error", kind, path, message};
+ *   {status = "ok", tasks, runs, version, length, crc}.
+ *   opts = {version = 4, max_length = 268435456}.
+ */
+#include "json.h"
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLAN_MT "actionqueue.storage.VerdictPlan"
+#define VSTATE_MT "actionqueue.storage.VerdictState"
+
+/* Hook ids (jtype.vk / jitem.vk) and the fields each hook reads (jtype.vf). */
+enum { VK_NONE, VK_METADATA, VK_TASK, VK_TASKSPEC, VK_CONSTRAINTS, VK_RUNINST, VK_HIST,
+       VK_ATTEMPT, VK_RUN, VK_ENGINE, VK_DEP, VK_BUDGET, VK_SUB, VK_REPEAT, VK_COUNT };
+
+static const struct { const char *record; const char *fields[8]; } HOOKS[VK_COUNT] = {
+  {NULL, {NULL}},
+  {"SnapshotMetadata", {"schema_version", "task_count", "run_count", NULL}},
+  {"SnapshotTask", {"created_at", "canceled_at", NULL}},
+  {"TaskSpecWire", {"id", NULL}},
+  {"TaskConstraintsWire", {"max_attempts", "timeout_secs", "concurrency_key", "required_capabilities", NULL}},
+  {"RunInstanceWire", {"id", "task_id", "state", "current_attempt_id", "attempt_count",
+                       "created_at", "scheduled_at", NULL}},
+  {"SnapshotRunStateHistoryEntry", {"from", "to", "timestamp", NULL}},
+  {"SnapshotAttemptHistoryEntry", {"attempt_id", "finished_at", NULL}},
+  {"SnapshotRun", {"lease", NULL}},
+  {"SnapshotEngineControl", {"paused", "paused_at", "resumed_at", NULL}},
+  {"SnapshotDependencyDeclaration", {"task_id", NULL}},
+  {"SnapshotBudget", {"task_id", "dimension", NULL}},
+  {"SnapshotSubscription", {"subscription_id", "task_id", NULL}},
+  {"RunPolicyWire::Repeat", {"count", "interval_secs", NULL}},   /* variant Repeat */
+};
+
+#define NSTATES 32
+
+typedef struct {
+  int compiled;                 /* the schema's types carry the hook ids */
+  uint32_t schema_version;
+  int nstates;
+  char names[NSTATES][24];      /* RunState variant names (wire order) */
+  unsigned char allowed[NSTATES][NSTATES];
+  unsigned char lease[NSTATES];
+  int st_scheduled, st_ready, st_running, st_canceled;
+  const jtype *dimension;       /* BudgetDimension enum (names for the texts) */
+} vplan;
+
+/* ---- id sets ------------------------------------------------------------------------ */
+
+typedef struct { unsigned char b[16]; uint32_t x; } vkey;
+
+typedef struct {
+  vkey *keys;
+  uint32_t *slot;               /* 0 = empty, else key index + 1 */
+  size_t n, cap, mask;
+} idset;
+
+typedef struct { unsigned char b[16]; } vid;
+
+typedef struct { unsigned char *p; size_t len, cap; } vbuf;   /* growable array of bytes */
+
+typedef struct { signed char from, to; uint64_t ts; } vhist;
+typedef struct { unsigned char id[16]; unsigned char finished; } vattempt;
+
+typedef struct {
+  const char *kind;             /* NULL = none */
+  char path[96];
+  char msg[512];
+} violation;
+
+typedef struct {
+  lua_State *L;
+  const vplan *pl;
+  int fd;
+  /* header */
+  int md_seen;
+  uint32_t md_schema;
+  uint64_t md_tasks, md_runs;
+  /* tasks */
+  uint64_t ntasks;
+  idset tasks;
+  unsigned char cur_task_id[16];
+  violation v_tasks;
+  /* runs */
+  uint64_t nruns;
+  idset runs;
+  vbuf run_ids;                 /* run id, task id per run: the unknown-task rule runs at the end */
+  uint64_t v_runs_at;           /* index (1-based) of v_runs */
+  violation v_runs;
+  jcap ri[JCAP_MAX];            /* the current run's run_instance fields */
+  int ri_seen;
+  vbuf hist, attempts;
+  /* engine */
+  int paused, has_paused_at, has_resumed_at;
+  uint64_t paused_at, resumed_at;
+  /* references */
+  vbuf dep_tids, dep_off, dep_ids, budgets, subs;
+  idset seen;                   /* the duplicate rules of the references (one at a time) */
+  violation out;                /* the verdict's violation */
+} vstate;
+
+static void *xrealloc(vstate *v, void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) luaL_error(v->L, "snapshot_verdict: out of memory");
+  return q;
+}
+
+static void vbuf_add(vstate *v, vbuf *b, const void *p, size_t n) {
+  if (b->len + n > b->cap) {
+    size_t nc = b->cap ? b->cap * 2 : 1024;
+    while (nc < b->len + n) nc *= 2;
+    b->p = (unsigned char *)xrealloc(v, b->p, nc);
+    b->cap = nc;
+  }
+  memcpy(b->p + b->len, p, n);
+  b->len += n;
+}
+
+static uint64_t mix(const vkey *k) {
+  uint64_t a, b;
+  memcpy(&a, k->b, 8);
+  memcpy(&b, k->b + 8, 8);
+  a ^= b * 0x9E3779B97F4A7C15ULL ^ k->x;
+  a ^= a >> 31;
+  a *= 0xBF58476D1CE4E5B9ULL;
+  a ^= a >> 29;
+  return a;
+}
+
+static void idset_grow(vstate *v, idset *s) {
+  size_t nc = s->cap ? s->cap * 2 : 1024, i;
+  uint32_t *slot;
+  if (nc > 0x7FFFFFFF) luaL_error(v->L, "snapshot_verdict: too many ids");
+  s->keys = (vkey *)xrealloc(v, s->keys, nc * sizeof(vkey));
+  slot = (uint32_t *)calloc(nc * 2, sizeof(uint32_t));
+  if (!slot) luaL_error(v->L, "snapshot_verdict: out of memory");
+  free(s->slot);
+  s->slot = slot;
+  s->cap = nc;
+  s->mask = nc * 2 - 1;
+  for (i = 0; i < s->n; i++) {
+    size_t h = (size_t)mix(&s->keys[i]) & s->mask;
+    while (slot[h]) h = (h + 1) & s->mask;
+    slot[h] = (uint32_t)i + 1;
+  }
+}
+
+/* 1 when k is in the set; add = 1 also inserts it. */
+static int idset_find(vstate *v, idset *s, const vkey *k, int add) {
+  size_t h;
+  if (s->cap == 0) {
+    if (!add) return 0;
+    idset_grow(v, s);
+  }
+  h = (size_t)mix(k) & s->mask;
+  while (s->slot[h]) {
+    const vkey *e = &s->keys[s->slot[h] - 1];
+    if (e->x == k->x && memcmp(e->b, k->b, 16) == 0) return 1;
+    h = (h + 1) & s->mask;
+  }
+  if (!add) return 0;
+  if (s->n == s->cap) {
+    idset_grow(v, s);
+    return idset_find(v, s, k, 1);
+  }
+  s->keys[s->n] = *k;
+  s->slot[h] = (uint32_t)++s->n;
+  return 0;
+}
+
+static vkey key_of(const unsigned char id[16], uint32_t x) {
+  vkey k;
+  memcpy(k.b, id, 16);
+  k.x = x;
+  return k;
+}
+
+static void idset_free(idset *s) {
+  free(s->keys);
+  free(s->slot);
+  memset(s, 0, sizeof *s);
+}
+
+static int vstate_gc(lua_State *L) {
+  vstate *v = (vstate *)lua_touserdata(L, 1);
+  vbuf *bufs[8];
+  int i;
+  bufs[0] = &v->run_ids; bufs[1] = &v->hist; bufs[2] = &v->attempts; bufs[3] = &v->dep_tids;
+  bufs[4] = &v->dep_off; bufs[5] = &v->dep_ids; bufs[6] = &v->budgets; bufs[7] = &v->subs;
+  idset_free(&v->tasks);
+  idset_free(&v->runs);
+  idset_free(&v->seen);
+  for (i = 0; i < 8; i++) { free(bufs[i]->p); memset(bufs[i], 0, sizeof(vbuf)); }
+  if (v->fd >= 0) { (void)aqs_close(v->fd); v->fd = -1; }
+  return 0;
+}
+
+/* ---- texts ---------------------------------------------------------------------------- */
+
+static void idtext(const unsigned char id[16], char out[37]) {
+  static const char hex[] = "0123456789abcdef";
+  int i, k = 0;
+  for (i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+    out[k++] = hex[id[i] >> 4];
+    out[k++] = hex[id[i] & 15];
+  }
+  out[k] = '\0';
+}
+
+static int is_nil_id(const unsigned char id[16]) {
+  int i;
+  for (i = 0; i < 16; i++) if (id[i]) return 0;
+  return 1;
+}
+
+static const char *state_name(const vplan *pl, uint64_t s) {
+  return s < (uint64_t)pl->nstates ? pl->names[s] : "?";
+}
+
+/* Records a violation in *to unless one is there already; always returns 1. */
+static int fail(violation *to, const char *kind, const char *path, const char *fmt, ...) {
+  va_list ap;
+  if (to->kind) return 1;
+  to->kind = kind;
+  snprintf(to->path, sizeof to->path, "%s", path);
+  va_start(ap, fmt);
+  vsnprintf(to->msg, sizeof to->msg, fmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+static const char *pathf(char *buf, size_t n, const char *fmt, uint64_t a, uint64_t b) {
+  snprintf(buf, n, fmt, (unsigned long long)a, (unsigned long long)b);
+  return buf;
+}
+
+#define F(t, k) ((t)->vf[k])
+#define CAP(t, caps, k) (&(caps)[(int)F(t, k)])
+
+/* ---- hooks ---------------------------------------------------------------------------- */
+
+static int msgf(char *msg, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, n, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* SnapshotRun ended: the run rules of section 6.2 in the engine's order (payload checks,
+ * detail checks, duplicate run id; the unknown-task rule waits for the end). */
+static void judge_run(vstate *v, const jtype *t, const jcap *caps) {
+  const vplan *pl = v->pl;
+  violation *o = &v->v_runs;
+  uint64_t i = v->nruns, state, ac, created, scheduled;
+  const jcap *ri = v->ri;
+  char rid[37], tid[37], path[96];
+  int named = 0;
+  const vhist *h = (const vhist *)v->hist.p;
+  const vattempt *a = (const vattempt *)v->attempts.p;
+  size_t nh = v->hist.len / sizeof(vhist), na = v->attempts.len / sizeof(vattempt), k;
+  int cur;
+  vkey key;
+  /* the run_instance's field slots are those of RunInstanceWire (stored by its hook) */
+  state = ri[2].u;
+  cur = ri[3].present;
+  ac = ri[4].u;
+  created = ri[5].u;
+  scheduled = ri[6].u;
+  if (o->kind) goto dup;   /* an earlier run failed already: only ids are kept */
+  /* the texts name the run: its ids are formatted once a rule fails */
+#define NAMES() (named ? 0 : (idtext(ri[0].id, rid), idtext(ri[1].id, tid), named = 1, 0))
+  if (is_nil_id(ri[0].id)
+      && !NAMES() && fail(o, "InvalidRunId", pathf(path, sizeof path, "runs[%llu].run_instance.id", i, 0),
+              "snapshot run has invalid nil run id: %s", rid)) goto done;
+  if (is_nil_id(ri[1].id)
+      && !NAMES() && fail(o, "InvalidTaskId", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i, 0),
+              "snapshot run %s has invalid nil task id: %s", rid, tid)) goto done;
+  if ((int)state == pl->st_ready && created < scheduled
+      && !NAMES() && fail(o, "InvalidReadyScheduleCausality",
+              pathf(path, sizeof path, "runs[%llu].run_instance.scheduled_at", i, 0),
+              "snapshot run %s has invalid Ready schedule causality: scheduled_at (%llu) > created_at (%llu)",
+              rid, (unsigned long long)scheduled, (unsigned long long)created)) goto done;
+  if (cur) {
+    if ((int)state != pl->st_running && (int)state != pl->st_canceled
+        && !NAMES() && fail(o, "InvalidAttemptLineageState",
+                pathf(path, sizeof path, "runs[%llu].run_instance.current_attempt_id", i, 0),
+                "snapshot run %s has active attempt lineage in invalid state %s", rid,
+                state_name(pl, state))) goto done;
+    if (ac == 0
+        && !NAMES() && fail(o, "InvalidAttemptLineageCount",
+                pathf(path, sizeof path, "runs[%llu].run_instance.attempt_count", i, 0),
+                "snapshot run %s has active attempt with invalid attempt_count (%d)", rid, 0)) goto done;
+  }
+  if (nh == 0) {
+    NAMES();
+    fail(o, "MissingInitialRunStateHistory", pathf(path, sizeof path, "runs[%llu].state_history", i, 0),
+         "snapshot run %s missing initial Scheduled state history entry", rid);
+    goto done;
+  } else {
+    int prev = pl->st_scheduled;
+    if (h[0].from >= 0 || h[0].to != pl->st_scheduled || h[0].ts != created) {
+      NAMES();
+      fail(o, "MissingInitialRunStateHistory", pathf(path, sizeof path, "runs[%llu].state_history[1]", i, 0),
+           "snapshot run %s missing initial Scheduled state history entry", rid);
+      goto done;
+    }
+    for (k = 1; k < nh; k++) {
+      int from = h[k].from, to = h[k].to;
+      if (from < 0) {
+        NAMES();
+        fail(o, "InvalidRunStateHistoryTransition",
+             pathf(path, sizeof path, "runs[%llu].state_history[%llu]", i, k + 1),
+             "snapshot run %s has invalid state history transition %s -> %s", rid,
+             state_name(pl, (uint64_t)prev), state_name(pl, (uint64_t)to));
+        goto done;
+      }
+      if (from != prev || !pl->allowed[from][to]) {
+        NAMES();
+        fail(o, "InvalidRunStateHistoryTransition",
+             pathf(path, sizeof path, "runs[%llu].state_history[%llu]", i, k + 1),
+             "snapshot run %s has invalid state history transition %s -> %s", rid,
+             state_name(pl, (uint64_t)from), state_name(pl, (uint64_t)to));
+        goto done;
+      }
+      prev = to;
+    }
+    if ((uint64_t)prev != state) {
+      NAMES();
+      fail(o, "InvalidRunStateHistoryTransition", pathf(path, sizeof path, "runs[%llu].run_instance.state", i, 0),
+           "snapshot run %s has invalid state history transition %s -> %s", rid,
+           state_name(pl, (uint64_t)prev), state_name(pl, state));
+      goto done;
+    }
+  }
+  if ((uint64_t)na != ac) {
+    NAMES();
+    fail(o, "InvalidAttemptHistoryCount", pathf(path, sizeof path, "runs[%llu].attempts", i, 0),
+         "snapshot run %s has attempt history length %llu inconsistent with attempt_count (%llu)",
+         rid, (unsigned long long)na, (unsigned long long)ac);
+    goto done;
+  }
+  if (cur) {
+    size_t count = 0, at = 0;
+    for (k = 0; k < na; k++) {
+      if (memcmp(a[k].id, ri[3].id, 16) == 0) { if (!count) at = k; count++; }
+    }
+    if (count != 1 || a[at].finished) {
+      NAMES();
+      if (count == 1) pathf(path, sizeof path, "runs[%llu].attempts[%llu].finished_at", i, at + 1);
+      else pathf(path, sizeof path, "runs[%llu].run_instance.current_attempt_id", i, 0);
+      NAMES();
+      fail(o, "InvalidActiveAttemptHistory", path,
+           "snapshot run %s has invalid active attempt history alignment", rid);
+      goto done;
+    }
+  }
+  if (CAP(t, caps, 0)->present && !(state < NSTATES && pl->lease[state])) {
+    NAMES();
+    fail(o, "InvalidLeasePresence", pathf(path, sizeof path, "runs[%llu].lease", i, 0),
+         "snapshot run %s has lease metadata in invalid state %s", rid, state_name(pl, state));
+    goto done;
+  }
+dup:
+  key = key_of(ri[0].id, 0);
+  if (idset_find(v, &v->runs, &key, 1)) {
+    NAMES();
+    fail(o, "DuplicateRunId", pathf(path, sizeof path, "runs[%llu].run_instance.id", i, 0),
+         "duplicate snapshot run id: %s", rid);
+  }
+done:
+#undef NAMES
+  if (o->kind && !v->v_runs_at) v->v_runs_at = i;
+  vbuf_add(v, &v->run_ids, ri[0].id, 16);
+  vbuf_add(v, &v->run_ids, ri[1].id, 16);
+}
+
+static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, size_t n) {
+  vstate *v = (vstate *)ud;
+  const vplan *pl = v->pl;
+  char path[96], id[37];
+  switch (t->vk) {
+    case VK_METADATA:
+      v->md_seen = 1;
+      v->md_schema = (uint32_t)CAP(t, caps, 0)->u;
+      v->md_tasks = CAP(t, caps, 1)->u;
+      v->md_runs = CAP(t, caps, 2)->u;
+      return 0;
+    case VK_TASKSPEC:
+      if (is_nil_id(CAP(t, caps, 0)->id))
+        return msgf(msg, n, "invalid task identifier for task admission: 00000000-0000-0000-0000-000000000000");
+      memcpy(v->cur_task_id, CAP(t, caps, 0)->id, 16);
+      return 0;
+    case VK_CONSTRAINTS: {
+      const jcap *caps_list = CAP(t, caps, 3);
+      if (CAP(t, caps, 0)->u == 0) return msgf(msg, n, "invalid max_attempts value: 0 (must be >= 1)");
+      if (CAP(t, caps, 1)->present && CAP(t, caps, 1)->u == 0) return msgf(msg, n, "timeout_secs must not be zero");
+      if (CAP(t, caps, 2)->present && CAP(t, caps, 2)->u == 0)
+        return msgf(msg, n, "concurrency key must not be an empty string");
+      if (caps_list->present) {
+        if (caps_list->u == 0) return msgf(msg, n, "required capabilities list must not be empty");
+        if (caps_list->empty_elem) return msgf(msg, n, "required_capabilities contains an empty string");
+      }
+      return 0;
+    }
+    case VK_TASK: {
+      const jcap *created = CAP(t, caps, 0), *canceled = CAP(t, caps, 1);
+      vkey key = key_of(v->cur_task_id, 0);
+      uint64_t i = ++v->ntasks;
+      if (idset_find(v, &v->tasks, &key, 1)) {
+        idtext(v->cur_task_id, id);
+        fail(&v->v_tasks, "DuplicateTaskId", pathf(path, sizeof path, "tasks[%llu].task_spec.id", i, 0),
+             "duplicate snapshot task id: %s", id);
+      }
+      if (canceled->present && canceled->u < created->u && !v->v_tasks.kind) {
+        idtext(v->cur_task_id, id);
+        fail(&v->v_tasks, "InvalidTaskCanceledAtCausality", pathf(path, sizeof path, "tasks[%llu].canceled_at", i, 0),
+             "snapshot task %s has invalid canceled_at causality: canceled_at (%llu) < created_at (%llu)",
+             id, (unsigned long long)canceled->u, (unsigned long long)created->u);
+      }
+      return 0;
+    }
+    case VK_RUNINST: {
+      int k;
+      const jcap *state = CAP(t, caps, 2);
+      if (is_nil_id(CAP(t, caps, 0)->id)) return msgf(msg, n, "run_id must not be nil");
+      if (is_nil_id(CAP(t, caps, 1)->id)) return msgf(msg, n, "task_id must not be nil");
+      if (CAP(t, caps, 3)->present && (int)state->u != pl->st_running)
+        return msgf(msg, n, "active attempt_id is only valid in Running state");
+      if ((int)state->u == pl->st_ready && CAP(t, caps, 5)->u < CAP(t, caps, 6)->u)
+        return msgf(msg, n, "Ready state requires scheduled_at (%llu) <= created_at (%llu)",
+                    (unsigned long long)CAP(t, caps, 6)->u, (unsigned long long)CAP(t, caps, 5)->u);
+      for (k = 0; k < 7; k++) v->ri[k] = *CAP(t, caps, k);
+      v->ri_seen = 1;
+      return 0;
+    }
+    case VK_HIST: {
+      vhist e;
+      e.from = CAP(t, caps, 0)->present ? (signed char)CAP(t, caps, 0)->u : -1;
+      e.to = (signed char)CAP(t, caps, 1)->u;
+      e.ts = CAP(t, caps, 2)->u;
+      vbuf_add(v, &v->hist, &e, sizeof e);
+      return 0;
+    }
+    case VK_ATTEMPT: {
+      vattempt e;
+      memcpy(e.id, CAP(t, caps, 0)->id, 16);
+      e.finished = CAP(t, caps, 1)->present;
+      vbuf_add(v, &v->attempts, &e, sizeof e);
+      return 0;
+    }
+    case VK_RUN:
+      v->nruns++;
+      judge_run(v, t, caps);
+      v->hist.len = v->attempts.len = 0;
+      v->ri_seen = 0;
+      return 0;
+    case VK_ENGINE:
+      v->paused = CAP(t, caps, 0)->u != 0;
+      v->has_paused_at = CAP(t, caps, 1)->present;
+      v->paused_at = CAP(t, caps, 1)->u;
+      v->has_resumed_at = CAP(t, caps, 2)->present;
+      v->resumed_at = CAP(t, caps, 2)->u;
+      return 0;
+    case VK_DEP: {
+      uint64_t end = v->dep_ids.len / 16;
+      vbuf_add(v, &v->dep_tids, CAP(t, caps, 0)->id, 16);
+      vbuf_add(v, &v->dep_off, &end, sizeof end);
+      return 0;
+    }
+    case VK_BUDGET: {
+      vkey key = key_of(CAP(t, caps, 0)->id, (uint32_t)CAP(t, caps, 1)->u);
+      vbuf_add(v, &v->budgets, &key, sizeof key);
+      return 0;
+    }
+    case VK_SUB:
+      vbuf_add(v, &v->subs, CAP(t, caps, 0)->id, 16);
+      vbuf_add(v, &v->subs, CAP(t, caps, 1)->id, 16);
+      return 0;
+    default:
+      return 0;
+  }
+}
+
+static int variant_end(void *ud, const jtype *t, const jitem *it, const jcap *caps, char *msg, size_t n) {
+  const jtype *r = it->type;
+  (void)ud; (void)t;
+  if (it->vk == VK_REPEAT) {
+    if (CAP(r, caps, 0)->u == 0) return msgf(msg, n, "invalid repeat count: 0 (must be >= 1)");
+    if (CAP(r, caps, 1)->u == 0) return msgf(msg, n, "invalid repeat interval_secs: 0 (must be >= 1)");
+  }
+  return 0;
+}
+
+static void list_id(void *ud, const unsigned char id[16]) {
+  vstate *v = (vstate *)ud;
+  vbuf_add(v, &v->dep_ids, id, 16);
+}
+
+static const jhooks HOOKS_IMPL = { record_end, variant_end, list_id };
+
+/* ---- the end: the rules in the engine's order ------------------------------------------ */
+
+/* `CostCents` -> `cost_cents` */
+static void snake(const char *name, char *out, size_t n) {
+  size_t k = 0;
+  const char *p;
+  for (p = name; *p && k + 2 < n; p++) {
+    if (p > name && *p >= 'A' && *p <= 'Z' && p[-1] >= 'a' && p[-1] <= 'z') out[k++] = '_';
+    out[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+  }
+  out[k] = '\0';
+}
+
+static int known_task(vstate *v, const unsigned char id[16]) {
+  vkey key = key_of(id, 0);
+  return idset_find(v, &v->tasks, &key, 0);
+}
+
+static void finish_rules(vstate *v) {
+  violation *o = &v->out;
+  const vplan *pl = v->pl;
+  char path[96], a[37], b[37];
+  uint64_t i, n, k;
+  if (v->md_schema != pl->schema_version
+      && fail(o, "UnsupportedSchemaVersion", "metadata.schema_version",
+              "unsupported snapshot schema version: expected %u, found %u",
+              (unsigned)pl->schema_version, (unsigned)v->md_schema)) return;
+  if (v->md_tasks != v->ntasks
+      && fail(o, "TaskCountMismatch", "metadata.task_count", "snapshot task_count mismatch: declared %llu, actual %llu",
+              (unsigned long long)v->md_tasks, (unsigned long long)v->ntasks)) return;
+  if (v->md_runs != v->nruns
+      && fail(o, "RunCountMismatch", "metadata.run_count", "snapshot run_count mismatch: declared %llu, actual %llu",
+              (unsigned long long)v->md_runs, (unsigned long long)v->nruns)) return;
+  if (v->v_tasks.kind) { *o = v->v_tasks; return; }
+  /* runs: the first unknown task before the first other run violation wins */
+  n = v->v_runs_at ? v->v_runs_at - 1 : v->nruns;
+  for (i = 0; i < n; i++) {
+    const unsigned char *rid = v->run_ids.p + i * 32, *tid = rid + 16;
+    if (!known_task(v, tid)) {
+      idtext(rid, a);
+      idtext(tid, b);
+      fail(o, "RunReferencesUnknownTask", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i + 1, 0),
+           "snapshot run %s references unknown task %s", a, b);
+      return;
+    }
+  }
+  if (v->v_runs.kind) { *o = v->v_runs; return; }
+  /* engine (6.3) */
+  if (v->paused && !v->has_paused_at
+      && fail(o, "InvalidEnginePausedCausality", "engine.paused_at",
+              "snapshot engine state invalid: paused=true requires paused_at")) return;
+  if ((v->paused && v->has_resumed_at) || (!v->has_paused_at && v->has_resumed_at)
+      || (!v->paused && v->has_paused_at && !v->has_resumed_at)) {
+    fail(o, "InvalidEngineResumedCausality", "engine.resumed_at",
+         "snapshot engine state invalid: paused=false with paused_at requires resumed_at");
+    return;
+  }
+  if (!v->paused && v->has_paused_at && v->has_resumed_at && v->resumed_at < v->paused_at) {
+    fail(o, "InvalidEnginePauseResumeOrdering", "engine.resumed_at",
+         "snapshot engine state invalid: resumed_at (%llu) < paused_at (%llu)",
+         (unsigned long long)v->resumed_at, (unsigned long long)v->paused_at);
+    return;
+  }
+  /* dependency declarations */
+  {
+    idset *declared = &v->seen;
+    uint64_t nd = v->dep_tids.len / 16;
+    for (i = 0; i < nd; i++) {
+      const unsigned char *tid = v->dep_tids.p + i * 16;
+      uint64_t end, start = 0;
+      vkey key = key_of(tid, 0);
+      memcpy(&end, v->dep_off.p + i * 8, 8);
+      if (i > 0) memcpy(&start, v->dep_off.p + (i - 1) * 8, 8);
+      idtext(tid, a);
+      if (idset_find(v, declared, &key, 1)) {
+        fail(o, "DuplicateDependencyDeclaration", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
+             "snapshot contains duplicate dependency declaration for task %s", a);
+        break;
+      }
+      if (!known_task(v, tid)) {
+        fail(o, "DependencyDeclarationUnknownTask", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
+             "snapshot dependency declaration for unknown task %s", a);
+        break;
+      }
+      for (k = start; k < end; k++) {
+        const unsigned char *pid = v->dep_ids.p + k * 16;
+        if (!known_task(v, pid)) {
+          idtext(pid, b);
+          fail(o, "DependencyReferencesUnknownTask",
+               pathf(path, sizeof path, "dependency_declarations[%llu].depends_on[%llu]", i + 1, k - start + 1),
+               "snapshot dependency declaration for task %s references unknown prerequisite task %s", a, b);
+          break;
+        }
+      }
+      if (o->kind) break;
+    }
+    idset_free(declared);
+    if (o->kind) return;
+  }
+  /* budgets */
+  {
+    idset *seen = &v->seen;
+    uint64_t nb = v->budgets.len / sizeof(vkey);
+    for (i = 0; i < nb; i++) {
+      vkey key;
+      memcpy(&key, v->budgets.p + i * sizeof(vkey), sizeof key);
+      idtext(key.b, a);
+      if (idset_find(v, seen, &key, 1)) {
+        char dim[64];
+        const jtype *de = pl->dimension;
+        snake(de && key.x < (uint32_t)de->nitems ? de->items[key.x].name : "?", dim, sizeof dim);
+        fail(o, "DuplicateBudgetAllocation", pathf(path, sizeof path, "budgets[%llu].dimension", i + 1, 0),
+             "duplicate budget allocation for task %s dimension %s", a, dim);
+        break;
+      }
+      if (!known_task(v, key.b)) {
+        fail(o, "BudgetReferencesUnknownTask", pathf(path, sizeof path, "budgets[%llu].task_id", i + 1, 0),
+             "budget allocation references unknown task %s", a);
+        break;
+      }
+    }
+    idset_free(seen);
+    if (o->kind) return;
+  }
+  /* subscriptions */
+  {
+    idset *seen = &v->seen;
+    uint64_t ns = v->subs.len / 32;
+    for (i = 0; i < ns; i++) {
+      const unsigned char *sid = v->subs.p + i * 32, *tid = sid + 16;
+      vkey key = key_of(sid, 0);
+      idtext(sid, a);
+      if (idset_find(v, seen, &key, 1)) {
+        fail(o, "DuplicateSubscriptionId", pathf(path, sizeof path, "subscriptions[%llu].subscription_id", i + 1, 0),
+             "duplicate subscription id %s", a);
+        break;
+      }
+      if (!known_task(v, tid)) {
+        idtext(tid, b);
+        fail(o, "SubscriptionReferencesUnknownTask", pathf(path, sizeof path, "subscriptions[%llu].task_id", i + 1, 0),
+             "subscription %s references unknown task %s", a, b);
+        break;
+      }
+    }
+    idset_free(seen);
+  }
+}
+
+/* ---- the plan ----------------------------------------------------------------------- */
+
+static int plan_state(lua_State *L, vplan *pl, const char *name) {
+  int i;
+  for (i = 0; i < pl->nstates; i++) if (strcmp(pl->names[i], name) == 0) return i;
+  return luaL_error(L, "verdict_plan: unknown run state %s", name);
+}
+
+/* Sets the hook ids and field slots on the compiled schema's types. */
+static void plan_compile(lua_State *L, vplan *pl, jschema *sc) {
+  int k, j, f;
+  for (k = 1; k < VK_COUNT; k++) {
+    jtype *t = NULL;
+    for (j = 0; j < sc->ntypes; j++) {
+      if (sc->types[j]->kind == JK_RECORD && strcmp(sc->types[j]->name, HOOKS[k].record) == 0) {
+        t = sc->types[j];
+        break;
+      }
+    }
+    if (!t) luaL_error(L, "verdict_plan: the schema has no record %s", HOOKS[k].record);
+    for (f = 0; HOOKS[k].fields[f]; f++) {
+      int idx = -1;
+      for (j = 0; j < t->nitems && j < JCAP_MAX; j++)
+        if (strcmp(t->items[j].name, HOOKS[k].fields[f]) == 0) idx = j;
+      if (idx < 0) luaL_error(L, "verdict_plan: record %s has no field %s among its first %d",
+                              HOOKS[k].record, HOOKS[k].fields[f], JCAP_MAX);
+      t->vf[f] = (signed char)idx;
+    }
+    if (k == VK_REPEAT) {
+      /* the check belongs to the RunPolicyWire variant whose payload this record is */
+      int found = 0;
+      for (j = 0; j < sc->ntypes; j++) {
+        jtype *e = sc->types[j];
+        int m;
+        if (e->kind != JK_ENUM) continue;
+        for (m = 0; m < e->nitems; m++) if (e->items[m].type == t) { e->items[m].vk = VK_REPEAT; found = 1; }
+      }
+      if (!found) luaL_error(L, "verdict_plan: no variant carries %s", HOOKS[k].record);
+    } else {
+      t->vk = k;
+    }
+    if (k == VK_RUNINST) {
+      const jtype *st = t->items[(int)t->vf[2]].type;
+      if (st->kind != JK_ENUM || st->nitems > NSTATES) luaL_error(L, "verdict_plan: RunInstanceWire.state is not a RunState enum");
+      pl->nstates = st->nitems;
+      for (j = 0; j < st->nitems; j++) snprintf(pl->names[j], sizeof pl->names[j], "%s", st->items[j].name);
+    }
+    if (k == VK_BUDGET) pl->dimension = t->items[(int)t->vf[1]].type;
+  }
+  /* every decode-time check of the schema must have its C twin here */
+  for (j = 0; j < sc->ntypes; j++) {
+    jtype *t = sc->types[j];
+    int m;
+    if (t->kind == JK_RECORD && t->check_ref
+        && t->vk != VK_TASKSPEC && t->vk != VK_CONSTRAINTS && t->vk != VK_RUNINST)
+      luaL_error(L, "verdict_plan: record %s has a check the verdict does not implement", t->name);
+    if (t->kind == JK_ENUM)
+      for (m = 0; m < t->nitems; m++)
+        if (t->items[m].check_ref && t->items[m].vk != VK_REPEAT)
+          luaL_error(L, "verdict_plan: variant %s of %s has a check the verdict does not implement",
+                     t->items[m].name, t->name);
+  }
+}
+
+/* verdict_plan(schema, sm) -> VerdictPlan */
+int aqs_verdict_plan(lua_State *L) {
+  vplan *pl;
+  jschema *sc;
+  int i, n;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  sc = aqs_json_schema_at(L, 1);
+  pl = (vplan *)lua_newuserdatauv(L, sizeof(vplan), 1);   /* 3 */
+  memset(pl, 0, sizeof *pl);
+  luaL_setmetatable(L, PLAN_MT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 3, 1);   /* keeps the compiled schema alive */
+  lua_getfield(L, 2, "schema_version");
+  pl->schema_version = (uint32_t)luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  plan_compile(L, pl, sc);
+  pl->st_scheduled = plan_state(L, pl, "Scheduled");
+  pl->st_ready = plan_state(L, pl, "Ready");
+  pl->st_running = plan_state(L, pl, "Running");
+  pl->st_canceled = plan_state(L, pl, "Canceled");
+  if (lua_getfield(L, 2, "allowed") != LUA_TTABLE) luaL_error(L, "verdict_plan: sm.allowed expected");
+  n = (int)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    int from, to;
+    lua_rawgeti(L, -1, i);
+    lua_rawgeti(L, -1, 1);
+    lua_rawgeti(L, -2, 2);
+    from = plan_state(L, pl, luaL_checkstring(L, -2));
+    to = plan_state(L, pl, luaL_checkstring(L, -1));
+    pl->allowed[from][to] = 1;
+    lua_pop(L, 3);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 2, "lease_states") != LUA_TTABLE) luaL_error(L, "verdict_plan: sm.lease_states expected");
+  n = (int)lua_rawlen(L, -1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    pl->lease[plan_state(L, pl, luaL_checkstring(L, -1))] = 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  pl->compiled = 1;
+  return 1;
+}
+
+/* ---- snapshot_verdict ---------------------------------------------------------------- */
+
+static void set_int(lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *s) {
+  lua_pushstring(L, s);
+  lua_setfield(L, -2, k);
+}
+
+/* The verdict on v (stack: path, plan, schema, state); pushes the result table. */
+static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, uint32_t max) {
+  unsigned char h[AQS_HEADER_SIZE];
+  uint32_t len = 0;
+  int64_t r;
+  jstream src;
+  struct stat st;
+  int ok;
+  v->fd = aqs_open(path, O_RDONLY, 0);
+  if (v->fd < 0) {
+    if (errno == ENOENT) {
+      lua_createtable(L, 0, 2);
+      set_str(L, "status", "missing");
+      set_int(L, "offset", 0);
+    } else {
+      aqs_push_io_result(L, errno, 0);
+    }
+    return;
+  }
+  r = aqs_read_full(v->fd, h, AQS_HEADER_SIZE, -1);
+  if (r < 0) { aqs_push_io_result(L, errno, 0); return; }
+  if (aqs_frame_classify(L, h, (size_t)r, expect, max, &len)) return;
+  /* a regular file shows up front whether the payload is there (like frame_read) */
+  if (aqs_fstat(v->fd, &st) < 0) { aqs_push_io_result(L, errno, AQS_HEADER_SIZE); return; }
+  if (S_ISREG(st.st_mode)) {
+    uint64_t size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+    uint64_t avail = size > AQS_HEADER_SIZE ? size - AQS_HEADER_SIZE : 0;
+    if (avail < len) { aqs_frame_short_payload(L, len, avail); return; }
+  }
+  memset(&src, 0, sizeof src);
+  src.fd = v->fd;
+  src.left = len;
+  ok = aqs_json_decode_stream(L, 3, &src, &HOOKS_IMPL, v);   /* ok: nil; else msg, line, col */
+  if (src.read_errno > 0) { aqs_push_io_result(L, src.read_errno, AQS_HEADER_SIZE); return; }
+  if (src.read_errno < 0 || src.got < len) { aqs_frame_short_payload(L, len, src.got); return; }
+  if (src.crc != aqs_get_u32le(h + 8)) {
+    aqs_frame_crc_mismatch(L, aqs_get_u32le(h + 8), src.crc, len);
+    return;
+  }
+  if (!ok) {
+    lua_createtable(L, 0, 4);
+    set_str(L, "status", "decode_error");
+    lua_pushvalue(L, -4);
+    lua_setfield(L, -2, "message");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "line");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "column");
+    return;
+  }
+  finish_rules(v);
+  if (v->out.kind) {
+    lua_createtable(L, 0, 4);
+    set_str(L, "status", "mapping_error");
+    set_str(L, "kind", v->out.kind);
+    set_str(L, "path", v->out.path);
+    set_str(L, "message", v->out.msg);
+    return;
+  }
+  lua_createtable(L, 0, 6);
+  set_str(L, "status", "ok");
+  set_int(L, "tasks", (lua_Integer)v->ntasks);
+  set_int(L, "runs", (lua_Integer)v->nruns);
+  set_int(L, "version", aqs_get_u32le(h));
+  set_int(L, "length", len);
+  set_int(L, "crc", aqs_get_u32le(h + 8));
+}
+
+/* snapshot_verdict(path, plan [, opts]) -> result table */
+int aqs_snapshot_verdict(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  vplan *pl = (vplan *)luaL_checkudata(L, 2, PLAN_MT);
+  uint32_t expect = aqs_opt_u32(L, 3, "version", 4);
+  uint32_t max = aqs_opt_u32(L, 3, "max_length", AQS_MAX_PAYLOAD);
+  vstate *v;
+  lua_settop(L, 2);
+  lua_getiuservalue(L, 2, 1);   /* 3: the compiled schema */
+  v = (vstate *)lua_newuserdatauv(L, sizeof(vstate), 0);   /* 4 (freed by __gc) */
+  memset(v, 0, sizeof *v);
+  v->fd = -1;
+  luaL_setmetatable(L, VSTATE_MT);
+  v->L = L;
+  v->pl = pl;
+  verdict(L, v, path, expect, max);
+  /* the descriptor and the id sets go now, not at the next collection */
+  lua_pushcfunction(L, vstate_gc);
+  lua_pushvalue(L, 4);
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+static int plan_tostring(lua_State *L) {
+  vplan *pl = (vplan *)luaL_checkudata(L, 1, PLAN_MT);
+  lua_pushfstring(L, "VerdictPlan(%d states)", pl->nstates);
+  return 1;
+}
+
+void aqs_verdict_init(lua_State *L) {
+  luaL_newmetatable(L, PLAN_MT);
+  lua_pushcfunction(L, plan_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, VSTATE_MT);
+  lua_pushcfunction(L, vstate_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, vstate_gc);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,166 @@
+-- The streamed verdict (snapshot.verdict, csrc/verdict.c) against the table path
+-- (snapshot.load): the same outcome, kind, text and violation path on every golden
+-- fixture, on truncations and bit flips (with the CRC left stale and recomputed, so that
+-- the flips reach the decoder and the rules), and on documents larger than the read
+-- window (errors after many slides keep their line and column).
+-- Also: the collector is never left stopped by a raising decode (issue 17.6).
+local core = require "actionqueue.storage.core"
+local dsl = require "actionqueue.storage.schema.dsl"
+local snapshot = require "actionqueue.storage.snapshot"
+local load = require "actionqueue.storage.snapshot.load"
+local codec = require "actionqueue.storage.snapshot.codec"
+local fixtures = require "spec.support.fixtures"
+local files = require "support.files"
+
+local full = os.getenv("AQS_RELIABILITY") == "full"
+
+local tmpdir = files.tmpdir()
+
+local function put(name, data)
+  local p = tmpdir .. "/" .. name
+  files.write(p, data)
+  return p
+end
+
+local function describe_err(err)
+  return ("ERR %s %s %s"):format(err.kind, err.message, tostring(err.violation and err.violation.path))
+end
+
+local function by_load(path)
+  local snap, err = snapshot.load(path)
+  if snap == false then return "NONE" end
+  if snap then return ("OK tasks=%d runs=%d"):format(#snap.tasks, #snap.runs) end
+  return describe_err(err)
+end
+
+local function by_verdict(path)
+  local v, err = load.verdict(path)
+  if v == false then return "NONE" end
+  if v then return ("OK tasks=%d runs=%d"):format(v.tasks, v.runs) end
+  return describe_err(err)
+end
+
+local function agree(path, what)
+  local a, b = by_load(path), by_verdict(path)
+  assert(a == b, ("%s: load says %q, verdict says %q"):format(what, a, b))
+  return a
+end
+
+local function flip(d, i, bit)
+  return d:sub(1, i - 1) .. string.char(d:byte(i) ~ (1 << bit)) .. d:sub(i + 1)
+end
+
+describe("snapshot verdict", function()
+  teardown(function() files.rmtree(tmpdir) end)
+
+  it("agrees with the loader on every golden fixture", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local n, outcomes = 0, {}
+    for _, c in ipairs(fixtures.manifest("snapshot")) do
+      local got = agree(fixtures.path("snapshot", c.file), c.file)
+      outcomes[got:match("^ERR %S+") or got:match("^%S+")] = true
+      n = n + 1
+    end
+    assert.is_true(n > 50)
+    -- the fixtures reach every kind of outcome
+    for _, k in ipairs { "ERR DecodeError", "ERR MappingError", "ERR CrcMismatch", "ERR IoError", "NONE" } do
+      assert.is_true(outcomes[k] ~= nil, k)
+    end
+  end)
+
+  it("agrees on truncations and bit flips (stale and recomputed CRC)", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local stride = full and 1 or 17
+    local n = 0
+    for _, name in ipairs { "valid_01_tasks.snap", "valid_04_engine_resumed.snap", "valid_10_direct_fields.snap",
+                            "valid_02_runs_all_states.snap" } do
+      local good = files.read(fixtures.path("snapshot", name))
+      if good then
+        local payload = good:sub(13)
+        for k = 0, #good - 1, stride do
+          agree(put("t.snap", good:sub(1, k)), name .. " truncated to " .. k)
+          n = n + 1
+        end
+        for i = 1, #payload, stride do
+          for bit = 0, 7 do
+            local bad = flip(payload, i, bit)
+            agree(put("f.snap", core.frame_encode(4, bad)), ("%s flip %d.%d, CRC recomputed"):format(name, i, bit))
+            if bit == 5 then agree(put("g.snap", good:sub(1, 12) .. bad), ("%s flip %d.%d"):format(name, i, bit)) end
+            n = n + 1
+          end
+        end
+      end
+    end
+    assert.is_true(n > 500)
+  end)
+
+  it("keeps line and column of errors far beyond the read window", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local snap = assert(snapshot.load(fixtures.path("snapshot", "valid_12_medium_1000.snap")))
+    local pretty = core.json_encode(snap, codec.schema(), { indent = 2 })
+    assert.is_true(#pretty > 1000000)
+    assert.equal("OK tasks=1000 runs=1000", agree(put("p.snap", core.frame_encode(4, pretty)), "pretty"))
+    local seen = 0
+    for _, at in ipairs { 70000, 131072, 500001, #pretty - 40 } do
+      -- the first value token at or after `at` is replaced by a string: a decode error
+      local s, e = pretty:find('": [%d"tfn%[{]', at)
+      local bad = pretty:sub(1, s + 2) .. "@" .. pretty:sub(e + 1)
+      local got = agree(put("e.snap", core.frame_encode(4, bad)), "error near " .. at)
+      assert.matches("line %d+ column %d+", got)
+      seen = seen + 1
+      -- and a mapping error after everything was streamed: a wrong run count
+      local wrong = pretty:gsub('"run_count": 1000', '"run_count": 999', 1)
+      assert.equal("ERR MappingError Mapping error: snapshot run_count mismatch: declared 999, actual 1000 "
+        .. "metadata.run_count", agree(put("m.snap", core.frame_encode(4, wrong)), "mapping"))
+    end
+    assert.equal(4, seen)
+  end)
+
+  it("reports a CRC mismatch before a decode error earlier in the stream", function()
+    local p = put("c.snap", core.frame_header(4, 5, 0) .. "nope!")
+    assert.equal("ERR CrcMismatch Snapshot CRC-32 mismatch: expected 0x00000000, actual 0x"
+      .. ("%08x"):format(core.crc32("nope!")) .. " nil", agree(p, "crc"))
+  end)
+
+  it("check goes through the verdict (same line as before)", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local c = snapshot.check(fixtures.path("snapshot", "valid_02_runs_all_states.snap"))
+    assert.equal("ok", c.status)
+    assert.equal(by_load(fixtures.path("snapshot", "valid_02_runs_all_states.snap")), c.line)
+  end)
+end)
+
+describe("the collector after a raising decode (issue 17.6)", function()
+  -- An allocation failure inside the decoder unwinds it like any raised error: a
+  -- default function that fails to allocate stands for it.
+  local R = dsl.record { "R", { "a", dsl.u32 },
+    { "b", dsl.u32, default = function() error("not enough memory", 0) end } }
+
+  after_each(function() collectgarbage("restart") end)
+
+  it("json_decode restarts the collector when a raise unwinds it", function()
+    collectgarbage("restart")
+    local ok, err = pcall(core.json_decode, '{"a":1}', R)
+    assert.is_false(ok)
+    assert.equal("not enough memory", err)
+    assert.is_true(collectgarbage("isrunning"))
+  end)
+
+  it("json_decode leaves a stopped collector stopped", function()
+    collectgarbage("stop")
+    assert.is_nil((core.json_decode('{"a":"x"}', R)))
+    assert.is_false(collectgarbage("isrunning"))
+  end)
+
+  it("snapshot.load restarts the collector when decoding raises", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local real = codec.decode
+    codec.decode = function() error("not enough memory", 0) end
+    collectgarbage("restart")
+    local ok, err = pcall(snapshot.load, fixtures.path("snapshot", "valid_01_tasks.snap"))
+    codec.decode = real
+    assert.is_false(ok)
+    assert.equal("not enough memory", err)
+    assert.is_true(collectgarbage("isrunning"))
+  end)
+end)
