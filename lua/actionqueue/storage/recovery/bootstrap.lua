@@ -30,13 +30,14 @@ local function fail(kind, text, cause)
   return nil, errors.new(kind, { cause = cause, text = text }, M.PREFIX[kind] .. text)
 end
 
--- Steps 1-3 (recovery.md §2): the folders, the Strict writer-open scan and the reader.
+-- Steps 1 and 3 (recovery.md §2): the folders and the reader (step 2's strict scan is
+-- part of the one WAL pass, `replay_pass`).
 -- Reading needs no write access and creates nothing: without `create` the folders are
 -- only checked (a component that is not a directory fails as the engine's mkdir would)
 -- and a missing WAL reads as the empty file the engine would have created. With
 -- `create` (opts.bootstrap) the engine's side effects are reproduced first: both
--- folders and an empty WAL file. The scan runs on the reader's read-only descriptor.
--- Returns reader, current sequence (the last record's), bytes validated | nil, kind, text.
+-- folders and an empty WAL file.
+-- Returns reader | nil, kind, text.
 local function open_wal(wal_path, snap_path, create)
   local fsutil = require "actionqueue.storage.fsutil"
   local reader = require "actionqueue.storage.wal.reader"
@@ -56,12 +57,7 @@ local function open_wal(wal_path, snap_path, create)
     return nil, "WalInit", appender.open_error({ kind = "IoError", errno = rerr.errno,
       message = "I/O error: " .. rerr.os_message }).message
   end
-  local s = reader.scan(rd.log, { order = "writer_open" })
-  if s.error then
-    rd:close()
-    return nil, "WalInit", appender.open_error(s.error).message
-  end
-  return rd, s.last_sequence, s.valid_bytes
+  return rd
 end
 
 local NIL_ID = "00000000-0000-0000-0000-000000000000"
@@ -284,28 +280,41 @@ function M.run(dir, opts)
   local wal_path = opts.wal_path or (dir .. "/" .. M.WAL_FILE)
   local snap_path = opts.snapshot_path or (dir .. "/" .. M.SNAPSHOT_FILE)
 
-  -- 1.-3. folders, strict open scan, reader (read-only unless opts.bootstrap)
-  local rd, wal_max, validated = open_wal(wal_path, snap_path, opts.bootstrap)
-  if not rd then return fail(wal_max, validated) end
+  -- 1. and 3. folders, reader (read-only unless opts.bootstrap)
+  local rd, open_kind, open_text = open_wal(wal_path, snap_path, opts.bootstrap)
+  if not rd then return fail(open_kind, open_text) end
   -- Closed on every way out of this function, a raise included (Reader:close is
   -- idempotent, so the explicit closes below stay harmless).
   local closer <close> = setmetatable({}, { __close = function() rd:close() end }) -- luacheck: ignore 211
 
-  -- 4. snapshot
+  -- 4. snapshot. Loaded before the WAL pass (which needs its sequence), but its warnings
+  -- are reported only once the WAL passed step 2, as in the reference's order.
+  local held = {}
   local st, snapshot_loaded, s, snap_events = nil, false, 0, 0
   local snap, lerr = M.load_snapshot(snap_path)
   if snap == nil then
-    warn("snapshot load failed, falling back to WAL-only replay: " .. tostring(lerr and lerr.message))
+    held[#held + 1] = "snapshot load failed, falling back to WAL-only replay: " ..
+      tostring(lerr and lerr.message)
   elseif snap then
     local hst, n_or_err = M.hydrate(snap)
     if hst then
       st, snapshot_loaded, s, snap_events = hst, true, snap.metadata.wal_sequence, n_or_err
     else
-      warn("snapshot hydration failed, falling back to WAL-only replay: " ..
-        tostring(n_or_err and n_or_err.message))
+      held[#held + 1] = "snapshot hydration failed, falling back to WAL-only replay: " ..
+        tostring(n_or_err and n_or_err.message)
     end
   end
   st = st or state_mod.new()
+
+  -- 2., 6. and 7. in one pass over the WAL
+  local pass = M.replay_pass(rd, st, s)
+  if pass.error then
+    rd:close()
+    local appender = require "actionqueue.storage.wal.appender"
+    return fail("WalInit", appender.open_error(pass.error).message)
+  end
+  for _, text in ipairs(held) do warn(text) end
+  local wal_max = pass.last_sequence
 
   local result = {
     state = st, snapshot_loaded = snapshot_loaded, snapshot_sequence = s,
@@ -321,7 +330,7 @@ function M.run(dir, opts)
     return result
   end
 
-  -- 5. snapshot ahead of the WAL
+  -- 5. snapshot ahead of the WAL (an error here discards whatever the pass replayed)
   if snapshot_loaded and math.ult(wal_max, s) then
     if wal_max == 0 then
       warn(string.format("snapshot sequence %u is ahead of an empty WAL", s))
@@ -331,44 +340,55 @@ function M.run(dir, opts)
         string.format("snapshot sequence %u exceeds WAL max sequence %u", s, wal_max))
     end
   end
-  -- 6. tail selection. The seek's full-file validation shares step 2's strict scan:
-  -- only bytes appended since then are validated again (docs/recovery-deviations.md).
-  if s == -1 then
-    -- wal_sequence = u64::MAX: there is no sequence s + 1 (it would wrap to 0 and could
-    -- match a hand-written record 0). Saturate: nothing is replayed, as when s + 1 is
-    -- absent (docs/recovery-deviations.md; recovery.md does not cover it).
-    return finish()
+  -- 6. no record with sequence s + 1 (or s = u64::MAX): nothing replayed
+  if not pass.started then return finish() end
+  -- 7. the replay's outcome
+  result.wal_replay_events_applied = pass.applied
+  if pass.reducer_error then
+    rd:close()
+    return fail("WalReplay", "Reducer error: " .. pass.reducer_error.message, pass.reducer_error)
   end
-  if s ~= 0 then
-    local ok, serr = rd:seek_to_sequence(s + 1, { validated_bytes = validated })
-    if not ok then
-      if serr.kind == "EndOfWal" then return finish() end
-      rd:close()
-      return fail("WalRead", serr.message, serr)
-    end
-  end
-  -- 7. replay
-  local apply = reducer.apply
-  local n = 0
-  while true do
-    local ev, err = rd:next()
-    if not ev then
-      if err then
-        rd:close()
-        return fail("WalReplay", err.message, err)
-      end
-      break
-    end
-    local ok, rerr2 = apply(st, ev)
-    if not ok then
-      rd:close()
-      result.wal_replay_events_applied = n
-      return fail("WalReplay", "Reducer error: " .. rerr2.message, rerr2)
-    end
-    n = n + 1
-  end
-  result.wal_replay_events_applied = n
   return finish()
+end
+
+--- The one pass over the WAL that does the bootstrap's steps 2, 6 and 7 (recovery.md §2):
+-- the strict scan of every record in the writer-open classification order, the search
+-- for the first record with sequence `s + 1` (from the start when `s` is 0; never when `s`
+-- is u64::MAX, docs/recovery-deviations.md) and the replay of it and every later record
+-- into `st`. Replay stops at the first reducer error; the scan goes on to the end, so a
+-- corruption anywhere still wins (step 2 runs before the replay in the reference).
+-- Records before the tail start are only validated (postcard skim), not built.
+-- @tparam Reader rd an open WAL reader
+-- @tparam table st the projection (hydrated or empty)
+-- @tparam integer s the snapshot sequence (0: none)
+-- @treturn table `{error = scan error?, last_sequence, valid_bytes, started = bool,
+--   applied = n, reducer_error = err?}`
+function M.replay_pass(rd, st, s)
+  local reader = require "actionqueue.storage.wal.reader"
+  local codec = require "actionqueue.storage.wal.codec"
+  local apply = reducer.apply
+  local decode = codec.decode_payload
+  local started, applied, reducer_error = s == 0, 0, nil
+  local target = s + 1
+  local function on_record(_, ev, payload, seq)
+    if reducer_error then return end
+    if not started then
+      if s == -1 or seq ~= target then return end
+      started = true
+    end
+    ev = ev or decode(payload)
+    local ok, err = apply(st, ev)
+    if ok then applied = applied + 1 else reducer_error = err end
+  end
+  local summary = { last_sequence = 0, valid_bytes = 0 } -- a missing WAL reads as empty
+  if rd.log then
+    summary = reader.scan(rd.log, { order = "writer_open", skim = s ~= 0 }, on_record)
+  end
+  return {
+    error = summary.error, last_sequence = summary.last_sequence,
+    valid_bytes = summary.valid_bytes, started = started, applied = applied,
+    reducer_error = reducer_error,
+  }
 end
 
 return M
