@@ -78,22 +78,13 @@ H.RunCreated = function(st, e)
   return true
 end
 
--- Checks of RunStateChanged (§9.3 #2 steps 1-6); returns the run or nil, err.
-local function check_state_change(st, run_id, prev, new)
-  local run = st.runs[run_id]
-  if not run then return invalid() end
-  local inst = run.instance
-  local cur = inst.state
-  if cur ~= prev then return invalid() end
-  if not sm.can_transition(prev, new) then return invalid() end
-  -- Step 4 (instance state differs from the mirror) cannot happen here: the mirror is
-  -- the instance's own state.
-  if new == "Running" and inst.current_attempt_id ~= nil then return invalid() end
-  if cur == "Running" and new ~= "Running" and new ~= "Canceled"
-      and inst.current_attempt_id ~= nil then
-    return invalid()
-  end
-  return run
+-- The transition table and the terminal states, as plain lookups for the hot paths
+-- (derived from statemachine, which derives the states from the schema).
+local ALLOWED, TERMINAL = {}, {}
+for _, from in ipairs(sm.states) do
+  ALLOWED[from] = {}
+  for _, to in ipairs(sm.targets(from)) do ALLOWED[from][to] = true end
+  TERMINAL[from] = sm.is_terminal(from)
 end
 
 -- Effects of a state change (shared by #2, #6, #14, #15).
@@ -102,15 +93,28 @@ local function change_state(run, prev, new, ts)
   inst.state = new
   if new ~= "Running" then inst.current_attempt_id = nil end
   inst.last_state_change_at = ts
-  run.history[#run.history + 1] = { from = prev, to = new, timestamp = ts }
-  if sm.is_terminal(new) then
+  local history = run.history
+  history[#history + 1] = { from = prev, to = new, timestamp = ts }
+  if TERMINAL[new] then
     run.lease, run.lease_meta = nil, nil
   end
 end
 
+-- RunStateChanged's checks (§9.3 #2 steps 1-6), then its effects.
 local function state_changed(st, run_id, prev, new, ts)
-  local run, err = check_state_change(st, run_id, prev, new)
-  if not run then return nil, err end
+  local run = st.runs[run_id]
+  if not run then return invalid() end
+  local inst = run.instance
+  local cur = inst.state
+  if cur ~= prev then return invalid() end
+  if not ALLOWED[prev][new] then return invalid() end
+  -- Step 4 (instance state differs from the mirror) cannot happen here: the mirror is
+  -- the instance's own state.
+  local attempt = inst.current_attempt_id
+  if attempt ~= nil then
+    if new == "Running" then return invalid() end
+    if cur == "Running" and new ~= "Canceled" then return invalid() end
+  end
   change_state(run, prev, new, ts)
   return true
 end
@@ -183,7 +187,7 @@ end
 -- #6
 H.RunCanceled = function(st, e)
   local run = st.runs[e.run_id]
-  if not run or sm.is_terminal(run.instance.state) then return invalid() end
+  if not run or TERMINAL[run.instance.state] then return invalid() end
   change_state(run, run.instance.state, "Canceled", e.timestamp)
   run.lease, run.lease_meta = nil, nil
   return true
