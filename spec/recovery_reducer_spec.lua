@@ -77,6 +77,8 @@ local function fresh()
     return w
   end
   function w.r(id) return w.st.runs[id or R1] end
+  function w.h(id) return state.history(w.r(id)) end
+  function w.a(id) return state.attempts(w.r(id)) end
   return w
 end
 
@@ -138,9 +140,9 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     w.to(R1, "Running", "Completed", 3000)
     assert.equal("Completed", w.r().instance.state)
     assert.equal(3000, w.r().instance.last_state_change_at)
-    assert.equal(5, #w.r().history)
-    assert.same({ to = "Scheduled", timestamp = 1000 }, w.r().history[1])
-    assert.same({ from = "Running", to = "Completed", timestamp = 3000 }, w.r().history[5])
+    assert.equal(5, #w.h())
+    assert.same({ to = "Scheduled", timestamp = 1000 }, w.h()[1])
+    assert.same({ from = "Running", to = "Completed", timestamp = 3000 }, w.h()[5])
   end)
 
   it("7/15: previous_state mismatch and invalid pairs -> InvalidTransition; unknown run too", function()
@@ -151,7 +153,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     w.fail("RunStateChanged",
       { run_id = R2, previous_state = "Scheduled", new_state = "Ready", timestamp = 1 }, INVALID)
     assert.equal("Scheduled", w.r().instance.state)
-    assert.equal(1, #w.r().history)
+    assert.equal(1, #w.h())
   end)
 
   it("16: RunCreated with a non-Scheduled instance; duplicate run", function()
@@ -189,7 +191,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     w.ok("AttemptFinished", { run_id = R1, attempt_id = A1, result = "Success", output = "out", timestamp = 2600 })
     assert.is_nil(w.r().instance.current_attempt_id)
     assert.same({ attempt_id = A1, started_at = 2500, finished_at = 2600, result = "Success", output = "out" },
-      w.r().attempts[1])
+      w.a()[1])
     assert.equal("Running", w.r().instance.state)
   end)
 
@@ -219,7 +221,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
       error = "attempt timed out after 5s", timestamp = 3000 })
     w.to(R1, "Running", "RetryWait", 3000)
     assert.same({ attempt_id = A1, started_at = 2000, finished_at = 3000, result = "Timeout",
-      error = "attempt timed out after 5s" }, w.r().attempts[1])
+      error = "attempt timed out after 5s" }, w.a()[1])
     assert.equal("RetryWait", w.r().instance.state)
   end)
 
@@ -227,14 +229,14 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     local w = fresh().lifecycle("Ready")
     w.ok("RunCanceled", { run_id = R1, timestamp = 3000 })
     assert.equal("Canceled", w.r().instance.state)
-    assert.same({ from = "Ready", to = "Canceled", timestamp = 3000 }, w.r().history[3])
+    assert.same({ from = "Ready", to = "Canceled", timestamp = 3000 }, w.h()[3])
     w.fail("RunCanceled", { run_id = R1, timestamp = 3001 }, INVALID)
     w.fail("RunCanceled", { run_id = R2, timestamp = 3001 }, INVALID)
     local v = fresh().lifecycle("Running")
     v.ok("AttemptStarted", { run_id = R1, attempt_id = A1, timestamp = 1 })
     v.ok("RunCanceled", { run_id = R1, timestamp = 4000 })
     assert.is_nil(v.r().instance.current_attempt_id)
-    assert.is_nil(v.r().attempts[1].finished_at) -- the open attempt stays unfinished
+    assert.is_nil(v.a()[1].finished_at) -- the open attempt stays unfinished
     assert.equal(4000, v.r().instance.last_state_change_at)
   end)
 
@@ -258,7 +260,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     w.fail("RunSuspended", { run_id = R1, timestamp = 4 }, INVALID)
     w.ok("RunResumed", { run_id = R1, timestamp = 5 })
     assert.equal("Ready", w.r().instance.state)
-    assert.same({ from = "Suspended", to = "Ready", timestamp = 5 }, w.r().history[#w.r().history])
+    assert.same({ from = "Suspended", to = "Ready", timestamp = 5 }, w.h()[#w.h()])
     w.fail("RunResumed", { run_id = R1, timestamp = 6 }, INVALID)
   end)
 
@@ -312,7 +314,7 @@ describe("recovery reducer: leases (§13.1 25-39)", function()
       assert.equal("Ready", w.r().instance.state)
       assert.is_nil(w.r().lease)
       assert.is_nil(w.r().lease_meta)
-      assert.equal(3, #w.r().history)
+      assert.equal(3, #w.h())
       assert.equal(2000, w.r().instance.last_state_change_at)
       local snap, v = to_snapshot.build(w.st, 1)
       assert.is_nil(snap)

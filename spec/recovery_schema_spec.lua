@@ -119,3 +119,17 @@ describe("an event variant without a reducer handler", function()
     for _, rd in ipairs(opened) do assert.is_nil(rd.log, "a WAL reader was left open") end
   end)
 end)
+
+describe("packed run histories (state.HISTORY, state.ATTEMPTS)", function()
+  it("round-trip every field of their schema record, absent optionals included", function()
+    for _, l in ipairs { state.HISTORY, state.ATTEMPTS } do
+      local full, sparse = {}, {}
+      for i, name in ipairs(l.names) do full[name] = "v" .. i end
+      sparse[l.names[#l.names]] = 7 -- only the last field set
+      local list = { full, sparse, full }
+      local flat = state.pack(l, list)
+      assert.equal(3 * l.width, #flat)
+      assert.same(list, state.unpack(l, flat))
+    end
+  end)
+end)

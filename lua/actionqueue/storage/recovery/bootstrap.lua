@@ -9,8 +9,7 @@ local errors = require "actionqueue.storage.errors"
 local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
 local sm = require "actionqueue.storage.statemachine"
-local tablex = require "actionqueue.storage.tablex"
-local copy, copy_list = tablex.copy, tablex.copy_list
+local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
@@ -119,8 +118,8 @@ local function runs(items, apply, bad, st)
     else
       run.instance.current_attempt_id = nil
     end
-    run.history = copy_list(hist)
-    run.attempts = copy_list(attempts)
+    run.history = state_mod.pack(state_mod.HISTORY, hist)
+    run.attempts = state_mod.pack(state_mod.ATTEMPTS, attempts)
     if r.lease then
       run.lease = { owner = r.lease.owner, expiry = r.lease.expiry }
       run.lease_meta = copy(r.lease)

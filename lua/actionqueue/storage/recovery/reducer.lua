@@ -48,6 +48,12 @@ end
 
 local H = {}
 
+-- Slots of the packed run histories (state.lua).
+local HS, AS = state_mod.HISTORY.slot, state_mod.ATTEMPTS.slot
+local H_FROM, H_TO, H_TS = HS.from, HS.to, HS.timestamp
+local A_WIDTH, A_ID, A_STARTED = state_mod.ATTEMPTS.width, AS.attempt_id, AS.started_at
+local A_FINISHED, A_RESULT, A_ERROR, A_OUTPUT = AS.finished_at, AS.result, AS.error, AS.output
+
 -- #0
 H.TaskCreated = function(st, e)
   local id = e.task_spec.id
@@ -63,11 +69,9 @@ H.RunCreated = function(st, e)
   if st.runs[inst.id] then return duplicate() end
   if inst.state ~= "Scheduled" then return invalid() end
   inst = copy(inst)
-  st.runs[inst.id] = {
-    instance = inst,
-    history = { { to = "Scheduled", timestamp = inst.created_at } },
-    attempts = {},
-  }
+  local history = {}
+  history[H_FROM], history[H_TO], history[H_TS] = false, "Scheduled", inst.created_at
+  st.runs[inst.id] = { instance = inst, history = history, attempts = {} }
   st.run_count = st.run_count + 1
   local list = st.runs_by_task[inst.task_id]
   if not list then
@@ -94,7 +98,8 @@ local function change_state(run, prev, new, ts)
   if new ~= "Running" then inst.current_attempt_id = nil end
   inst.last_state_change_at = ts
   local history = run.history
-  history[#history + 1] = { from = prev, to = new, timestamp = ts }
+  local n = #history
+  history[n + H_FROM], history[n + H_TO], history[n + H_TS] = prev, new, ts
   if TERMINAL[new] then
     run.lease, run.lease_meta = nil, nil
   end
@@ -133,7 +138,10 @@ H.AttemptStarted = function(st, e)
   if inst.attempt_count == U32_MAX then return corrupted() end
   inst.attempt_count = inst.attempt_count + 1
   inst.current_attempt_id = e.attempt_id
-  run.attempts[#run.attempts + 1] = { attempt_id = e.attempt_id, started_at = e.timestamp }
+  local attempts = run.attempts
+  local n = #attempts
+  for j = 1, A_WIDTH do attempts[n + j] = false end
+  attempts[n + A_ID], attempts[n + A_STARTED] = e.attempt_id, e.timestamp
   return true
 end
 
@@ -159,13 +167,14 @@ H.AttemptFinished = function(st, e)
   if inst.current_attempt_id == nil or inst.current_attempt_id ~= e.attempt_id then
     return invalid()
   end
-  local entry
-  for _, a in ipairs(run.attempts) do
-    if a.attempt_id == e.attempt_id then entry = a break end
+  local attempts, base = run.attempts, nil
+  for b = 0, #attempts - 1, A_WIDTH do
+    if attempts[b + A_ID] == e.attempt_id then base = b break end
   end
-  if not entry or entry.finished_at ~= nil then return corrupted() end
+  if not base or attempts[base + A_FINISHED] ~= false then return corrupted() end
   inst.current_attempt_id = nil
-  entry.finished_at, entry.result, entry.error, entry.output = e.timestamp, result, err, output
+  attempts[base + A_FINISHED], attempts[base + A_RESULT] = e.timestamp, result
+  attempts[base + A_ERROR], attempts[base + A_OUTPUT] = err or false, output or false
   return true
 end
 

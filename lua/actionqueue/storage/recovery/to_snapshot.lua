@@ -34,8 +34,8 @@ function M.build_unchecked(st, timestamp)
     local r = st.runs[id]
     runs[i] = {
       run_instance = copy(r.instance),
-      state_history = copy_list(r.history),
-      attempts = copy_list(r.attempts),
+      state_history = state_mod.history(r),
+      attempts = state_mod.attempts(r),
       lease = r.lease_meta and copy(r.lease_meta) or nil,
     }
   end
