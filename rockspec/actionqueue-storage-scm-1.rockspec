@@ -84,6 +84,7 @@ build = {
     ["actionqueue.storage.cli.validate"] = "lua/actionqueue/storage/cli/validate.lua",
     ["actionqueue.storage.cli.verify"] = "lua/actionqueue/storage/cli/verify.lua",
     ["actionqueue.storage.cli.wal"] = "lua/actionqueue/storage/cli/wal.lua",
+    ["actionqueue.storage.datadir"] = "lua/actionqueue/storage/datadir.lua",
     ["actionqueue.storage.errors"] = "lua/actionqueue/storage/errors.lua",
     ["actionqueue.storage.filekind"] = "lua/actionqueue/storage/filekind.lua",
     ["actionqueue.storage.fsutil"] = "lua/actionqueue/storage/fsutil.lua",

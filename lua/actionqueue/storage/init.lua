@@ -15,19 +15,44 @@ local submodules = {
   recovery = "actionqueue.storage.recovery",
   inspect = "actionqueue.storage.inspect",
   batch = "actionqueue.storage.batch",
+  datadir = "actionqueue.storage.datadir",
+  filekind = "actionqueue.storage.filekind",
 }
 
--- REPL conveniences (read-only; see actionqueue.storage.inspect):
---   s = aq.load(path)   a snapshot view (raises a one-line error on failure)
---   aq.open(path)       the same, returning nil, err instead
---   aq.show(x [, T])    schema-aware pretty printer for any part
---   aq.wrap(snap)       views over an in-memory snapshot table
---   aq.print(x)         prints any part through the schema (for scripts)
---   aq.found(x)         false for nil and for a failed lookup (s:run("zzz"))
---   aq.help([x])        what you can do with x (or everything)
-for _, name in ipairs { "load", "open", "show", "wrap", "print", "found", "help" } do
-  storage[name] = function(...) return require("actionqueue.storage.inspect")[name](...) end
-end
+-- REPL conveniences (read-only), loaded on first use from actionqueue.storage.inspect.
+local function inspect() return require "actionqueue.storage.inspect" end
+
+--- Loads a snapshot file read-only into the REPL views (`s = aq.load(path)`).
+-- @tparam string path
+-- @return the snapshot view; raises a one-line error value on failure
+function storage.load(path) return inspect().load(path) end
+
+--- Like `load`, but returns `nil, err` instead of raising.
+-- @tparam string path
+-- @return the snapshot view, or `nil, err`
+function storage.open(path) return inspect().open(path) end
+
+--- Schema-aware pretty printer for any part of a snapshot (`aq.show(s.runs[1])`).
+-- @param x the value
+-- @tparam[opt] table|string T schema type or record name (`"SnapshotRun"`); guessed when absent
+-- @tparam[opt] table opts `{max = 20, title = "..."}`
+-- @return a text object (the REPL prints it; `tostring` gives the string)
+function storage.show(x, T, opts) return inspect().show(x, T, opts) end
+
+--- The REPL views over an in-memory snapshot table (from `snapshot.build` or `decode`).
+-- @tparam table snap
+-- @tparam[opt] table meta `{file = ..., file_size = ...}`
+-- @return the snapshot view
+function storage.wrap(snap, meta) return inspect().wrap(snap, meta) end
+
+--- Prints any part through the schema (`aq.show` for scripts).
+function storage.print(...) return inspect().print(...) end
+
+--- False for nil and for a failed lookup (`s:run("zzz")`), else true.
+function storage.found(x) return inspect().found(x) end
+
+--- What you can do with `x` (or an overview without it), as a printable text.
+function storage.help(x) return inspect().help(x) end
 
 return setmetatable(storage, {
   __index = function(t, k)
