@@ -117,6 +117,7 @@ build = {
     ["actionqueue.storage.snapshot.load"] = "lua/actionqueue/storage/snapshot/load.lua",
     ["actionqueue.storage.snapshot.validate"] = "lua/actionqueue/storage/snapshot/validate.lua",
     ["actionqueue.storage.snapshot.write"] = "lua/actionqueue/storage/snapshot/write.lua",
+    ["actionqueue.storage.source"] = "lua/actionqueue/storage/source.lua",
     ["actionqueue.storage.statemachine"] = "lua/actionqueue/storage/statemachine.lua",
     ["actionqueue.storage.tablex"] = "lua/actionqueue/storage/tablex.lua",
     ["actionqueue.storage.u64"] = "lua/actionqueue/storage/u64.lua",

@@ -11,6 +11,7 @@ local submodules = {
   uuid = "actionqueue.storage.uuid",
   schema = "actionqueue.storage.schema",
   snapshot = "actionqueue.storage.snapshot",
+  source = "actionqueue.storage.source",
   wal = "actionqueue.storage.wal",
   recovery = "actionqueue.storage.recovery",
   inspect = "actionqueue.storage.inspect",

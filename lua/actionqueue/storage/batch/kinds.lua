@@ -87,32 +87,13 @@ local function write_output(snapshot, job, snap)
   return true
 end
 
-local function read_table(path)
-  local data, err = fsutil.read_file(path)
-  if not data then return nil, err end
-  if path:match("%.json$") then
-    local t, jerr = require("cjson.safe").decode(data)
-    if t == nil then return nil, path .. ": invalid JSON: " .. tostring(jerr) end
-    return t
-  end
-  local chunk, lerr = load(data, "@" .. path, "t", {})
-  if not chunk then return nil, lerr end
-  local ok, t = pcall(chunk)
-  if not ok then return nil, tostring(t) end
-  return t
-end
-
+-- The one source reader of `aqstore build` (actionqueue.storage.source): Lua in the
+-- sandbox, JSON exact.
 function runners.build(job)
   local snapshot, merr = snapshot_api()
   if not snapshot then return nil, merr, "Unavailable" end
-  local t, err = read_table(job.path)
-  if not t then return nil, tostring(err), "IoError" end
-  local snap
-  snap, err = snapshot.build(t)
-  if not snap then
-    local text, kind = errtext(err)
-    return nil, text, kind or "BuildError"
-  end
+  local snap, err = require("actionqueue.storage.source").snapshot(job.path)
+  if not snap then return nil, err.detail, err.kind end
   return write_output(snapshot, job, snap)
 end
 

@@ -1,6 +1,7 @@
 --- `aqstore validate [--all] FILE`: decode a snapshot and run the semantic validation
 -- (snapshot-format.md §6); with `--all` every violation is listed with its document path.
--- FILE may also be a Lua or JSON source (as for `build`), to check it before building.
+-- FILE may also be a Lua or JSON source, or `-` (standard input), as for `build`, to check it
+-- before building.
 -- @module actionqueue.storage.cli.validate
 local cli = require "actionqueue.storage.cli"
 
@@ -10,27 +11,26 @@ function M.register(parser)
   local cmd = cli.command(parser, "validate",
     "Validate a snapshot (or a .lua/.json source); --all lists every violation with its path.",
     { "aqstore validate --all snapshot.bin", "aqstore validate --all --json examples/broken.lua" })
-  cmd:argument("file", "Snapshot file, or a .lua/.json source file.")
+  cmd:argument("file", "Snapshot file, a .lua/.json source file, or - (a source on standard input).")
   cmd:flag("--all", "Report every violation (default: the first, as the engine does).")
   cli.json_flag(cmd)
 end
 
 local function is_source(file)
-  return file:match("%.lua$") or file:match("%.json$")
+  return file == "-" or file:match("%.lua$") or file:match("%.json$")
 end
 
 --- Reads FILE into a snapshot table without validating it.
+-- A source (`.lua`, `.json`, `-` for standard input) goes through the one source reader
+-- (`actionqueue.storage.source`); anything else is read as a snapshot file.
 -- @return snap, or nil and an error value `{kind, message, path?}`
 function M.read(file)
   local snapshot = require "actionqueue.storage.snapshot"
   if is_source(file) then
-    local source = require "actionqueue.storage.cli.build"
-    local t, err = source.read_source(file)
-    if not t then return nil, err end
-    local snap, berr = snapshot.build(t, { validate = false })
+    local snap, err = require("actionqueue.storage.source").snapshot(file, { validate = false })
     if not snap then
-      return nil, { kind = "BuildError", path = berr.path, message = (berr.path and (berr.path .. ": ") or "")
-        .. tostring(berr.message) }
+      -- one path: the document path goes in `path`, the message is the problem alone
+      return nil, { kind = err.kind, path = err.path, message = err.problem or err.detail }
     end
     return snap
   end

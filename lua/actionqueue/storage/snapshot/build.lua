@@ -400,8 +400,8 @@ end
 -- @tparam table t the snapshot description (every field optional)
 -- @tparam[opt] table opts `{validate = false}` to skip the §6 validation of the result
 -- @treturn table|nil the snapshot
--- @treturn table a `BuildError` (`path`, `message` = "path: problem"; `rule` when the
---   result breaks a validation rule)
+-- @treturn table a `BuildError` (`path`, `problem`, `message` = "path: problem"; `rule`
+--   when the result breaks a validation rule)
 function M.build(t, opts)
   if t == nil then t = {} end
   local ctx = { timestamp = 0 }
@@ -410,12 +410,13 @@ function M.build(t, opts)
     if getmetatable(res) ~= Fail then error(res, 0) end
     local path = text(res.path)
     local msg = path == "" and res.message or (path .. ": " .. res.message)
-    return nil, errors.new("BuildError", { path = path }, msg)
+    return nil, errors.new("BuildError", { path = path, problem = res.message }, msg)
   end
   if not (opts and opts.validate == false) then
     local valid, v = validate.validate(res)
     if not valid then
-      return nil, errors.new("BuildError", { path = v.path, rule = v.kind }, v.path .. ": " .. v.message)
+      return nil, errors.new("BuildError", { path = v.path, problem = v.message, rule = v.kind },
+        v.path .. ": " .. v.message)
     end
   end
   return res
