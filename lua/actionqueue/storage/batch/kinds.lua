@@ -5,7 +5,6 @@
 -- Outputs are only written through `snapshot.write` (atomic: temp sibling, fsync, rename).
 -- @module actionqueue.storage.batch.kinds
 local fingerprint = require "actionqueue.storage.batch.fingerprint"
-local fsutil = require "actionqueue.storage.fsutil"
 
 local kinds = {}
 
