@@ -187,25 +187,19 @@ describe("batch runner", function()
     assert.are.equal(dir .. "/out/data.snap", jobs[1].output)
   end)
 
-  it("compact jobs call recovery.compact, or fail with a clear message when it is missing", function()
+  it("compact jobs call recovery.compact: the same output as the direct call", function()
     local lfs = require "lfs"
     for _, d in ipairs({ "/data", "/data/snapshots", "/data/wal" }) do assert(lfs.mkdir(dir .. d)) end
+    H.copy(H.fixture("valid_01_tasks.snap"), dir .. "/data/snapshots/snapshot.bin")
+    H.write(dir .. "/data/wal/actionqueue.wal", "")
     local res = assert(batch.run({ jobs = { { kind = "compact", input = dir .. "/data", output = dir .. "/c.snap",
       timestamp = 1700000000 } }, workers = 1, progress = false }))
     local e = res.entries[1]
-    local ok, rec = pcall(require, "actionqueue.storage.recovery")
-    if ok and type(rec) == "table" and type(rec.compact) == "function" then
-      local called, done = pcall(rec.compact, dir .. "/data", { timestamp = 1700000000, out = dir .. "/c2.snap" })
-      done = called and done
-      assert.are.equal(done and "ok" or "failed", e.status, tostring(e.error))
-      if done then
-        assert.are.equal(H.read(dir .. "/c2.snap"), H.read(dir .. "/c.snap"))
-        assert.are.equal(core.crc32(H.read(dir .. "/c.snap")), e.output_crc)
-      end
-    else
-      assert.are.equal("failed", e.status)
-      assert.matches("compact not available", e.error, 1, true)
-    end
+    assert.are.equal("ok", e.status, tostring(e.error))
+    local rec = require "actionqueue.storage.recovery"
+    assert(rec.compact(dir .. "/data", { timestamp = 1700000000, out = dir .. "/c2.snap" }))
+    assert.are.equal(H.read(dir .. "/c2.snap"), H.read(dir .. "/c.snap"))
+    assert.are.equal(core.crc32(H.read(dir .. "/c.snap")), e.output_crc)
   end)
 
   it("shards 1/3, 2/3, 3/3 cover every job exactly once and merge back to the full report", function()

@@ -8,10 +8,11 @@ local fingerprint = require "actionqueue.storage.batch.fingerprint"
 
 local kinds = {}
 
+-- The snapshot module, required when a worker runs its first job: the runner, which
+-- reads the table of kinds below too, never loads it. A plain require: it is part of the
+-- package, so its absence is an installation error, raised as such.
 local function snapshot_api()
-  local ok, mod = pcall(require, "actionqueue.storage.snapshot")
-  if ok then return mod end
-  return nil, "snapshot module not available: " .. tostring(mod)
+  return require "actionqueue.storage.snapshot"
 end
 
 local function errtext(err)
@@ -24,8 +25,7 @@ local runners = {}
 -- `snapshot.check`: ok exactly when `aqstore check` prints `OK ...`; NONE is a failure
 -- ("no snapshot"); otherwise the error is the text after `ERR `.
 function runners.check(job, res)
-  local snapshot, merr = snapshot_api()
-  if not snapshot then return nil, merr, "Unavailable" end
+  local snapshot = snapshot_api()
   local c = snapshot.check(job.path)
   if c.status == "ok" then
     res.tasks, res.runs = c.tasks, c.runs
@@ -38,8 +38,7 @@ end
 
 -- Frame and CRC only (`snapshot.verify`), described by `snapshot.describe_frame`.
 function runners.verify(job, res)
-  local snapshot, merr = snapshot_api()
-  if not snapshot then return nil, merr, "Unavailable" end
+  local snapshot = snapshot_api()
   local r = snapshot.verify(job.path)
   if r.status == "ok" then
     res.length = r.length
@@ -49,8 +48,7 @@ function runners.verify(job, res)
 end
 
 function runners.validate(job, res)
-  local snapshot, merr = snapshot_api()
-  if not snapshot then return nil, merr, "Unavailable" end
+  local snapshot = snapshot_api()
   local snap, err = snapshot.load(job.path)
   if snap == false then return nil, "no snapshot", "NoSnapshot" end
   if not snap then
@@ -97,8 +95,7 @@ function runners.build(job)
 end
 
 function runners.rewrite(job)
-  local snapshot, merr = snapshot_api()
-  if not snapshot then return nil, merr, "Unavailable" end
+  local snapshot = snapshot_api()
   local snap, err = snapshot.load(job.path)
   if snap == false then return nil, "no snapshot", "NoSnapshot" end
   if not snap then
@@ -109,10 +106,7 @@ function runners.rewrite(job)
 end
 
 function runners.compact(job, res)
-  local ok, recovery = pcall(require, "actionqueue.storage.recovery")
-  if not ok or type(recovery) ~= "table" or type(recovery.compact) ~= "function" then
-    return nil, "compact not available (actionqueue.storage.recovery.compact is missing)", "Unavailable"
-  end
+  local recovery = require "actionqueue.storage.recovery"
   local done, info = recovery.compact(job.path, { timestamp = job.timestamp, out = job.output_path })
   if not done then
     local text, kind
