@@ -337,7 +337,16 @@ static size_t scan_plain(const unsigned char *s, size_t i, size_t n, unsigned ch
     q = x ^ (SW_ONES * '"');
     b = x ^ (SW_ONES * '\\');
     t = ((q - SW_ONES) & ~q) | ((b - SW_ONES) & ~b) | ((x - SW_ONES * 0x20) & ~x);
-    if (t & SW_HIGH) break;
+    if (t & SW_HIGH) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      /* the lowest flagged byte is exact (little-endian load): skip the plain bytes
+       * before it */
+      unsigned k = (unsigned)__builtin_ctzll(t & SW_HIGH) >> 3;
+      if (k) acc |= x & ((1ULL << (8 * k)) - 1);
+      i += k;
+#endif
+      break;
+    }
     acc |= x;
     i += 8;
   }
@@ -471,7 +480,9 @@ static int parse_number(jd *d, int positive, size_t start, jnum *out) {
     sig = (uint64_t)(c - '0');
     for (;;) {
       const unsigned char *s = d->s;
-      size_t i = d->i, n = d->n;
+      size_t i = d->i, n = d->n, fast = n - i < 18 ? n : i + 18;
+      /* 19 digits cannot overflow: no check for the first 18 after the first digit */
+      if (sig < 10) while (i < fast && is_digit(s[i])) sig = sig * 10 + (uint64_t)(s[i++] - '0');
       while (i < n && is_digit(s[i])) {
         uint64_t dg = (uint64_t)(s[i] - '0');
         if (sig >= UINT64_MAX / 10 && (sig > UINT64_MAX / 10 || dg > UINT64_MAX % 10)) {
@@ -685,7 +696,7 @@ bad_value:
 /* SeqAccess::has_next_element: 1 = element follows, 0 = end, -1 = error. */
 static int seq_next(jd *d, int *first) {
   int c;
-  slide(d);
+  if (d->src && d->i >= SLIDE) slide(d);
   c = ws(d);
   if (c == ']') return 0;
   if (c == ',' && !*first) { d->i++; c = ws(d); }
@@ -723,13 +734,16 @@ static int end_map(jd *d, int report) {
   return PEEK_ERR(d, "EOF while parsing an object");
 }
 
-static int object_colon(jd *d) {
-  int c;
-  if (d->i < d->n && d->s[d->i] == ':') { d->i++; return 0; }
-  c = ws(d);
+static int object_colon_slow(jd *d) {
+  int c = ws(d);
   if (c == ':') { d->i++; return 0; }
   if (c >= 0) return PEEK_ERR(d, "expected `:`");
   return PEEK_ERR(d, "EOF while parsing an object");
+}
+
+static inline int object_colon(jd *d) {
+  if (d->i < d->n && d->s[d->i] == ':') { d->i++; return 0; }
+  return object_colon_slow(d);
 }
 
 static int enter(jd *d) {
@@ -1225,30 +1239,25 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
   return 0;
 }
 
-/* Lower-case hyphenated already (the writer's form): no re-formatting needed. */
-static int is_canonical_uuid(const unsigned char *s) {
-  static unsigned char ok[256];   /* 1 = lower-case hex digit */
-  int k;
-  if (!ok['a']) {
-    const char *h = "0123456789abcdef";
-    for (; *h; h++) ok[(unsigned char)*h] = 1;
-  }
-  for (k = 0; k < 36; k++) {
-    if (k == 8 || k == 13 || k == 18 || k == 23) { if (s[k] != '-') return 0; }
-    else if (!ok[s[k]]) return 0;
-  }
-  return 1;
-}
+/* Lower-case hex digit value + 1 (0 = not one). */
+static const unsigned char LHEX[256] = {
+  ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
+  ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16
+};
 
-/* Canonical (36-char lower-case hyphenated) id text -> 16 bytes. */
-static void id_bytes(const char *s, unsigned char out[16]) {
+/* Lower-case hyphenated already (the writer's form: no re-formatting needed)?  Then 1,
+ * with the 16 bytes in out. */
+static int canonical_id(const unsigned char *s, unsigned char out[16]) {
   static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  unsigned bad = 0;
   int k;
+  if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
   for (k = 0; k < 16; k++) {
-    unsigned char h = (unsigned char)s[at[k]], l = (unsigned char)s[at[k] + 1];
-    /* lower-case hex: '0'-'9' = 0x30-0x39, 'a'-'f' = 0x61-0x66 */
-    out[k] = (unsigned char)(((h & 0xF) + (h >> 6) * 9) << 4 | ((l & 0xF) + (l >> 6) * 9));
+    unsigned h = LHEX[s[at[k]]], l = LHEX[s[at[k] + 1]];
+    bad |= (h == 0) | (l == 0);
+    out[k] = (unsigned char)((h - 1) << 4 | ((l - 1) & 15));
   }
+  return !bad;
 }
 
 static int dv(jd *d, jtype *t, jcap *cap) {
@@ -1286,9 +1295,10 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       if (parse_str(d, 1, &s, &n)) { fix_pos(d); return -1; }
       if (t->kind == JK_ID) {
         char out[37], err[256];
-        if (n == 36 && is_canonical_uuid(s)) {
+        unsigned char b[16];
+        if (n == 36 && canonical_id(s, b)) {
           if (!d->hk) lua_pushlstring(L, (const char *)s, 36);
-          else if (cap) { cap->present = 1; id_bytes((const char *)s, cap->id); }
+          else if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
           return 0;
         }
         if (!aqs_uuid_text((const char *)s, n, out, err, sizeof err)) {
@@ -1297,7 +1307,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
           return -1;
         }
         if (!d->hk) lua_pushlstring(L, out, 36);
-        else if (cap) { cap->present = 1; id_bytes(out, cap->id); }
+        else if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
       } else if (!d->hk) {
         lua_pushlstring(L, (const char *)s, n);
       } else if (cap) {
@@ -1313,7 +1323,8 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
       if (c == 'n') {
         d->i++;
-        if (parse_ident(d, "ull")) return -1;
+        if (d->n - d->i >= 3 && d->s[d->i] == 'u' && d->s[d->i + 1] == 'l' && d->s[d->i + 2] == 'l') d->i += 3;
+        else if (parse_ident(d, "ull")) return -1;
         if (!d->hk) lua_pushnil(L);
         return 0;
       }
