@@ -102,8 +102,9 @@ int aqs_json_decode_stream(lua_State *L, int sidx, jstream *s, const jhooks *hk,
 
 /* UUID text parsing (snapshot-format.md 3.3).  Returns 1 and writes the 36-char
  * lower-case hyphenated form (+NUL) to out, or 0 and writes the detail text (without the
- * "UUID parsing failed: " prefix) to err. */
-int aqs_uuid_text(const char *s, size_t n, char out[37], char *err, size_t errsz);
+ * "UUID parsing failed: " prefix) to err, its length to *errlen (optional; the text may
+ * hold a NUL byte: the character found). */
+int aqs_uuid_text(const char *s, size_t n, char out[37], char *err, size_t errsz, size_t *errlen);
 
 /* UTF-8 validity (no surrogates, no overlongs, <= U+10FFFF). */
 int aqs_utf8_valid(const unsigned char *s, size_t n);

@@ -173,6 +173,22 @@ static int err_at(jd *d, size_t pos, const char *fmt, ...) {
   return -1;
 }
 
+/* A custom error whose text holds bytes of the input (which may include NUL bytes):
+ * pre, the bytes, post, post2; no position yet (like err_custom). */
+static int err_custom_bytes(jd *d, const char *pre, const void *mid, size_t midn, const char *post,
+                            const char *post2) {
+  dbuf *m = &d->st->msg;
+  m->len = 0;
+  dbuf_add(d, m, pre, strlen(pre));
+  dbuf_add(d, m, mid, midn);
+  dbuf_add(d, m, post, strlen(post));
+  dbuf_add(d, m, post2, strlen(post2) + 1);   /* + NUL: the text stays a C string too */
+  m->len--;
+  d->failed = 1;
+  d->errpos = NOPOS;
+  return -1;
+}
+
 /* serde_json `error`: position of the bytes consumed. */
 #define ERR(d, msg) err_at((d), (d)->i, "%s", (msg))
 /* serde_json `peek_error`: position of the byte looked at. */
@@ -1158,7 +1174,7 @@ static jitem *find_variant(jtype *t, const unsigned char *s, size_t n) {
 }
 
 static int unknown_variant(jd *d, jtype *t, const unsigned char *s, size_t n) {
-  err_custom(d, "unknown variant `%.*s`, expected %s", (int)n, (const char *)s, t->variant_list);
+  err_custom_bytes(d, "unknown variant `", s, n, "`, expected ", t->variant_list);
   fix_pos(d);
   return -1;
 }
@@ -1301,8 +1317,9 @@ static int dv(jd *d, jtype *t, jcap *cap) {
           else if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
           return 0;
         }
-        if (!aqs_uuid_text((const char *)s, n, out, err, sizeof err)) {
-          err_custom(d, "UUID parsing failed: %s", err);
+        size_t errlen = 0;
+        if (!aqs_uuid_text((const char *)s, n, out, err, sizeof err, &errlen)) {
+          err_custom_bytes(d, "UUID parsing failed: ", err, errlen, "", "");
           fix_pos(d);
           return -1;
         }

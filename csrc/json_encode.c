@@ -440,7 +440,7 @@ static int ev(je *e, jtype *t, int idx) {
           return 0;
         }
       }
-      if (!aqs_uuid_text(s, n, out, err, sizeof err)) return fail(e, "invalid %s: UUID parsing failed: %s", t->name, err);
+      if (!aqs_uuid_text(s, n, out, err, sizeof err, NULL)) return fail(e, "invalid %s: UUID parsing failed: %s", t->name, err);
       putc_(e, '"'); put(e, out, 36); putc_(e, '"');
       return 0;
     }

@@ -48,7 +48,9 @@ static size_t utf8_len(unsigned char c) {
   return 1;
 }
 
-static void detail(const unsigned char *s, size_t n, char *err, size_t errsz) {
+/* The reference's detail text in err; returns its length (a found character may be a
+ * NUL byte: the text is length-aware, snapshot-format.md 3.3). */
+static size_t detail(const unsigned char *s, size_t n, char *err, size_t errsz) {
   const unsigned char *inner = s;
   size_t in = n, off = 0, i;
   int simple_ok = 1, hyphens = 0;
@@ -66,33 +68,37 @@ static void detail(const unsigned char *s, size_t n, char *err, size_t errsz) {
       if (hyphens < 4) hpos[hyphens] = i;
       hyphens++;
     } else if (c >= 0x80 || hexval(c) < 0) {
-      size_t cl = c >= 0x80 ? utf8_len(c) : 1;
+      size_t cl = c >= 0x80 ? utf8_len(c) : 1, k;
+      int m;
       if (cl > in - i) cl = in - i;
-      snprintf(err, errsz, "invalid character: expected an optional prefix of `urn:uuid:` "
-               "followed by [0-9a-fA-F-], found `%.*s` at %zu", (int)cl, (const char *)inner + i,
-               i + off + 1);
-      return;
+      m = snprintf(err, errsz, "invalid character: expected an optional prefix of `urn:uuid:` "
+                   "followed by [0-9a-fA-F-], found `");
+      k = m > 0 && (size_t)m < errsz ? (size_t)m : 0;
+      if (k + cl < errsz) { memcpy(err + k, inner + i, cl); k += cl; }
+      m = snprintf(err + k, errsz - k, "` at %zu", i + off + 1);
+      return k + (m > 0 ? (size_t)m : 0);
     }
   }
   if (hyphens == 0 && simple_ok) {
     snprintf(err, errsz, "invalid length: expected length 32 for simple format, found %zu", n);
-    return;
+    return strlen(err);
   }
   if (hyphens != 4) {
     snprintf(err, errsz, "invalid group count: expected 5, found %d", hyphens + 1);
-    return;
+    return strlen(err);
   }
   for (i = 0; i < 4; i++) {
     if (hpos[i] != want_pos[i]) {
       snprintf(err, errsz, "invalid group length in group %zu: expected %d, found %zu", i,
                want_len[i], hpos[i] - start[i]);
-      return;
+      return strlen(err);
     }
   }
   snprintf(err, errsz, "invalid group length in group 4: expected 12, found %zu", in - 24);
+  return strlen(err);
 }
 
-int aqs_uuid_text(const char *str, size_t n, char out[37], char *err, size_t errsz) {
+int aqs_uuid_text(const char *str, size_t n, char out[37], char *err, size_t errsz, size_t *errlen) {
   const unsigned char *s = (const unsigned char *)str;
   unsigned char b[16];
   int ok = 0, i, k = 0;
@@ -105,7 +111,8 @@ int aqs_uuid_text(const char *str, size_t n, char out[37], char *err, size_t err
     default: break;
   }
   if (!ok) {
-    detail(s, n, err, errsz);
+    size_t len = detail(s, n, err, errsz);
+    if (errlen) *errlen = len;
     return 0;
   }
   for (i = 0; i < 16; i++) {
@@ -153,11 +160,14 @@ int aqs_uuid_parse(lua_State *L) {
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   char out[37], err[256];
-  if (aqs_uuid_text(s, n, out, err, sizeof err)) {
+  size_t errlen = 0;
+  if (aqs_uuid_text(s, n, out, err, sizeof err, &errlen)) {
     lua_pushlstring(L, out, 36);
     return 1;
   }
   lua_pushnil(L);
-  lua_pushfstring(L, "UUID parsing failed: %s", err);
+  lua_pushliteral(L, "UUID parsing failed: ");
+  lua_pushlstring(L, err, errlen);
+  lua_concat(L, 2);
   return 2;
 }

@@ -51,7 +51,6 @@ local function flip(d, i, bit)
 end
 
 describe("snapshot verdict", function()
-  teardown(function() files.rmtree(tmpdir) end)
 
   it("agrees with the loader on every golden fixture", function()
     if not fixtures.available() then pending("shared fixtures not found") return end
@@ -127,6 +126,29 @@ describe("snapshot verdict", function()
     local c = snapshot.check(fixtures.path("snapshot", "valid_02_runs_all_states.snap"))
     assert.equal("ok", c.status)
     assert.equal(by_load(fixtures.path("snapshot", "valid_02_runs_all_states.snap")), c.line)
+  end)
+end)
+
+describe("error texts with a NUL byte (length-aware, like the engine's)", function()
+  teardown(function() files.rmtree(tmpdir) end)
+
+  it("keeps the NUL of an unknown variant, on both paths", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local good = files.read(fixtures.path("snapshot", "valid_09_big_numbers.snap"))
+    local payload = good:sub(13):gsub('"role":"Operator"', '"role":"Oper\\u0000ator"', 1)
+    local got = agree(put("nul.snap", core.frame_encode(4, payload)), "NUL variant")
+    assert.truthy(got:find("unknown variant `Oper\0ator`, expected one of `Operator`", 1, true), got)
+  end)
+
+  it("keeps a NUL found in a UUID", function()
+    local _, err = core.uuid_parse("a1a1a1a1-0000-4000-8000-00000000000\0")
+    assert.equal("UUID parsing failed: invalid character: expected an optional prefix of `urn:uuid:` "
+      .. "followed by [0-9a-fA-F-], found `\0` at 36", err)
+    if not fixtures.available() then return end
+    local good = files.read(fixtures.path("snapshot", "valid_01_tasks.snap"))
+    local payload = good:sub(13):gsub('("id":"[^"]-)%x"', '%1\\u0000"', 1)
+    local got = agree(put("nulid.snap", core.frame_encode(4, payload)), "NUL id")
+    assert.truthy(got:find("found `\0` at 36 at line 1", 1, true), got)
   end)
 end)
 
