@@ -279,9 +279,33 @@ describe("core.frames", function()
 
   it("is a to-be-closed iterator (breaking out releases the file)", function()
     put(dir .. "/w", rec46 .. rec46)
+    local lfs = require "lfs"
+    -- the descriptors of this process that point at the file (Linux /proc)
+    local function open_on_file()
+      local n = 0
+      for fd in lfs.dir("/proc/self/fd") do
+        local target = lfs.symlinkattributes("/proc/self/fd/" .. fd, "target")
+        if target == dir .. "/w" then n = n + 1 end
+      end
+      return n
+    end
+    local _, _, _, closing = core.frames(dir .. "/w")
+    local mt = getmetatable(closing)
+    assert.is_function(mt and mt.__close)
+    mt.__close(closing)
+    assert.equal(0, open_on_file())
+    collectgarbage("stop")   -- only the break may close it, not a collection
+    local seen, open_inside = 0, nil
     for o in core.frames(dir .. "/w") do
+      seen = seen + 1
+      open_inside = open_on_file()
       if o == 0 then break end
     end
+    local after = open_on_file()
+    collectgarbage("restart")
+    assert.equal(1, seen)
+    assert.equal(1, open_inside)
+    assert.equal(0, after)
   end)
 end)
 
