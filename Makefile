@@ -36,6 +36,7 @@ VG_FLAGS   := --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-ki
 # Debian packages `make deps` installs: one per line, so additions merge cleanly.
 DEB_PKGS   :=
 DEB_PKGS   += gcc
+DEB_PKGS   += jq
 DEB_PKGS   += liblua5.4-dev
 DEB_PKGS   += lua-argparse
 DEB_PKGS   += lua-busted

@@ -57,6 +57,13 @@ int aqs_read_payload(lua_State *L, int fd, uint64_t off, int seq, uint32_t len, 
 int aqs_frames(lua_State *L);
 int aqs_log_open(lua_State *L);
 
+/* lock.c */
+int aqs_lock_file(lua_State *L);
+void aqs_lock_init(lua_State *L);
+/* Pushes nil, "lock PATH: another process holds it", "EWOULDBLOCK" (EWOULDBLOCK/EAGAIN)
+ * or the "lock PATH: strerror", "ENAME" triple of another errno; returns 3. */
+int aqs_push_lock_error(lua_State *L, const char *path, int err);
+
 /* process.c */
 int aqs_proc_clock(lua_State *L);
 int aqs_proc_close(lua_State *L);

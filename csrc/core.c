@@ -18,6 +18,7 @@ static const luaL_Reg core_funcs[] = {
   {"json_decode", aqs_json_decode},
   {"json_encode", aqs_json_encode},
   {"json_schema", aqs_json_schema},
+  {"lock_file", aqs_lock_file},
   {"log_open", aqs_log_open},
   {"mem_budget", aqs_mem_budget},
   {"postcard_decode", aqs_postcard_decode},
@@ -50,6 +51,7 @@ int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_json_schema_init(L);
   aqs_framed_log_init(L);
   aqs_mem_budget_init(L);
+  aqs_lock_init(L);
   aqs_postcard_init(L);
   aqs_signal_watch_init(L);
   aqs_verdict_init(L);

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #define LOG_MT "actionqueue.storage.FramedLog"
 #define ITER_MT "actionqueue.storage.FrameIterator"
@@ -75,11 +76,14 @@ static int fail_poisoned(lua_State *L, flog_t *g, const char *op, int err) {
 }
 
 /* log_open(path [, opts]) -> FramedLog | nil, msg, ENAME.
- * opts.create (default true) creates a missing file; opts.readonly opens O_RDONLY. */
+ * opts.create (default true) creates a missing file; opts.readonly opens O_RDONLY;
+ * opts.nofollow refuses a symlink as the last component (ELOOP) instead of following
+ * it; opts.exclusive creates a new file or fails with EEXIST (O_EXCL, never through a
+ * symlink): the file is then ours alone, e.g. a repair's cut file. */
 int aqs_log_open(lua_State *L) {
   size_t n;
   const char *path = luaL_checklstring(L, 1, &n);
-  int create = 1, readonly = 0, flags;
+  int create = 1, readonly = 0, nofollow = 0, exclusive = 0, flags;
   struct stat st;
   flog_t *g;
   luaL_argcheck(L, strlen(path) == n, 1, "path contains a NUL byte");
@@ -87,14 +91,19 @@ int aqs_log_open(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "create") != LUA_TNIL) create = lua_toboolean(L, -1);
     if (lua_getfield(L, 2, "readonly") != LUA_TNIL) readonly = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    if (lua_getfield(L, 2, "nofollow") != LUA_TNIL) nofollow = lua_toboolean(L, -1);
+    if (lua_getfield(L, 2, "exclusive") != LUA_TNIL) exclusive = lua_toboolean(L, -1);
+    lua_pop(L, 4);
   }
+  luaL_argcheck(L, !(exclusive && readonly), 2, "exclusive and readonly exclude each other");
   g = (flog_t *)lua_newuserdatauv(L, sizeof(flog_t), 0);
   memset(g, 0, sizeof *g);
   g->fd = -1;
   luaL_setmetatable(L, LOG_MT);
   if ((g->path = dupstr(path)) == NULL) return luaL_error(L, "out of memory");
   flags = readonly ? O_RDONLY : (O_RDWR | (create ? O_CREAT : 0));
+  if (exclusive) flags |= O_CREAT | O_EXCL | O_NOFOLLOW;
+  if (nofollow) flags |= O_NOFOLLOW;
   g->readonly = readonly;
   g->fd = aqs_open(path, flags, 0666);
   if (g->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
@@ -142,6 +151,15 @@ static int log_sync(lua_State *L) {
   if (g->poisoned) return poisoned(L, g);
   /* A failed sync is not retried: the pages may be gone, the next sync would lie. */
   if (aqs_fdatasync(g->fd) < 0) return fail_poisoned(L, g, "fdatasync", errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* lock(): an exclusive flock on the log's own descriptor, never waiting; it lasts until
+ * the log is closed.  true | nil, "lock PATH: another process holds it", "EWOULDBLOCK". */
+static int log_lock(lua_State *L) {
+  flog_t *g = check_log(L, 1);
+  if (aqs_flock(g->fd, LOCK_EX | LOCK_NB) < 0) return aqs_push_lock_error(L, g->path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -465,6 +483,7 @@ void aqs_framed_log_init(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"append", log_append},
     {"close", log_close},
+    {"lock", log_lock},
     {"path", log_path},
     {"size", log_size},
     {"sync", log_sync},

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 #include <lauxlib.h>
 
@@ -77,6 +78,12 @@ int aqs_rename(const char *from, const char *to) {
 int aqs_unlink(const char *path) {
   int r;
   do { r = SYS->unlink(path); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_flock(int fd, int op) {
+  int r;
+  do { r = flock(fd, op); } while (r < 0 && errno == EINTR);
   return r;
 }
 

@@ -46,6 +46,9 @@ int aqs_ftruncate(int fd, uint64_t len);
 int aqs_fstat(int fd, struct stat *st);
 int aqs_rename(const char *from, const char *to);
 int aqs_unlink(const char *path);
+/* flock(2) with an EINTR loop.  Advisory locks change no file contents, so they are
+ * not part of the swappable aqs_sys table (the power-loss model has nothing to record). */
+int aqs_flock(int fd, int op);
 
 /* Read until n bytes or EOF; returns the byte count (< n only at EOF) or -1.
  * off < 0 reads at the current position, otherwise at off (pread). */

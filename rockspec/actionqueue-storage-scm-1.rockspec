@@ -42,6 +42,7 @@ build = {
         "csrc/json_encode.c",
         "csrc/json_schema.c",
         "csrc/json_uuid.c",
+        "csrc/lock.c",
         "csrc/mem_budget.c",
         "csrc/postcard.c",
         "csrc/process.c",

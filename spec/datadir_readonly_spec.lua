@@ -150,4 +150,14 @@ describe("reading a data dir on a read-only mount", function()
     assert.equal(0, r.code, r.out .. r.err)
     assert.matches("54", r.out)
   end)
+
+  ro_it("mutations fail cleanly, naming the file", function()
+    local r = aqstore.cli { "compact", data, "--timestamp", "1800000000" }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.matches(data .. "/store.lock", r.out .. r.err, 1, true)
+    assert.matches("Read-only file system", r.out .. r.err, 1, true)
+    r = aqstore.cli { "wal", "open", "--strict", wal() }
+    assert.equal(1, r.code, r.out .. r.err)
+    assert.matches("Read-only file system", r.out .. r.err, 1, true)
+  end)
 end)

@@ -1,5 +1,5 @@
 -- Every WAL golden fixture (manifest kinds other than "recovery") reaches its manifest
--- outcome through the CLI: `wal dump --json` lines + status + exit code, `wal open
+-- outcome through the CLI: `wal dump --json` lines (stdout) + status (stderr) + exit code, `wal open
 -- --strict` / `--repair` output and file_after (on a copy); and encode(decode(record))
 -- is byte-identical wherever the manifest says reencode_identical.
 local fixtures = require "spec.support.fixtures"
@@ -9,10 +9,10 @@ local core = require "actionqueue.storage.core"
 local codec = require "actionqueue.storage.wal.codec"
 local reader = require "actionqueue.storage.wal.reader"
 
--- Runs aqstore; returns stdout and exit code.
+-- Runs aqstore; returns stdout, exit code and stderr.
 local function run(...)
   local r = aqstore.cli { ... }
-  return r.out, r.code
+  return r.out, r.code, r.err
 end
 
 local function split(s)
@@ -43,10 +43,10 @@ describe("WAL golden fixtures", function()
       local path = fixtures.path("wal", e.file)
 
       it("dump --json " .. e.file, function()
-        local out, code = run("wal", "dump", "--json", path)
+        -- stdout is JSON Lines only; the reference's status line is stderr's only line
+        local out, code, err = run("wal", "dump", "--json", path)
         local lines = split(out)
-        local status = table.remove(lines)
-        assert.equal(e.dump.status, status)
+        assert.equal(e.dump.status .. "\n", err)
         assert.equal(e.dump.exit_code, code)
         assert.equal(e.dump.events, #lines)
         if type(e.dump.jsonl) == "string" then

@@ -1,12 +1,28 @@
---- Data dir layout: `<dir>/snapshots/snapshot.bin` and `<dir>/wal/actionqueue.wal`.
+--- Data dir layout, creation, locks and writer detection.
+--
+-- Layout: `<dir>/snapshots/snapshot.bin` and `<dir>/wal/actionqueue.wal`.
 -- The writers (`snapshot.write`, `wal.open_appender`) never create directories: a typo in
 -- a path should fail, not grow a tree. `init` creates the layout when asked, as the
 -- engine's bootstrap does on start-up.
+--
+-- Locking protocol (docs/wal.md "Locking"): every mutation takes an exclusive advisory
+-- lock at once or is refused, never queued. A WAL mutation (append, repair, truncate)
+-- locks the WAL file itself (flock on its own descriptor) and, when the WAL sits in a
+-- data dir (`<dir>/wal/actionqueue.wal`), first `<dir>/store.lock`, the lock file of
+-- later engine versions (created when missing). Compaction in place locks
+-- `<dir>/store.lock`. Reading takes a shared lock on `store.lock` only when the file
+-- exists (reading never creates files) and never fails because of it. The 0.1.2 engine
+-- takes no lock, so mutations also look for other processes that have the file open for
+-- writing (`writers`, Linux /proc) and refuse unless forced.
 -- @module actionqueue.storage.datadir
+local core = require "actionqueue.storage.core"
+local errors = require "actionqueue.storage.errors"
 local fsutil = require "actionqueue.storage.fsutil"
+local lfs = require "lfs"
 
 local datadir = {}
 
+datadir.LOCK_FILE = "store.lock"
 datadir.WAL_FILE = "wal/actionqueue.wal"
 datadir.SNAPSHOT_FILE = "snapshots/snapshot.bin"
 
@@ -29,8 +45,6 @@ end
 -- @return[2] nil
 -- @return[2] err `{kind = "IoError", path = the directory that failed, message = ...}`
 function datadir.init(dir)
-  local errors = require "actionqueue.storage.errors"
-  local lfs = require "lfs"
   local p = datadir.paths(dir)
   for _, sub in ipairs { fsutil.dirname(p.snapshot), fsutil.dirname(p.wal) } do
     -- the components mkdir_p will create, outermost first
@@ -54,6 +68,139 @@ function datadir.init(dir)
     end
   end
   return p
+end
+
+--- The data dir holding a WAL at `path` (`<dir>/wal/actionqueue.wal`), else nil.
+function datadir.of_wal(path)
+  if path == datadir.WAL_FILE then return "." end
+  return path:match("^(.*)/" .. datadir.WAL_FILE:gsub("%.", "%%.") .. "$")
+end
+
+-- The major/minor pair of a st_dev number (glibc's encoding), as /proc/locks prints it.
+local function dev_pair(dev)
+  local major = ((dev >> 8) & 0xfff) | ((dev >> 32) & ~0xfff)
+  local minor = (dev & 0xff) | ((dev >> 12) & ~0xff)
+  return major, minor
+end
+
+--- Pids holding a flock on the file at `path` (from /proc/locks; {} elsewhere).
+function datadir.lock_holders(path)
+  local a = lfs.attributes(path)
+  local pids = {}
+  local f = a and io.open("/proc/locks", "r")
+  if not f then return pids end
+  local major, minor = dev_pair(a.dev)
+  for line in f:lines() do
+    local pid, ma, mi, ino = line:match("FLOCK%s+%S+%s+%S+%s+(%d+)%s+(%x+):(%x+):(%d+)")
+    if pid and tonumber(ma, 16) == major and tonumber(mi, 16) == minor
+        and tonumber(ino) == a.ino then
+      pids[#pids + 1] = tonumber(pid)
+    end
+  end
+  f:close()
+  table.sort(pids)
+  return pids
+end
+
+-- errors value for a lock held elsewhere: names the file, says who holds it.
+local function locked(path, msg, ename)
+  if ename ~= "EWOULDBLOCK" then
+    return errors.new("IoError", { path = path, op = "lock", errno = ename, cause = msg },
+      "I/O error: " .. tostring(msg))
+  end
+  local pids = datadir.lock_holders(path)
+  local who = #pids > 0 and (" (pid " .. table.concat(pids, ", ") .. ")") or ""
+  return errors.new("Locked", { path = path, op = "lock", errno = ename, pids = pids },
+    string.format("%s is locked: another process holds it%s", path, who))
+end
+
+--- Takes the exclusive lock of data dir `dir` (`store.lock`, created when missing).
+-- @return FileLock | nil, err (`err.kind` "Locked" when held elsewhere, else "IoError")
+function datadir.lock_exclusive(dir)
+  local path = dir .. "/" .. datadir.LOCK_FILE
+  local lock, msg, ename = core.lock_file(path, { create = true })
+  if not lock then return nil, locked(path, msg, ename) end
+  return lock
+end
+
+--- Takes a shared lock on `dir`'s `store.lock` when the file exists.
+-- @return FileLock | false (no lock file, or a writer holds it: `busy` = true) , note
+function datadir.lock_shared(dir)
+  local path = dir .. "/" .. datadir.LOCK_FILE
+  local lock, msg, ename = core.lock_file(path, { shared = true })
+  if lock then return lock end
+  if ename == "EWOULDBLOCK" then return false, locked(path, msg, ename).message end
+  return false
+end
+
+--- Exclusive lock for a mutation of the WAL open as FramedLog `log` at `path`: the
+-- data dir's `store.lock` first (when the WAL sits in a data dir), then the WAL file.
+-- @return guard (`guard:release()` drops store.lock; closing the log drops its own lock)
+--   | nil, err
+function datadir.lock_wal(path, log)
+  local dir = datadir.of_wal(path)
+  local store
+  if dir then
+    local err
+    store, err = datadir.lock_exclusive(dir)
+    if not store then return nil, err end
+  end
+  local ok, msg, ename = log:lock()
+  if not ok then
+    if store then store:unlock() end
+    return nil, locked(path, msg, ename)
+  end
+  return { store = store, release = function(self)
+    if self.store then self.store:unlock() end
+  end }
+end
+
+--- Other processes that have the file at `path` open for writing (Linux: the
+-- /proc/PID/fd links that resolve to its inode, with write access in /proc/PID/fdinfo).
+-- Processes whose /proc entries we may not read are not seen. This process is left out.
+-- @return list of `{pid = N, fd = N, comm = "name"}` (empty where /proc is missing)
+function datadir.writers(path)
+  local target = lfs.attributes(path)
+  local found = {}
+  if not target or not lfs.attributes("/proc/self/fd", "mode") then return found end
+  local self_pid = core.proc_info().pid
+  local ok = pcall(function()
+    for pid in lfs.dir("/proc") do
+      local n = tonumber(pid)
+      if n and n ~= self_pid then
+        local fds = "/proc/" .. pid .. "/fd"
+        local iok, iter, state = pcall(lfs.dir, fds)
+        if iok then
+          for fd in iter, state do
+            local a = fd:match("^%d+$") and lfs.attributes(fds .. "/" .. fd)
+            if a and a.ino == target.ino and a.dev == target.dev then
+              local info = io.open("/proc/" .. pid .. "/fdinfo/" .. fd, "r")
+              local text = info and info:read("a") or ""
+              if info then info:close() end
+              local flags = tonumber(text:match("flags:%s*(%d+)") or "0", 8)
+              if flags & 3 ~= 0 then   -- O_WRONLY or O_RDWR
+                local c = io.open("/proc/" .. pid .. "/comm", "r")
+                local comm = c and c:read("l") or "?"
+                if c then c:close() end
+                found[#found + 1] = { pid = n, fd = tonumber(fd), comm = comm }
+              end
+            end
+          end
+        end
+      end
+    end
+  end)
+  if not ok then return found end
+  return found
+end
+
+--- The refusal for a file other processes have open for writing (`writers` list).
+function datadir.busy_error(path, writers, what)
+  local who = {}
+  for i, w in ipairs(writers) do who[i] = string.format("pid %d (%s)", w.pid, w.comm) end
+  return errors.new("Busy", { path = path, op = "check writers", writers = writers },
+    string.format("%s is open for writing by another process: %s; refusing to %s while it " ..
+      "runs (stop it first, or use --force)", path, table.concat(who, ", "), what))
 end
 
 return datadir

@@ -15,6 +15,7 @@ local core = require "actionqueue.storage.core"
 local errors = require "actionqueue.storage.errors"
 local codec = require "actionqueue.storage.wal.codec"
 local reader = require "actionqueue.storage.wal.reader"
+local datadir = require "actionqueue.storage.datadir"
 
 local appender = {}
 
@@ -55,10 +56,11 @@ function appender.open_error(err)
 end
 
 -- Opens `path` read+write, creating it when missing: FramedLog | nil, err.
+-- A symlink as the last component is refused, never followed (docs/wal.md).
 local function open_log(path)
   local probe = io.open(path, "rb")
   if probe then probe:close() end
-  local log, msg, ename = core.log_open(path, { create = true })
+  local log, msg, ename = core.log_open(path, { create = true, nofollow = true })
   if not log then return nil, io_error(OPEN_PREFIX, msg, ename) end
   if not probe then
     -- A new file's name is durable only once its directory is synced; without this a
@@ -93,7 +95,10 @@ end
 --- Opens (creating if missing) a WAL for appending.
 -- @tparam string path
 -- @tparam[opt] table opts `repair` ("strict" default | "truncate_partial"),
---   `sync` ("always" default | "batch" | "none"), `workflow` (cron records)
+--   `sync` ("always" default | "batch" | "none"), `workflow` (cron records), `force`
+--   (open although another process has the file open for writing). The appender holds
+--   an exclusive lock on the file (and on `store.lock` in a data dir) until `close`;
+--   while another holds it the open fails with `err.kind == "Locked"`.
 -- @return Appender | nil, err; on a truncate the Appender has `truncated = {offset, kind, dropped_bytes}`
 function appender.open(path, opts)
   opts = opts or {}
@@ -103,10 +108,25 @@ function appender.open(path, opts)
   assert(SYNC[sync], "appender.open: sync must be always, batch or none")
   local log, err = open_log(path)
   if not log then return nil, err end
+  -- One appender per file: a second one of ours is refused at once; the 0.1.2 engine
+  -- takes no lock, so a process that has the file open for writing refuses it too.
+  local guard
+  guard, err = datadir.lock_wal(path, log)
+  if not guard then
+    log:close()
+    return nil, err
+  end
+  local writers = not opts.force and datadir.writers(path) or {}
+  if #writers > 0 then
+    guard:release()
+    log:close()
+    return nil, datadir.busy_error(path, writers, "append")
+  end
   local summary = reader.scan(log, { order = "writer_open", workflow = opts.workflow })
   local truncated
   err = summary.error
   if err and (err.kind ~= "Corruption" or repair == "strict") then
+    guard:release()
     log:close()
     return nil, appender.open_error(err)
   end
@@ -114,13 +134,14 @@ function appender.open(path, opts)
     local size = log:size()
     local ok, tmsg, tname = log:truncate(err.offset)
     if not ok then
+      guard:release()
       log:close()
       return nil, io_error(OPEN_PREFIX, tmsg, tname)
     end
     truncated = { offset = err.offset, kind = err.reason, dropped_bytes = size - err.offset }
   end
   return setmetatable({
-    log = log, path = path, sync_policy = sync, opts = codec.options(opts),
+    log = log, guard = guard, path = path, sync_policy = sync, opts = codec.options(opts),
     sequence = summary.last_sequence, records = summary.records,
     -- Bytes [0, validated_bytes) passed the strict open scan (recovery shares it).
     validated_bytes = truncated and truncated.offset or summary.valid_bytes,
@@ -259,6 +280,7 @@ function Appender:close()
   end
   self.closed = true
   local cok, cmsg, cname = self.log:close()
+  self.guard:release()
   if not cok and ok then return nil, io_error("I/O error: ", cmsg, cname) end
   if not ok then return nil, err end
   return true

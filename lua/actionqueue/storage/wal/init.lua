@@ -44,4 +44,17 @@ function wal.to_json(event)
   return core.json_encode(event, schema.WalEvent, TO_JSON)
 end
 
+--- The variant name of a record's event and the compact JSON of that variant's fields
+-- alone (`{"timestamp":1700000000}`), encoded from the variant's own schema record
+-- (what `aqstore wal dump` shows after the variant name).
+-- @return name, json | nil, message
+function wal.event_json(record)
+  local name, body = next(record.event)
+  local variant = schema.WalEventType.by_name[name]
+  if not variant then return nil, "unknown WAL event variant " .. tostring(name) end
+  local j, err = core.json_encode(body, variant.type, TO_JSON)
+  if not j then return nil, err end
+  return name, j
+end
+
 return wal

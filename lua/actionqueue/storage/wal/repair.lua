@@ -5,7 +5,8 @@
 --   any kind, even mid-file, dropping every byte after it (valid records included).
 -- * `safe` (our default for `aqstore wal repair`): truncates only a damaged *tail* (no
 --   decodable record after the bad one), refuses mid-file corruption unless `force`;
---   before cutting, it copies the cut bytes durably to `FILE.cut-OFFSET`.
+--   before cutting, it copies the cut bytes durably to a new `FILE.cut-OFFSET[.N]`;
+--   a file whose first record is invalid is not taken for a WAL (refused unless `force`).
 --
 -- `plan` reports what a cut would drop: bytes, the bad record, and how many records
 -- after it still look valid (they are lost by a cut: the format has no resynchronisation).
@@ -15,6 +16,7 @@ local errors = require "actionqueue.storage.errors"
 local fsutil = require "actionqueue.storage.fsutil"
 local reader = require "actionqueue.storage.wal.reader"
 local appender = require "actionqueue.storage.wal.appender"
+local datadir = require "actionqueue.storage.datadir"
 
 local repair = {}
 
@@ -63,58 +65,110 @@ function repair.plan(path, opts)
   return plan
 end
 
---- Copies `bytes` to `path` durably: a new file (an existing one is replaced), one
--- write, fdatasync, then an fsync of the directory so the new name survives a crash.
-local function save_cut(path, bytes)
-  os.remove(path)
-  local log, msg, ename = core.log_open(path, { create = true })
+-- Saves `bytes` durably in a NEW cut file next to `path`: `path.cut-OFFSET`, or
+-- `path.cut-OFFSET.N` (N = 2, 3, ...) when that name is taken, so the bytes an earlier
+-- repair rescued are never overwritten or deleted. The name is created with
+-- O_CREAT|O_EXCL|O_NOFOLLOW (never through a planted link); one write, fdatasync, then
+-- an fsync of the directory. On failure the file we created is removed again, so a
+-- failed save (ENOSPC ...) leaves no empty or partial cut file behind.
+-- @return the cut file's name | nil, message, ENAME
+local function save_cut(path, offset, bytes)
+  local base = string.format("%s.cut-%d", path, offset)
+  local name, log, msg, ename
+  for n = 1, 10000 do
+    name = n == 1 and base or string.format("%s.%d", base, n)
+    log, msg, ename = core.log_open(name, { exclusive = true })
+    if log or ename ~= "EEXIST" then break end
+  end
   if not log then return nil, msg, ename end
   local ok
   ok, msg, ename = log:append(bytes)
   if ok then ok, msg, ename = log:sync() end
   log:close()
-  if not ok then return nil, msg, ename end
-  return fsutil.fsync_dir(fsutil.dirname(path))
+  if ok then ok, msg, ename = fsutil.fsync_dir(fsutil.dirname(name)) end
+  if not ok then
+    os.remove(name)
+    return nil, msg, ename
+  end
+  return name
+end
+
+local function io_err(msg, ename, fields)
+  fields = fields or {}
+  fields.errno = ename
+  return errors.new("IoError", fields, "I/O error: " .. tostring(msg))
 end
 
 --- Repairs a WAL.
+--
+-- Safety (docs/wal.md "Repair"): the WAL is locked exclusively for the whole repair
+-- (a second mutator of ours is refused, `err.kind == "Locked"`); a WAL that another
+-- process has open for writing is refused (`"Busy"`) unless `force`; in safe mode a
+-- file whose FIRST record is already invalid does not look like a WAL and is refused
+-- (`"NotAWal"`) unless `force`; the plan is made under the lock, so what is cut is what
+-- was inspected.
 -- @tparam string path
 -- @tparam[opt] table opts `mode` ("safe" default | "truncate_partial" | "strict"),
---   `force` (safe mode: also cut mid-file corruption), `keep_cut` (default true in
---   safe mode: write `FILE.cut-OFFSET` first), `workflow`
+--   `force` (safe mode: also cut mid-file corruption or a file with no valid first
+--   record; any mode: repair although another process has the file open for writing),
+--   `keep_cut` (default true in safe mode: save the cut bytes to a new
+--   `FILE.cut-OFFSET[.N]` first), `workflow`
 -- @return result `{action = "none"|"truncated", plan = plan, cut_file = path|nil}` |
---   nil, err (refused or failed; `err.plan` holds the plan)
+--   nil, err (refused or failed; `err.plan` holds the plan when there is one)
 function repair.run(path, opts)
   opts = opts or {}
   local mode = opts.mode or "safe"
+  local log, msg, ename = core.log_open(path, { create = false, nofollow = true })
+  if not log then return nil, io_err(msg, ename, { path = path, op = "open" }) end
+  local guard, lerr = datadir.lock_wal(path, log)
+  if not guard then
+    log:close()
+    return nil, lerr
+  end
+  local function done(...)
+    log:close()
+    guard:release()
+    return ...
+  end
+  local writers = not opts.force and datadir.writers(path) or {}
+  if #writers > 0 then return done(nil, datadir.busy_error(path, writers, "repair it")) end
   local plan, err = repair.plan(path, opts)
-  if not plan then return nil, err end
-  if plan.ok then return { action = "none", plan = plan } end
+  if not plan then return done(nil, err) end
+  if plan.ok then return done({ action = "none", plan = plan }) end
   if mode == "strict" then
-    return nil, errors.new("Corruption", { offset = plan.offset, reason = plan.kind, plan = plan },
-      "strict WAL tail validation failed during bootstrap: " .. plan.error.message)
+    return done(nil, errors.new("Corruption", { offset = plan.offset, reason = plan.kind, plan = plan },
+      "strict WAL tail validation failed during bootstrap: " .. plan.error.message))
+  end
+  if mode == "safe" and plan.offset == 0 and not opts.force then
+    return done(nil, errors.new("NotAWal", { path = path, offset = 0, reason = plan.kind, plan = plan },
+      string.format("%s does not look like a WAL: its first record is already invalid (%s at " ..
+        "offset 0), so a repair would empty it; nothing was changed (use --force if it is a " ..
+        "WAL whose first record is damaged)", path, plan.kind)))
   end
   if mode == "safe" and not plan.tail and not opts.force then
-    return nil, errors.new("Refused", { offset = plan.offset, reason = plan.kind, plan = plan },
+    return done(nil, errors.new("Refused", { offset = plan.offset, reason = plan.kind, plan = plan },
       string.format("refusing to cut mid-file corruption at offset %d (%s): %d bytes and %d valid " ..
         "record(s) after it would be lost; use --force", plan.offset, plan.kind,
-        plan.dropped_bytes, plan.dropped_valid_records))
+        plan.dropped_bytes, plan.dropped_valid_records)))
   end
   local cut_file
   if mode == "safe" and opts.keep_cut ~= false then
-    cut_file = string.format("%s.cut-%d", path, plan.offset)
-    local ok, msg = save_cut(cut_file, fsutil.read_range(path, plan.offset, plan.dropped_bytes) or "")
-    if not ok then
-      return nil, errors.new("IoError", { plan = plan }, "I/O error: cannot save cut bytes: " .. tostring(msg))
+    local bytes = fsutil.read_range(path, plan.offset, plan.dropped_bytes) or ""
+    if #bytes ~= plan.dropped_bytes then
+      return done(nil, io_err("cannot read the bytes to cut: " .. path, "EIO",
+        { path = path, op = "read", plan = plan }))
+    end
+    local cmsg, cname
+    cut_file, cmsg, cname = save_cut(path, plan.offset, bytes)
+    if not cut_file then
+      return done(nil, io_err("cannot save cut bytes: " .. tostring(cmsg), cname,
+        { path = path .. ".cut-" .. plan.offset, op = "save cut", plan = plan }))
     end
   end
-  local log, msg, ename = core.log_open(path, { create = false })
-  if not log then return nil, errors.new("IoError", { errno = ename }, "I/O error: " .. tostring(msg)) end
   local ok
   ok, msg, ename = log:truncate(plan.offset)
-  log:close()
-  if not ok then return nil, errors.new("IoError", { errno = ename }, "I/O error: " .. tostring(msg)) end
-  return { action = "truncated", plan = plan, cut_file = cut_file }
+  if not ok then return done(nil, io_err(msg, ename, { path = path, op = "truncate", plan = plan })) end
+  return done({ action = "truncated", plan = plan, cut_file = cut_file })
 end
 
 return repair
