@@ -177,7 +177,10 @@ print("RESULT " .. (ok and "ok" or (err.replaced and "replaced" or "err")) .. " 
       local got = slurp(dir .. "/snapshots/snapshot.bin")
       if r == "err" then assert(got == SNAP, label .. ": old snapshot changed")
       else assert(got == EXPECTED, label .. ": compacted snapshot differs") end
-      assert.same({ "snapshots", "wal" }, fault.ls(dir), label)
+      -- compaction in place holds the data dir's store.lock (docs/wal.md), nothing else is new
+      local names = fault.ls(dir)
+      if names[2] == "store.lock" then table.remove(names, 2) end
+      assert.same({ "snapshots", "wal" }, names, label)
       assert.same({ "snapshot.bin" }, fault.ls(dir .. "/snapshots"), label)
     end,
     rerun = function(dir)
