@@ -393,7 +393,13 @@ function Pool:run()
     end
     now = clock()
     last_wake = now
-    local sig = sigfd and opts.signals:read()
+    -- the signal descriptor is read only when poll says a signal is pending (no syscall per wake-up)
+    local sig
+    if sigfd then
+      for _, fd in ipairs(ready) do
+        if fd == sigfd then sig = opts.signals:read() end
+      end
+    end
     if sig then
       local info = self:stop(sig, now)
       if opts.on_tick then opts.on_tick(now) end
