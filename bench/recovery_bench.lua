@@ -1,113 +1,175 @@
--- Recovery throughput: generate a data dir whose WAL holds 100,000 events (through the
--- WAL appender), recover it (events/s), then compact it and compare the compaction wall
--- time with loading the resulting snapshot. Not a test: it prints figures.
--- Env: RECOVERY_BENCH_EVENTS (default 100000), RECOVERY_BENCH_KEEP=1 keeps the dir.
-local lfs = require "lfs"
-local core = require "actionqueue.storage.core"
-local appender = require "actionqueue.storage.wal.appender"
-local recovery = require "actionqueue.storage.recovery"
+-- Recovery speed and memory on the issue-15 input (not a test: it prints figures).
+-- The 100,000-event WAL (../shared/bench/wal100k.wal.gz: 9,616 tasks, 9,616 runs) is
+-- unpacked into DIR/wal/actionqueue.wal beside an empty DIR/snapshots/, then whole
+-- processes are measured: `aqstore recover DIR`, `aqstore compact DIR --out F` and
+-- `aqstore recover` of a dir holding that compacted snapshot (hydration, no tail).
+-- Wall (min-max), CPU (user+sys) and peak RSS come from /usr/bin/time over
+-- RECOVERY_BENCH_RUNS runs (default 3); the instruction count of one `recover` from
+-- callgrind when valgrind is installed (RECOVERY_BENCH_CALLGRIND=0 skips it).
+-- RECOVERY_BENCH_BASELINE=<other checkout, built> measures that tree in the same run,
+-- alternating with this one, and prints the ratios (before/after figures).
+-- Env: RECOVERY_BENCH_WAL (default ../shared/bench/wal100k.wal.gz from the repo root).
+local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]+$") or "."
 
-local N = tonumber(os.getenv("RECOVERY_BENCH_EVENTS")) or 100000
-local now = core.proc_clock or os.clock
+local RUNS = tonumber(os.getenv("RECOVERY_BENCH_RUNS")) or 3
+local WAL_GZ = os.getenv("RECOVERY_BENCH_WAL") or (root .. "/../shared/bench/wal100k.wal.gz")
+local BASELINE = os.getenv("RECOVERY_BENCH_BASELINE")
+local CALLGRIND = os.getenv("RECOVERY_BENCH_CALLGRIND") ~= "0"
 
-local dir = os.tmpname()
-os.remove(dir)
-assert(lfs.mkdir(dir))
-assert(lfs.mkdir(dir .. "/wal"))
-assert(lfs.mkdir(dir .. "/snapshots"))
+-- The engine (actionqueue-storage 0.1.2, release build) on the same input, issue 15:
+-- wall min/max, CPU, peak MiB, instructions; and the targets (ratios to the engine).
+local ENGINE = { wall = { 0.41, 0.58 }, cpu = 0.40, rss = 18.6, ir = 603e6 }
+local TARGET = { wall = 1.0, rss = 1.5, ir = 1000e6 }
 
-local function id(prefix, n)
-  return string.format("%s-0000-4000-8000-%012x", prefix, n)
+local function sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  return ok, out
+end
+local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
 end
 
--- One task's life: 10 events (created, run, ready, lease, leased, heartbeat, running,
--- attempt start/finish, completed); every 5th task also gets a budget + consume.
-local events, seq = {}, 0
-local function push(variant, fields)
-  seq = seq + 1
-  events[#events + 1] = { sequence = seq, event = { [variant] = fields } }
+if not file_exists(WAL_GZ) then
+  print("recovery bench: input not found: " .. WAL_GZ .. " (set RECOVERY_BENCH_WAL)")
+  return
 end
-local t = 1700000000
-local i = 0
-while seq < N do
-  i = i + 1
-  local task, run, att = id("7a5c0000", i), id("12a00000", i), id("a77e0000", i)
-  push("TaskCreated", { task_spec = {
-    id = task, payload = { bytes = string.rep("x", 32), content_type = "text/plain" },
-    run_policy = "Once",
-    constraints = { max_attempts = 3, timeout_secs = 30, concurrency_key_hold_policy = "HoldDuringRetry",
-                    safety_level = "Pure" },
-    metadata = { tags = { "bench" }, priority = i % 10 } }, timestamp = t })
-  push("RunCreated", { run_instance = { id = run, task_id = task, state = "Scheduled", attempt_count = 0,
-    created_at = t, scheduled_at = t, effective_priority = 0, last_state_change_at = t } })
-  push("RunStateChanged", { run_id = run, previous_state = "Scheduled", new_state = "Ready", timestamp = t + 1 })
-  push("LeaseAcquired", { run_id = run, owner = "worker-1", expiry = t + 60, timestamp = t + 2 })
-  push("RunStateChanged", { run_id = run, previous_state = "Ready", new_state = "Leased", timestamp = t + 2 })
-  push("LeaseHeartbeat", { run_id = run, owner = "worker-1", expiry = t + 90, timestamp = t + 3 })
-  push("RunStateChanged", { run_id = run, previous_state = "Leased", new_state = "Running", timestamp = t + 4 })
-  push("AttemptStarted", { run_id = run, attempt_id = att, timestamp = t + 4 })
-  push("AttemptFinished", { run_id = run, attempt_id = att, result = "Success", output = "ok", timestamp = t + 5 })
-  push("RunStateChanged", { run_id = run, previous_state = "Running", new_state = "Completed", timestamp = t + 6 })
-  if i % 5 == 0 then
-    push("BudgetAllocated", { task_id = task, dimension = "Token", limit = 1000, timestamp = t })
-    push("BudgetConsumed", { task_id = task, dimension = "Token", amount = 10, timestamp = t + 1 })
+if not file_exists("/usr/bin/time") then
+  print("recovery bench: /usr/bin/time not found; nothing measured")
+  return
+end
+
+local ok_tmp, tmpdir = sh("mktemp -d")
+assert(ok_tmp, "mktemp failed")
+local tmp = tmpdir:gsub("%s+$", "")
+local function cleanup() os.execute("rm -rf " .. q(tmp)) end
+
+local wal_dir = tmp .. "/wal-only"
+local snap_dir = tmp .. "/with-snapshot"
+for _, d in ipairs { wal_dir, snap_dir } do
+  assert(os.execute("mkdir -p " .. q(d .. "/wal") .. " " .. q(d .. "/snapshots")))
+  assert(os.execute("gzip -dc " .. q(WAL_GZ) .. " > " .. q(d .. "/wal/actionqueue.wal")))
+end
+
+-- One timed whole process: wall s, cpu s, peak KiB (nil, output on failure).
+local function timed(cmd)
+  local p = assert(io.popen("/usr/bin/time -f 'AQS_TIME %e %U %S %M' " .. cmd .. " 2>&1 >/dev/null", "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  local e, u, s, m = out:match("AQS_TIME ([%d.]+) ([%d.]+) ([%d.]+) (%d+)")
+  if not ok or not e then return nil, out end
+  return tonumber(e), tonumber(u) + tonumber(s), tonumber(m)
+end
+
+local function aqstore(tree) return "lua5.4 " .. q(tree .. "/scripts/aqstore") end
+
+local WORK = {
+  { name = "recover (WAL only)", cmd = function(tree) return aqstore(tree) .. " recover " .. q(wal_dir) end,
+    engine = true },
+  { name = "compact (WAL only)", cmd = function(tree)
+      return aqstore(tree) .. " compact " .. q(wal_dir) .. " --timestamp 1800000000 --out "
+        .. q(tmp .. "/compacted.snap")
+    end },
+  { name = "recover (snapshot, no tail)", cmd = function(tree) return aqstore(tree) .. " recover " .. q(snap_dir) end },
+}
+
+local trees = { { label = "this tree", path = root } }
+if BASELINE then trees[2] = { label = "baseline", path = BASELINE } end
+
+-- The compacted snapshot for the third row (written by this tree; both trees must write
+-- the same bytes, which is checked when a baseline is given).
+local okc, cout = sh(aqstore(root) .. " compact " .. q(wal_dir) .. " --timestamp 1800000000 --out "
+  .. q(snap_dir .. "/snapshots/snapshot.bin"))
+if not okc then
+  print("recovery bench: compact failed: " .. cout)
+  cleanup()
+  return
+end
+if BASELINE then
+  local okb, bout = sh(aqstore(BASELINE) .. " compact " .. q(wal_dir) .. " --timestamp 1800000000 --out "
+    .. q(tmp .. "/baseline.snap"))
+  local same = okb and os.execute("cmp -s " .. q(tmp .. "/baseline.snap") .. " "
+    .. q(snap_dir .. "/snapshots/snapshot.bin"))
+  print(string.format("compacted snapshot bytes identical to the baseline's: %s", same and "yes" or
+    ("NO " .. tostring(bout))))
+end
+
+local results = {}
+for _, w in ipairs(WORK) do
+  results[w.name] = {}
+  for _, t in ipairs(trees) do results[w.name][t.label] = { walls = {}, cpu = math.huge, rss = 0 } end
+  for _ = 1, RUNS do
+    for _, t in ipairs(trees) do -- alternating runs
+      local wall, cpu, rss = timed(w.cmd(t.path))
+      if not wall then
+        print(string.format("recovery bench: %s failed on %s: %s", w.name, t.label, cpu))
+        cleanup()
+        return
+      end
+      local r = results[w.name][t.label]
+      r.walls[#r.walls + 1] = wall
+      r.cpu = math.min(r.cpu, cpu)
+      r.rss = math.max(r.rss, rss)
+    end
   end
-  t = t + 1
-end
-while #events > N do events[#events] = nil end
-
-local wal = dir .. "/wal/actionqueue.wal"
-local t0 = now()
-local app = assert(appender.open(wal, { sync = "none" }))
-for k = 1, #events, 1000 do
-  assert(app:append_batch(table.move(events, k, math.min(k + 999, #events), 1, {})))
-end
-assert(app:close())
-local t_gen = now() - t0
-local wal_size = lfs.attributes(wal, "size")
-events = nil -- luacheck: ignore
-collectgarbage()
-
-t0 = now()
-local r = assert(recovery.recover(dir))
-local t_rec = now() - t0
-local nev = r.wal_replay_events_applied
-
-print(string.format("generated %d events (%d tasks), WAL %.1f MiB, append %.2f s",
-  nev, i, wal_size / 1048576, t_gen))
-print(string.format("recover (WAL only): %.3f s, %.0f events/s", t_rec, nev / t_rec))
-
-local ok_snap = pcall(function()
-  local s = require "actionqueue.storage.snapshot"
-  assert(s.write and s.load)
-end)
-local out = dir .. "/compacted.snap"
-t0 = now()
-local snap = assert(recovery.build(r.state, 1800000000))
-local t_build = now() - t0
-print(string.format("build canonical snapshot from state: %.3f s (%d tasks, %d runs)",
-  t_build, snap.metadata.task_count, snap.metadata.run_count))
-if ok_snap then
-  t0 = now()
-  local ok, info = recovery.compact(dir, { timestamp = 1800000000, out = out })
-  local t_compact = now() - t0
-  assert(ok, info and info.message)
-  local snapshot = require "actionqueue.storage.snapshot"
-  t0 = now()
-  assert(snapshot.load(out))
-  local t_load = now() - t0
-  print(string.format("compact (recover + build + write): %.3f s, snapshot %.1f MiB", t_compact,
-    info.snapshot_bytes / 1048576))
-  print(string.format("load compacted snapshot: %.3f s; compact/load ratio %.2f", t_load, t_compact / t_load))
-  -- Recovery from the compacted snapshot (hydration).
-  os.rename(out, dir .. "/snapshots/snapshot.bin")
-  t0 = now()
-  local r2 = assert(recovery.recover(dir))
-  local t_h = now() - t0
-  print(string.format("recover from compacted snapshot: %.3f s (%d synthesized events)", t_h,
-    r2.snapshot_events_applied))
-else
-  print("snapshot codec not available: compaction write/load not measured")
 end
 
-if os.getenv("RECOVERY_BENCH_KEEP") ~= "1" then os.execute("rm -rf '" .. dir .. "'") end
+local function instructions(tree)
+  local ok, out = sh("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
+    .. aqstore(tree) .. " recover " .. q(wal_dir))
+  local n = ok and out:match("Collected : (%d+)")
+  return n and tonumber(n)
+end
+local have_valgrind = CALLGRIND and sh("command -v valgrind")
+local ir = {}
+if have_valgrind then
+  for _, t in ipairs(trees) do ir[t.label] = instructions(t.path) end
+end
+
+local function range(walls)
+  local lo, hi = math.huge, 0
+  for _, x in ipairs(walls) do lo, hi = math.min(lo, x), math.max(hi, x) end
+  return lo, hi
+end
+local function mib(kib) return kib / 1024 end
+local function mega(n) return n and string.format("%.0fM", n / 1e6) or "-" end
+
+print(string.format("input: %s, %d runs per row (alternating)", WAL_GZ, RUNS))
+print(string.format("%-28s %-11s %-15s %-8s %-9s %-8s %s", "work", "tree", "wall min-max", "cpu",
+  "peak", "instr", "vs engine (wall max, peak, instr)"))
+for _, w in ipairs(WORK) do
+  for _, t in ipairs(trees) do
+    local r = results[w.name][t.label]
+    local lo, hi = range(r.walls)
+    local instr = w.engine and ir[t.label] or nil
+    local vs = ""
+    if w.engine then
+      vs = string.format("%.2fx, %.2fx, %s", hi / ENGINE.wall[2], mib(r.rss) / ENGINE.rss,
+        instr and string.format("%.2fx", instr / ENGINE.ir) or "-")
+    end
+    print(string.format("%-28s %-11s %5.2f-%5.2f s    %5.2f s  %5.1f MiB %-8s %s", w.name, t.label,
+      lo, hi, r.cpu, mib(r.rss), mega(instr), vs))
+  end
+  if w.engine then
+    print(string.format("%-28s %-11s %5.2f-%5.2f s    %5.2f s  %5.1f MiB %-8s "
+      .. "targets: <= %.1fx wall, <= %.1fx peak, <= %s", w.name, "engine", ENGINE.wall[1], ENGINE.wall[2], ENGINE.cpu, ENGINE.rss, mega(ENGINE.ir),
+      TARGET.wall, TARGET.rss, mega(TARGET.ir)))
+  end
+end
+if BASELINE then
+  print("this tree / baseline (wall max, cpu, peak, instr):")
+  for _, w in ipairs(WORK) do
+    local a, b = results[w.name]["this tree"], results[w.name].baseline
+    local _, ahi = range(a.walls)
+    local _, bhi = range(b.walls)
+    local ri = (w.engine and ir["this tree"] and ir.baseline) and
+      string.format("%.2f", ir["this tree"] / ir.baseline) or "-"
+    print(string.format("  %-28s %.2f  %.2f  %.2f  %s", w.name, ahi / bhi, a.cpu / b.cpu, a.rss / b.rss, ri))
+  end
+end
+cleanup()
