@@ -157,8 +157,8 @@ for _, w in ipairs(WORK) do
   end
   if w.engine then
     print(string.format("%-28s %-11s %5.2f-%5.2f s    %5.2f s  %5.1f MiB %-8s "
-      .. "targets: <= %.1fx wall, <= %.1fx peak, <= %s", w.name, "engine", ENGINE.wall[1], ENGINE.wall[2], ENGINE.cpu, ENGINE.rss, mega(ENGINE.ir),
-      TARGET.wall, TARGET.rss, mega(TARGET.ir)))
+      .. "targets: <= %.1fx wall, <= %.1fx peak, <= %s", w.name, "engine", ENGINE.wall[1],
+      ENGINE.wall[2], ENGINE.cpu, ENGINE.rss, mega(ENGINE.ir), TARGET.wall, TARGET.rss, mega(TARGET.ir)))
   end
 end
 if BASELINE then
