@@ -46,12 +46,14 @@ DEB_PKGS   += lua-discount
 DEB_PKGS   += lua-filesystem
 DEB_PKGS   += lua-ldoc
 DEB_PKGS   += lua-penlight
+DEB_PKGS   += lua-readline
 DEB_PKGS   += lua-term
 DEB_PKGS   += lua5.4
 DEB_PKGS   += luarocks
 DEB_PKGS   += make
 DEB_PKGS   += parallel
 DEB_PKGS   += pkg-config
+DEB_PKGS   += tmux
 DEB_PKGS   += zlib1g-dev
 # The reliability harness (fuzzing, valgrind).
 DEB_EXTRA  :=

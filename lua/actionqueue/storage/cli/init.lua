@@ -21,7 +21,7 @@ local cli = {}
 
 --- Command modules, in the order `--help` lists them.
 cli.commands = {
-  "check", "verify", "validate", "inspect", "show", "dump", "build", "rewrite", "diff", "stats",
+  "check", "verify", "validate", "inspect", "show", "dump", "build", "rewrite", "diff", "stats", "query",
   "repl", "wal", "recover", "compact", "batch",
 }
 

@@ -1,56 +1,50 @@
---- `aqstore repl [FILE]`: an interactive Lua 5.4 session (`lua5.4 -i`) with the package
--- paths set, `aq = require "actionqueue.storage"` and, given FILE, `s = aq.load(FILE)`.
--- Read-only: nothing in the session writes files unless you call a writer yourself.
--- Also works with commands piped on standard input.
+--- `aqstore repl [FILE|DIR]`: an interactive Lua 5.4 session with `aq` loaded and, given a
+-- snapshot file or a data dir, `s = aq.load(FILE|DIR)` (a data dir's recovered state, with
+-- its WAL events). The loop is `inspect.repl`: schema-aware printing and tab completion,
+-- one-line errors, history in the XDG state dir. Read-only: nothing in the session writes
+-- files unless you call a writer yourself. Commands piped on standard input run as a
+-- script: the exit status is 1 when a line raised an error.
 -- @module actionqueue.storage.cli.repl
 local cli = require "actionqueue.storage.cli"
 
 local M = {}
 
 function M.register(parser)
-  local cmd = cli.command(parser, "repl", "Interactive Lua session with aq loaded (and s = the snapshot FILE).",
-    { "aqstore repl data/snapshots/snapshot.bin",
+  local cmd = cli.command(parser, "repl",
+    "Interactive Lua session with aq loaded (and s = the snapshot FILE or data dir DIR).",
+    { "aqstore repl data/snapshots/snapshot.bin", "aqstore repl data/   # recovered state + WAL events",
       "echo 'print(#s:runs{state = \"Running\"})' | aqstore repl snap.bin" })
   cmd:argument("file", "Snapshot file, or data dir (its recovered state, read-only), to load as s."):args("?")
   cmd:flag("-q --quiet", "No banner.")
 end
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
-
---- The Lua chunk run before the prompt.
-function M.prelude(file, quiet)
-  local lines = { 'aq = require "actionqueue.storage"' }
-  if file then
-    lines[#lines + 1] = string.format([[
-do
-  local ok, v = pcall(aq.load, %q)
-  if ok then
-    s = v
-    %s
-  else
-    io.stderr:write(tostring(v), "\n")
+--- The banner lines (stderr) for a session with `s` loaded from `file` (or none).
+function M.banner(file, s)
+  local lines = {}
+  if file and s then
+    lines[#lines + 1] = string.format("s = aq.load(%q): %d tasks, %d runs; type s for the summary", file,
+      #s.tasks, #s.runs)
   end
-end]], file, quiet and "" or 'io.stderr:write("s = aq.load(" .. string.format("%q", ' .. string.format("%q", file)
-      .. ') .. "): " .. #s.tasks .. " tasks, " .. #s.runs .. " runs; type s for the summary\\n")')
-  end
-  if not quiet then
-    lines[#lines + 1] = 'io.stderr:write("aq: load show open wrap  |  s:runs{state=...}  s:task(prefix)  '
-      .. 's:run(prefix):history()  s:show(path)  s:stats()\\n")'
-  end
+  lines[#lines + 1] = "aq: load show print help  |  s:runs{state=...}  s:task(prefix)  "
+    .. "s:run(prefix):history()  s:show(path)  s:stats()  s:events{...}  |  help(x), Tab completes"
   return table.concat(lines, "\n")
 end
 
 function M.run(args)
-  local env = string.format("LUA_PATH=%s LUA_CPATH=%s LUA_INIT= ", shell_quote(package.path),
-    shell_quote(package.cpath))
-  local cmd = env .. shell_quote(cli.interpreter) .. " -i -e " .. shell_quote(M.prelude(args.file, args.quiet))
-  io.stdout:flush()
-  local ok, how, code = os.execute(cmd)
-  if ok then return cli.OK end
-  if how == "exit" then return code end
-  return cli.BAD
+  local aq = require "actionqueue.storage"
+  local repl = require "actionqueue.storage.inspect.repl"
+  local env = setmetatable({ aq = aq }, { __index = _G })
+  local s
+  if args.file then
+    local ok, v = pcall(aq.load, args.file)
+    if ok then
+      s = v
+      env.s = s
+    else
+      io.stderr:write(repl.error_text(v), "\n")
+    end
+  end
+  return repl.run { env = env, banner = not args.quiet and M.banner(args.file, s) or nil }
 end
 
 return M

@@ -138,9 +138,16 @@ function fmt.bytes(s, max)
   return string.format("%q%s (%d bytes) hex %s%s", text, more, n, hex, more)
 end
 
+local CELL_ESCAPES = { ["\n"] = "\\n", ["\t"] = "\\t", ["\r"] = "\\r" }
+
+--- A table cell on one line: control characters as `\n`, `\t`, `\r` or `\xHH`.
+function fmt.cell(s)
+  return (tostring(s):gsub("%c", function(c) return CELL_ESCAPES[c] or string.format("\\x%02x", c:byte()) end))
+end
+
 --- Pads or truncates `s` to width `w` (display by bytes; ids and names are ASCII).
 function fmt.pad(s, w)
-  s = tostring(s)
+  s = fmt.cell(s)
   if #s > w then return s:sub(1, w - 1) .. "~" end
   return s .. string.rep(" ", w - #s)
 end
@@ -151,7 +158,7 @@ function fmt.table(headers, rows)
   for i, h in ipairs(headers) do widths[i] = #h end
   for _, row in ipairs(rows) do
     for i, cell in ipairs(row) do
-      local len = #tostring(cell)
+      local len = #fmt.cell(cell)
       -- the last column is never cut (nothing follows it)
       if len > (widths[i] or 0) then widths[i] = i == #headers and len or math.min(len, 40) end
     end

@@ -152,14 +152,21 @@ local function duration_value(v, what)
   return secs
 end
 
--- Runs whose attempts are used up (attempt_count >= the task's max_attempts).
+--- True when a run has used up its attempts: `attempt_count >= max_attempts` of its task and
+-- it did not complete (a Failed run that cannot retry, or a run on its last attempt).
+function view.run_exhausted(r, task)
+  local ri = r.run_instance
+  return task ~= nil and ri.state ~= "Completed" and ri.attempt_count >= task.task_spec.constraints.max_attempts
+end
+
+-- Task ids with a run that has used up its attempts.
 local function exhausted_runs(snap)
-  local max = {}
-  for _, t in ipairs(snap and snap.tasks or {}) do max[t.task_spec.id] = t.task_spec.constraints.max_attempts end
+  local tasks = {}
+  for _, t in ipairs(snap and snap.tasks or {}) do tasks[t.task_spec.id] = t end
   local out = {}
   for _, r in ipairs(snap and snap.runs or {}) do
-    local m = max[r.run_instance.task_id]
-    if m and r.run_instance.attempt_count >= m then out[r.run_instance.task_id] = true end
+    local id = r.run_instance.task_id
+    if view.run_exhausted(r, tasks[id]) then out[id] = true end
   end
   return out
 end
@@ -183,10 +190,7 @@ local filters = {
               test = function(r, v, snap) return snap.timestamp - r.run_instance.created_at >= v end },
     in_state_for = { prepare = function(v) return duration_value(v, "in_state_for") end,
                      test = function(r, v, snap) return snap.timestamp - view.state_since(r) >= v end },
-    exhausted = { test = function(r, v, snap)
-      local t = r:task()
-      return (t ~= nil and r.run_instance.attempt_count >= t.task_spec.constraints.max_attempts) == v
-        and snap ~= nil end },
+    exhausted = { test = function(r, v) return view.run_exhausted(r, r:task()) == v end },
   },
   tasks = {
     id = { prepare = prefix_of, test = function(t, v) return t.task_spec.id:sub(1, #v) == v end },
@@ -241,7 +245,11 @@ local function filter_list(list, filter)
     preds[1] = function(x) return filter(x) end
   elseif type(filter) == "table" then
     local known = filters[kind] or {}
-    for k, v in pairs(filter) do
+    local keys = {}
+    for k in pairs(filter) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)  -- same error for the same input
+    for _, k in ipairs(keys) do
+      local v = filter[k]
       local f = known[k]
       if not f then
         local names = view.criteria(kind)
