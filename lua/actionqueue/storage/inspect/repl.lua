@@ -11,7 +11,8 @@
 --   position inside the package is dropped (it says nothing to the user). When input is
 --   not a terminal, the session exits with status 1 if any line raised an error.
 -- * History: `$XDG_STATE_HOME/actionqueue-storage/history` (default
---   `~/.local/state/actionqueue-storage/history`), the last 1000 lines.
+--   `~/.local/state/actionqueue-storage/history`), the last 1000 lines; each line is
+--   appended when entered.
 --
 -- Plain `lua5.4 -i` with `require "actionqueue.storage"` keeps working; this loop only
 -- adds the line editor, the one-line errors and the exit status.
@@ -216,6 +217,20 @@ local function mkdir_p(dir)
   return lfs.attributes(dir, "mode") == "directory"
 end
 
+-- Keeps the last `max` lines of the history file.
+local function trim_history(file, max)
+  local f = io.open(file, "r")
+  if not f then return end
+  local lines = {}
+  for l in f:lines() do lines[#lines + 1] = l end
+  f:close()
+  if #lines <= max then return end
+  local out = io.open(file, "w")
+  if not out then return end
+  out:write(table.concat(lines, "\n", #lines - max + 1, #lines), "\n")
+  out:close()
+end
+
 -- A line reader: readline on a terminal, else standard input echoed after the prompt.
 local function line_reader(opts, env)
   local interactive = opts.interactive
@@ -224,8 +239,11 @@ local function line_reader(opts, env)
     local ok, RL = pcall(require, "readline")
     if ok and type(RL) == "table" and RL.readline then
       local hist = opts.history or repl.history_path()
-      local rl_opts = { keeplines = repl.HISTORY_LINES, completion = true }
-      if hist and mkdir_p(hist:match("^(.*)/[^/]*$")) then rl_opts.histfile = hist else rl_opts.histfile = "" end
+      local rl_opts = { keeplines = repl.HISTORY_LINES, completion = true, histfile = "" }
+      if hist and mkdir_p(hist:match("^(.*)/[^/]*$")) then
+        trim_history(hist, repl.HISTORY_LINES)
+        rl_opts.histfile = hist   -- read now; lines are appended as they are entered
+      end
       RL.set_options(rl_opts)
       if RL.set_readline_name then RL.set_readline_name("aqstore") end
       RL.set_complete_function(function(text, from, to)
@@ -235,8 +253,16 @@ local function line_reader(opts, env)
       end)
       return {
         interactive = true,
-        read = function(prompt) return RL.readline(prompt) end,
-        close = function() if rl_opts.histfile ~= "" then RL.save_history() end end,
+        read = function(prompt)
+          local line = RL.readline(prompt)
+          -- appended at once, so the history survives a session killed by a second Ctrl-C
+          if line and line:match("%S") and rl_opts.histfile ~= "" then
+            local f = io.open(rl_opts.histfile, "a")
+            if f then f:write(line, "\n") f:close() end
+          end
+          return line
+        end,
+        close = function() end,
       }
     end
   end

@@ -638,14 +638,34 @@ function SnapshotM:events(filter)
   return filter_list(events, filter)
 end
 
---- The part at `p` (`"runs[3].attempts"`) and its schema type; `nil, message` on a bad path
--- (an absent optional part gives `nil, type`).
-function SnapshotM:get(p) return path.resolve(self, p) end
+-- The parts matched by a path with [*] as a printable text (`.data` = the matches).
+local function matches_text(self, p, opts)
+  local matches, err = path.query(self, p)
+  if not matches then return view.missing(err), err end
+  local out = {}
+  for i, m in ipairs(matches) do
+    out[i] = show.render(m.value, m.type, { title = m.path, max = opts and opts.max })
+  end
+  return setmetatable({ data = matches, text = #out > 0 and table.concat(out, "\n") or "(no match)" }, Text)
+end
 
---- The part at `p` (default: everything) pretty-printed, as a printable text object.
+--- The part at `p` (`"runs[3].attempts"`, `"runs[-1]"`, `"runs[1f2e].lease"`): the value
+-- (nil for an absent optional part). A path with `[*]` gives the matches as a printable
+-- text (its `.data` lists `{path, value, type}`). A path that does not fit gives a
+-- failed-lookup value (it prints the reason; `aq.found` is false) and the message.
+function SnapshotM:get(p)
+  if path.has_wildcard(p) then return matches_text(self, p) end
+  local v, Ty = path.resolve(self, p)
+  if type(Ty) ~= "table" then return view.missing(Ty), Ty end
+  return v
+end
+
+--- The part at `p` (default: everything; `[*]` allowed) pretty-printed, as a printable
+-- text object (a failed-lookup value for a path that does not fit).
 function SnapshotM:show(p, opts)
+  if p and path.has_wildcard(p) then return matches_text(self, p, opts) end
   local v, Ty = path.resolve(self, p or "")
-  if type(Ty) ~= "table" then return nil, Ty end
+  if type(Ty) ~= "table" then return view.missing(Ty), Ty end
   opts = opts or {}
   opts.title = opts.title or p
   return view.text(show.render(v, Ty, opts))
