@@ -37,6 +37,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
+  {"snapshot_read", aqs_snapshot_read},
   {"snapshot_verdict", aqs_snapshot_verdict},
   {"u64_parse", aqs_u64_parse},
   {"u64_tostring", aqs_u64_tostring},

@@ -21,6 +21,8 @@
  *   {status = "decode_error", message, line, column};
  *   {status = "mapping_error", kind, path, message};
  *   {status = "ok", tasks, runs, version, length, crc}.
+ * snapshot_read(path, plan [, opts]) -> the same, but the snapshot is built (a Lua value,
+ *   not validated: status = "ok", value) from the streamed payload.
  *   opts = {version = 4, max_length = 268435456}.
  */
 #include "json.h"
@@ -797,7 +799,7 @@ static void set_str(lua_State *L, const char *k, const char *s) {
 }
 
 /* The verdict on v (stack: path, plan, schema, state); pushes the result table. */
-static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, uint32_t max) {
+static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, uint32_t max, int build) {
   unsigned char h[AQS_HEADER_SIZE];
   uint32_t len = 0;
   int64_t r;
@@ -828,7 +830,8 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   memset(&src, 0, sizeof src);
   src.fd = v->fd;
   src.left = len;
-  ok = aqs_json_decode_stream(L, 3, &src, &HOOKS_IMPL, v);   /* ok: nil; else msg, line, col */
+  /* ok: the value (nil in skim mode); else msg, line, col */
+  ok = aqs_json_decode_stream(L, 3, &src, build ? NULL : &HOOKS_IMPL, v);
   if (src.read_errno > 0) { aqs_push_io_result(L, src.read_errno, AQS_HEADER_SIZE); return; }
   if (src.read_errno < 0 || src.got < len) { aqs_frame_short_payload(L, len, src.got); return; }
   if (src.crc != aqs_get_u32le(h + 8)) {
@@ -844,6 +847,13 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     lua_setfield(L, -2, "line");
     lua_pushvalue(L, -2);
     lua_setfield(L, -2, "column");
+    return;
+  }
+  if (build) {
+    lua_createtable(L, 0, 2);
+    set_str(L, "status", "ok");
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "value");
     return;
   }
   finish_rules(v);
@@ -864,8 +874,8 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   set_int(L, "crc", aqs_get_u32le(h + 8));
 }
 
-/* snapshot_verdict(path, plan [, opts]) -> result table */
-int aqs_snapshot_verdict(lua_State *L) {
+/* The verdict (build = 0) or the decoded value (build = 1) of a snapshot file. */
+static int read_file(lua_State *L, int build) {
   const char *path = luaL_checkstring(L, 1);
   vplan *pl = (vplan *)luaL_checkudata(L, 2, PLAN_MT);
   uint32_t expect = aqs_opt_u32(L, 3, "version", 4);
@@ -879,12 +889,25 @@ int aqs_snapshot_verdict(lua_State *L) {
   luaL_setmetatable(L, VSTATE_MT);
   v->L = L;
   v->pl = pl;
-  verdict(L, v, path, expect, max);
+  verdict(L, v, path, expect, max, build);
   /* the descriptor and the id sets go now, not at the next collection */
   lua_pushcfunction(L, vstate_gc);
   lua_pushvalue(L, 4);
   lua_call(L, 1, 0);
   return 1;
+}
+
+/* snapshot_verdict(path, plan [, opts]) -> result table */
+int aqs_snapshot_verdict(lua_State *L) {
+  return read_file(L, 0);
+}
+
+/* snapshot_read(path, plan [, opts]) -> result table: the frame's failures like
+ * snapshot_verdict, decode_error, or {status = "ok", value = <the decoded snapshot>}
+ * (not validated: the caller runs section 6).  The payload is streamed in chunks into
+ * the decoder: no buffer of the whole payload beside the tree. */
+int aqs_snapshot_read(lua_State *L) {
+  return read_file(L, 1);
 }
 
 static int plan_tostring(lua_State *L) {

@@ -176,11 +176,11 @@ describe("the collector after a raising decode (issue 17.6)", function()
 
   it("snapshot.load restarts the collector when decoding raises", function()
     if not fixtures.available() then pending("shared fixtures not found") return end
-    local real = codec.decode
-    codec.decode = function() error("not enough memory", 0) end
+    local real = core.snapshot_read
+    core.snapshot_read = function() error("not enough memory", 0) end
     collectgarbage("restart")
     local ok, err = pcall(snapshot.load, fixtures.path("snapshot", "valid_01_tasks.snap"))
-    codec.decode = real
+    core.snapshot_read = real
     assert.is_false(ok)
     assert.equal("not enough memory", err)
     assert.is_true(collectgarbage("isrunning"))

@@ -10,7 +10,7 @@ local load = {}
 
 -- The decoder's ids are canonical: validation need not normalise them again.
 local DECODED = { decoded = true }
-local READ_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD, buffer = true }
+local READ_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD }
 
 local function decode_error(text, fields)
   local f = fields or {}
@@ -62,43 +62,6 @@ function load.frame_outcome(r)
     "I/O error: unexpected frame status " .. tostring(st))
 end
 
---- Loads a snapshot file.
--- @tparam string path
--- @return snapshot table | `false` (no snapshot: missing or 0-byte file) | `nil, err`
---   (`err.kind` IoError | DecodeError | MappingError | IncompatibleVersion | CrcMismatch)
-function load.load(path)
-  assert(type(path) == "string", "snapshot.load: path string expected")
-  -- buffer = true: the payload of a regular file comes in a C buffer (read straight into
-  -- it, no copy into a Lua string) that is freed as soon as it is decoded
-  local r = core.frame_read(path, READ_OPTS)
-  local payload, err = load.frame_outcome(r)
-  if not payload then return payload, err end
-  r = nil -- luacheck: ignore 311 (drop the frame table early)
-  local validate = require "actionqueue.storage.snapshot.validate"
-  -- Decoding and validation allocate almost no garbage (the decoder pauses the collector
-  -- itself): keeping the incremental collector paused through validation saves it a
-  -- full traversal of the freshly built document (~0.3 s for 100,000 runs). The only
-  -- garbage, the payload string, is left to the next cycle.
-  local gc_was_running = collectgarbage("isrunning")
-  collectgarbage("stop")
-  -- decoding and validation run protected: the collector is restarted on every path,
-  -- also when either raises (an allocation failure; issue 17.6)
-  local okv, snap, ok, v = pcall(function()
-    local s, e = codec.decode(payload)
-    if type(payload) == "userdata" then payload:free() end
-    payload = nil -- luacheck: ignore 311
-    if not s then return nil, e end
-    return s, validate.validate(s, DECODED)
-  end)
-  if gc_was_running then collectgarbage("restart") end
-  if not okv then error(snap, 0) end
-  if not snap then return nil, ok end
-  if not ok then
-    return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
-  end
-  return snap
-end
-
 -- The streamed verdict's plan (csrc/verdict.c): the compiled schema with the rules'
 -- hooks, and the run state machine from statemachine.lua (its one source).
 local plan
@@ -114,6 +77,42 @@ local function verdict_plan()
       schema_version = S.SCHEMA_VERSION, allowed = allowed, lease_states = lease })
   end
   return plan
+end
+
+--- Loads a snapshot file.
+-- The payload is streamed from the file in chunks into the decoder (csrc/verdict.c
+-- `snapshot_read`), with the CRC on the same pass: no buffer of the whole payload beside
+-- the tree.
+-- @tparam string path
+-- @return snapshot table | `false` (no snapshot: missing or 0-byte file) | `nil, err`
+--   (`err.kind` IoError | DecodeError | MappingError | IncompatibleVersion | CrcMismatch)
+function load.load(path)
+  assert(type(path) == "string", "snapshot.load: path string expected")
+  local validate = require "actionqueue.storage.snapshot.validate"
+  -- Decoding and validation allocate almost no garbage (the decoder pauses the collector
+  -- itself): keeping the incremental collector paused through validation saves it a
+  -- full traversal of the freshly built document (~0.3 s for 100,000 runs).
+  -- Both run protected: the collector is restarted on every path, also when either
+  -- raises (an allocation failure; issue 17.6).
+  local gc_was_running = collectgarbage("isrunning")
+  collectgarbage("stop")
+  local okv, snap, err = pcall(function()
+    local r = core.snapshot_read(path, verdict_plan(), READ_OPTS)
+    if r.status == "decode_error" then
+      return nil, decode_error("Failed to decode snapshot: " .. r.message, { line = r.line, column = r.column })
+    elseif r.status ~= "ok" then
+      return load.frame_outcome(r)
+    end
+    local s = r.value
+    local ok, v = validate.validate(s, DECODED)
+    if not ok then
+      return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
+    end
+    return s
+  end)
+  if gc_was_running then collectgarbage("restart") end
+  if not okv then error(snap, 0) end
+  return snap, err
 end
 
 --- The loader's outcome for `path` without building the snapshot: the payload is
