@@ -3,20 +3,13 @@
 -- no temp file, one line saying what was finished and how to resume, exit 130 / 143, no
 -- traceback anywhere; `batch.run` in a script returns nil, err with err.kind "Interrupted".
 local core = require "actionqueue.storage.core"
-local lfs = require "lfs"
 local H = require "support.batch"
 
 local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
 
 local start_group, wait_exit, group_members = H.start_group, H.wait_exit, H.group_members
 
-local function temp_files(dir)
-  local found = {}
-  for name in lfs.dir(dir) do
-    if name:match("%.tmp") then found[#found + 1] = name end
-  end
-  return found
-end
+local temp_files = H.temp_files
 
 describe("batch interrupted by a signal", function()
   local dir
@@ -24,20 +17,8 @@ describe("batch interrupted by a signal", function()
   after_each(function() H.rmtree(dir) end)
 
   local n = 12
-  local function make_jobs()
-    local big = H.fixture("valid_12_medium_1000.snap")
-    assert(lfs.mkdir(dir .. "/in"))
-    assert(lfs.mkdir(dir .. "/out"))
-    local jobs = {}
-    for i = 1, n do
-      local name = string.format("s%02d.snap", i)
-      H.copy(big, dir .. "/in/" .. name)
-      -- slow copies through the atomic writer: a signal lands in the middle of writes
-      jobs[i] = { kind = "test", action = "copy", seconds = 0.4, input = "in/" .. name, output = "out/" .. name }
-    end
-    H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
-    return jobs
-  end
+  -- slow copies through the atomic writer: a signal lands in the middle of writes
+  local function make_jobs() return H.slow_copy_jobs(dir, n, 0.4) end
 
   local function wait_journaled(path, k)
     for _ = 1, 1000 do

@@ -99,17 +99,8 @@ describe("batch safety", function()
   end)
 
   it("batch --resume R --report R killed at any moment never loses journaled progress", function()
-    local big = H.fixture("valid_12_medium_1000.snap")
-    assert(lfs.mkdir(dir .. "/in"))
-    assert(lfs.mkdir(dir .. "/out"))
     local n = 16
-    local jobs = {}
-    for i = 1, n do
-      local name = string.format("s%02d.snap", i)
-      H.copy(big, dir .. "/in/" .. name)
-      jobs[i] = { kind = "test", action = "copy", seconds = 0.2, input = "in/" .. name, output = "out/" .. name }
-    end
-    H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
+    local jobs = H.slow_copy_jobs(dir, n, 0.2)
     local rp = dir .. "/r.json"
     local jp = rp .. ".journal"
 

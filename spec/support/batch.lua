@@ -69,6 +69,32 @@ function H.jobfile(path, t)
   H.write(path, "return " .. ser_ordered(t, "") .. "\n")
 end
 
+--- Writes `dir/jobs.lua` with `n` slow copies (test kind, `seconds` each) of the 1 MB
+-- fixture, `dir/in/sNN.snap` to `dir/out/sNN.snap`: jobs that a kill or a signal lands in
+-- the middle of. Returns the job list.
+function H.slow_copy_jobs(dir, n, seconds)
+  local big = H.fixture("valid_12_medium_1000.snap")
+  assert(lfs.mkdir(dir .. "/in"))
+  assert(lfs.mkdir(dir .. "/out"))
+  local jobs = {}
+  for i = 1, n do
+    local name = string.format("s%02d.snap", i)
+    H.copy(big, dir .. "/in/" .. name)
+    jobs[i] = { kind = "test", action = "copy", seconds = seconds, input = "in/" .. name, output = "out/" .. name }
+  end
+  H.jobfile(dir .. "/jobs.lua", { jobs = jobs })
+  return jobs
+end
+
+--- Names of the temp files (`*.tmp*`) in `dir`.
+function H.temp_files(dir)
+  local found = {}
+  for name in lfs.dir(dir) do
+    if name:match("%.tmp") then found[#found + 1] = name end
+  end
+  return found
+end
+
 --- Lines of a journal file, decoded.
 function H.journal(path)
   local out = {}
