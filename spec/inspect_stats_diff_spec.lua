@@ -31,6 +31,28 @@ describe("inspect.stats", function()
     assert.matches('"runs_by_state":{[^}]*"Running":1', doc)
   end)
 
+  it("tells tasks apart in the oldest-runs table (issue 16: no two equal cells)", function()
+    local snap = data.snapshot()
+    snap.tasks[2].task_spec.id = "7a5c0000-0000-4000-8000-000000000002"
+    snap.tasks[3].task_spec.id = "7a5c0000-0000-4000-8000-000000000003"
+    for _, r in ipairs(snap.runs) do
+      if r.run_instance.task_id == "3b9e7f10-2c4d-4e6f-8a1b-0c2d3e4f5a6b" then
+        r.run_instance.task_id = snap.tasks[2].task_spec.id
+      elseif r.run_instance.task_id == "c4d8e2a1-6b7c-4d8e-9f01-a2b3c4d5e6f7" then
+        r.run_instance.task_id = snap.tasks[3].task_spec.id
+      end
+    end
+    local text = stats.render(stats.compute(snap))
+    local cells = {}
+    for task in text:match("oldest unfinished runs\n.-\n(.*)$"):gmatch("\n?%S+%s+(%S+)") do
+      cells[#cells + 1] = task
+    end
+    assert.is_true(#cells >= 2)
+    local seen = {}
+    for _, c in ipairs(cells) do seen[c] = (seen[c] or 0) + 1 end
+    assert.is_nil(seen["7a5c0000"], text)
+  end)
+
   it("writes u64 above 2^63-1 unsigned in JSON", function()
     local snap = data.snapshot()
     snap.metadata.wal_sequence = -2

@@ -102,11 +102,14 @@ describe("repl.complete", function()
     assert.same({ "Ready", "RetryWait" }, complete('s:runs{state = "re'))
     assert.same({ "Repeat" }, complete('s:tasks{policy = "Rep'))
     assert.same({}, complete('print("Run'))
+    assert.same({ "LeaseAcquired", "LeaseHeartbeat", "LeaseExpired", "LeaseReleased" },  -- schema order
+      complete('s:events{variant = "Lease'))
   end)
 
   it("completes globals and collection names", function()
     assert.truthy(next(complete("pri")))
     assert.same({ "aq" }, complete("aq"))
+    assert.same({ "aq.snapshot" }, complete("aq.snap"))   -- loaded lazily, completed all the same
     local names = complete("s:bu")
     assert.same({ "s:budgets" }, names)
   end)

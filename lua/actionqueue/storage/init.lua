@@ -56,6 +56,7 @@ function storage.found(x) return inspect().found(x) end
 function storage.help(x) return inspect().help(x) end
 
 return setmetatable(storage, {
+  modules = submodules,  -- the lazily loaded names (the REPL completes them after `aq.`)
   __index = function(t, k)
     local name = submodules[k]
     if not name then return nil end

@@ -129,23 +129,10 @@ local function member_names(x, sep)
     names[1] = next(x)
   elseif type(x) == "table" and not (T and T.kind == "list") then
     names = sorted_keys(x)
-    if x == package.loaded["actionqueue.storage"] then
-      for _, n in ipairs { "core", "errors", "u64", "uuid", "schema", "snapshot", "wal", "recovery", "inspect",
-                           "batch" } do
-        names[#names + 1] = n
-      end
-    end
+    local mt = getmetatable(x)
+    if mt and type(rawget(mt, "modules")) == "table" then sorted_keys(rawget(mt, "modules"), names) end
   end
   return names
-end
-
--- The enum whose variant names fit inside a string after `key = "`.
-local function enum_for_key(key)
-  local T = require "actionqueue.storage.schema.types"
-  local W = require "actionqueue.storage.schema.wal"
-  local map = { state = T.RunState, policy = T.RunPolicy, variant = W.WalEventType, result = T.AttemptResultKind,
-                dimension = T.BudgetDimension }
-  return map[key]
 end
 
 local function uniq_sorted(list)
@@ -169,7 +156,7 @@ function repl.complete(line, from, to, env)
   local out = {}
   local key = before:match("([%a_][%w_]*)%s*=%s*[\"']$")
   if key or before:match("[\"']$") then
-    local enum = key and enum_for_key(key)
+    local enum = key and view.criterion_enum(key)
     if not enum then return out end
     for _, v in ipairs(enum.variants) do
       if v.name:lower():sub(1, #word) == word:lower() then out[#out + 1] = v.name end
@@ -323,7 +310,9 @@ function repl.run(opts)
       if chunk:match("%S") then
         failed = true
         io.stdout:flush()
-        io.stderr:write("error: ", repl.error_text(err or "incomplete input"), "\n")
+        local text = err == "incomplete" and "input ended inside an unfinished chunk (a missing 'end' or bracket?)"
+          or repl.error_text(err)
+        io.stderr:write("error: ", text, "\n")
       end
     else
       local results = table.pack(xpcall(f, function(e) return e end))

@@ -156,8 +156,11 @@ function stats.render(r)
     add("")
     add("oldest unfinished runs")
     rows = {}
+    local task_ids = {}
+    for i, o in ipairs(r.oldest_runs) do task_ids[i] = o.task_id end
+    local short = fmt.unique_prefixes(task_ids)   -- two tasks never share a cell
     for i, o in ipairs(r.oldest_runs) do
-      rows[i] = { o.run_id, fmt.short_id(o.task_id), o.state, fmt.iso(o.created_at) or fmt.u64(o.created_at),
+      rows[i] = { o.run_id, short[o.task_id], o.state, fmt.iso(o.created_at) or fmt.u64(o.created_at),
                   o.age and fmt.duration(o.age) or "" }
     end
     add(fmt.table({ "run", "task", "state", "created", "age" }, rows))

@@ -179,7 +179,7 @@ local function prefix_of(v) return tostring(v):lower() end
 
 local filters = {
   runs = {
-    state = { prepare = function(v) return enum_value(T.RunState, v, "run state") end,
+    state = { enum = T.RunState, prepare = function(v) return enum_value(T.RunState, v, "run state") end,
               test = function(r, v) return r.run_instance.state == v end },
     task = { prepare = prefix_of, test = function(r, v) return r.run_instance.task_id:sub(1, #v) == v end },
     id = { prepare = prefix_of, test = function(r, v) return r.run_instance.id:sub(1, #v) == v end },
@@ -194,7 +194,7 @@ local filters = {
   },
   tasks = {
     id = { prepare = prefix_of, test = function(t, v) return t.task_spec.id:sub(1, #v) == v end },
-    policy = { prepare = function(v) return enum_value(T.RunPolicy, v, "run policy") end,
+    policy = { enum = T.RunPolicy, prepare = function(v) return enum_value(T.RunPolicy, v, "run policy") end,
                test = function(t, v) return policy_name(t.task_spec.run_policy) == v end },
     tag = { test = function(t, v)
       for _, tag in ipairs(t.task_spec.metadata.tags) do if tag == v then return true end end
@@ -210,12 +210,22 @@ local filters = {
       local id = view.event_subject(e, "run") return id ~= nil and id:sub(1, #v) == v end },
     task = { prepare = prefix_of, test = function(e, v)
       local id = view.event_subject(e, "task") return id ~= nil and id:sub(1, #v) == v end },
-    variant = { prepare = function(v) return enum_value(W.WalEventType, v, "WAL event variant") end,
+    variant = { enum = W.WalEventType,
+                prepare = function(v) return enum_value(W.WalEventType, v, "WAL event variant") end,
                 test = function(e, v) return (next(e.event)) == v end },
     since = { test = function(e, v) return not math.ult(e.sequence, v) end },
     ["until"] = { test = function(e, v) return not math.ult(v, e.sequence) end },
   },
 }
+
+--- The enum whose variant names a criterion takes (`state` -> RunState ...), or nil.
+function view.criterion_enum(key)
+  for _, kind in ipairs { "runs", "tasks", "events" } do
+    local f = filters[kind][key]
+    if f and f.enum then return f.enum end
+  end
+  return nil
+end
 
 --- The filter criteria names of a list kind ("runs", "tasks", "events"), sorted.
 function view.criteria(kind)
