@@ -1,12 +1,22 @@
 /*
  * atomic_writer.c - AtomicWriter: replace a file so that readers see either the old
- * or the new content, never a mix (snapshot-format.md section 2).
+ * or the new content, never a mix (snapshot-format.md section 2, with the deviations
+ * listed in docs/safety.md).
  *
- * The data goes to the sibling PATH.tmp; close() makes it durable (fsync), renames it
- * over PATH and fsyncs the directory so the rename itself survives a power loss.
- * A frame is streamed: begin_frame() reserves the 12 header bytes, write() appends
- * payload while the CRC and length accumulate, finish_frame() pwrites the header at
- * offset 0.  So a payload is never held twice in memory.
+ * The data goes to a temp sibling of its own, PATH.tmp.<pid>.<16 hex>, created with
+ * O_CREAT|O_EXCL|O_NOFOLLOW: no other writer shares it and no planted link is followed.
+ * close() gives the temp the previous target's owner and mode, makes it durable
+ * (fsync), checks that the name still refers to our inode (a writer whose temp was
+ * removed or replaced fails instead of renaming somebody else's file), renames it over
+ * PATH and fsyncs the directory so the rename itself survives a power loss.  A frame is
+ * streamed: begin_frame() reserves the 12 header bytes, write() appends payload while
+ * the CRC and length accumulate, finish_frame() pwrites the header at offset 0.  With
+ * opts.frame = false the writer writes plain bytes (reports, cut files); with
+ * opts.replace = false close() never replaces an existing PATH (EEXIST).
+ *
+ * Temps of killed writers (dead pid and idle for a minute, or idle for a day) are
+ * removed when a writer for the same target starts, at most once a minute per
+ * directory and Lua state.  The engine's fixed PATH.tmp is never touched.
  *
  * Failure policy: the first I/O error is final.  fsync in particular is never retried,
  * because after a failed fsync the kernel may have dropped the dirty pages and a
@@ -17,10 +27,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define AW_MT "actionqueue.storage.AtomicWriter"
+#define AW_SWEEPS "actionqueue.storage.AtomicWriter.sweeps"
+
+/* A temp is stale when its writer is gone and it has not been written for a minute, or
+ * when nobody wrote it for a day (pid reused, another pid namespace or host). */
+#define STALE_DEAD_SECS 60
+#define STALE_ANY_SECS 86400
+#define SWEEP_EVERY_SECS 60
+#define TEMP_TRIES 16
 
 enum { AW_OPEN, AW_FAILED, AW_CLOSED, AW_ABORTED };
 
@@ -30,14 +51,20 @@ typedef struct {
   int in_frame;
   int framed;        /* a frame has been finished */
   int tmp_live;      /* the temp file exists and is ours to remove */
+  int plain;         /* opts.frame == false: write() appends plain bytes */
+  int noreplace;     /* opts.replace == false: close() never replaces PATH */
   uint32_t version;
   uint32_t crc;
-  uint64_t length;   /* payload bytes of the open frame */
+  uint64_t length;   /* payload bytes of the open frame (plain: bytes written) */
+  dev_t dev;         /* identity of our temp inode */
+  ino_t ino;
   char *path, *tmp, *dir;
   char *err, *errname;   /* the first failure, repeated to every later call */
   const char *eop;       /* last_error(): the failing step ("fsync", "open dir", ...) */
+  const char *epath;     /* and the file it acted on (tmp, path or dir) */
   int eno;               /* and its errno (0: none) */
   int ereplaced;         /* the failure came after the rename */
+  int edisturbed;        /* the temp was removed or replaced by someone else */
 } aw_t;
 
 static aw_t *check_aw(lua_State *L) {
@@ -51,41 +78,62 @@ static char *dupstr(const char *s) {
   return d;
 }
 
-static void release(aw_t *w) {
-  if (w->fd >= 0) { (void)aqs_close(w->fd); w->fd = -1; }
-  /* Until the rename happened the temp file is ours to remove; the target is
-   * never touched on this path. */
-  if (w->tmp_live) { (void)aqs_unlink(w->tmp); w->tmp_live = 0; }
+/* 1 when the temp name still refers to our inode. */
+static int temp_is_ours(aw_t *w) {
+  struct stat st;
+  return aqs_lstat(w->tmp, &st) == 0 && S_ISREG(st.st_mode) &&
+         st.st_dev == w->dev && st.st_ino == w->ino;
 }
 
-/* The error details a caller needs to print the reference's texts:
- * {op = "fsync", errno = 5, ename = "EIO", os_message = "Input/output error (os error 5)",
- *  replaced = false}. */
-static void push_info(lua_State *L, const char *op, int err, int replaced) {
-  lua_createtable(L, 0, 5);
+static void release(aw_t *w) {
+  if (w->fd >= 0) { (void)aqs_close(w->fd); w->fd = -1; }
+  /* Until the rename happened the temp file is ours to remove, but only if the name
+   * still is our file: never somebody else's that took its place. */
+  if (w->tmp_live) {
+    if (temp_is_ours(w)) (void)aqs_unlink(w->tmp);
+    w->tmp_live = 0;
+  }
+}
+
+/* The error details a caller needs to print the reference's texts and to say where:
+ * {op = "fsync", path = "/d/x.tmp.12.ab..", errno = 5, ename = "EIO",
+ *  os_message = "Input/output error (os error 5)", replaced = false}. */
+static void push_info(lua_State *L, const char *op, const char *path, int err, int replaced,
+                      int disturbed) {
+  lua_createtable(L, 0, 6);
   lua_pushstring(L, op);
   lua_setfield(L, -2, "op");
+  if (path) {
+    lua_pushstring(L, path);
+    lua_setfield(L, -2, "path");
+  }
   lua_pushinteger(L, err);
   lua_setfield(L, -2, "errno");
   lua_pushstring(L, aqs_errno_name(err));
   lua_setfield(L, -2, "ename");
-  aqs_push_osmsg(L, err);
+  if (disturbed)
+    lua_pushfstring(L, "temp file %s was removed or replaced by another process", path);
+  else
+    aqs_push_osmsg(L, err);
   lua_setfield(L, -2, "os_message");
   lua_pushboolean(L, replaced);
   lua_setfield(L, -2, "replaced");
 }
 
+static void record(lua_State *L, aw_t *w, const char *op, const char *what, int err) {
+  w->eop = op;
+  w->epath = what;
+  w->eno = err;
+  w->state = AW_FAILED;
+  w->err = dupstr(lua_tostring(L, -2));
+  w->errname = dupstr(lua_tostring(L, -1));
+  release(w);
+}
+
 /* Records the failure (once), releases the temp file and pushes the error triple. */
 static int fail(lua_State *L, aw_t *w, const char *op, const char *what, int err) {
   aqs_push_ioerr(L, op, what, err);
-  if (w->state == AW_OPEN) {
-    w->eop = op;
-    w->eno = err;
-    w->state = AW_FAILED;
-    w->err = dupstr(lua_tostring(L, -2));
-    w->errname = dupstr(lua_tostring(L, -1));
-    release(w);
-  }
+  if (w->state == AW_OPEN) record(L, w, op, what, err);
   return 3;
 }
 
@@ -115,44 +163,187 @@ static char *parent_of(const char *path) {
   return d;
 }
 
+static const char *base_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
 static int has_filename(const char *path) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
+  const char *base = base_of(path);
   return *base != '\0' && strcmp(base, ".") != 0 && strcmp(base, "..") != 0;
 }
 
-/* atomic_writer(path) -> AtomicWriter | nil, msg, ENAME, info (push_info; op "path" when
- * the path has no file name, "open" when the temp file cannot be created) */
+/* ---- stale temps ---- */
+
+typedef struct {
+  const char *base;      /* the target's file name */
+  size_t blen;
+  char **names;          /* matching entries, removed after the listing */
+  size_t n, cap;
+  int oom;
+} sweep_t;
+
+/* BASE.tmp.<digits>.<16 hex>: pid in *pid. */
+static int temp_name_pid(const sweep_t *s, const char *name, long *pid) {
+  const char *p;
+  long v = 0;
+  int digits = 0, hex = 0;
+  if (strncmp(name, s->base, s->blen) != 0 || strncmp(name + s->blen, ".tmp.", 5) != 0) return 0;
+  for (p = name + s->blen + 5; *p >= '0' && *p <= '9'; p++) {
+    if (++digits > 10) return 0;
+    v = v * 10 + (*p - '0');
+  }
+  if (digits == 0 || *p++ != '.') return 0;
+  for (; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++) hex++;
+  if (hex != 16 || *p != '\0') return 0;
+  *pid = v;
+  return 1;
+}
+
+static void sweep_collect(const char *name, void *ud) {
+  sweep_t *s = (sweep_t *)ud;
+  long pid;
+  if (s->oom || !temp_name_pid(s, name, &pid)) return;
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 8;
+    char **nn = (char **)realloc(s->names, cap * sizeof *nn);
+    if (!nn) { s->oom = 1; return; }
+    s->names = nn;
+    s->cap = cap;
+  }
+  if (!(s->names[s->n] = dupstr(name))) { s->oom = 1; return; }
+  s->n++;
+}
+
+/* At most once per SWEEP_EVERY_SECS per directory and Lua state (a batch writes
+ * thousands of outputs into one directory; listing it each time would cost O(n^2)). */
+static int sweep_due(lua_State *L, const char *dir) {
+  struct timespec ts;
+  lua_Integer now, last;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 1;
+  now = (lua_Integer)ts.tv_sec;
+  if (luaL_getsubtable(L, LUA_REGISTRYINDEX, AW_SWEEPS)) {
+    lua_getfield(L, -1, dir);
+    last = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+    lua_pop(L, 1);
+    if (last >= 0 && now - last < SWEEP_EVERY_SECS) { lua_pop(L, 1); return 0; }
+  }
+  lua_pushinteger(L, now);
+  lua_setfield(L, -2, dir);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* Removes the stale temps of `path` (its own pattern only; the engine's PATH.tmp and
+ * anything else in the directory are left alone).  Best effort: errors are ignored. */
+static void sweep_stale(lua_State *L, const char *path, const char *dir) {
+  sweep_t s;
+  size_t i, dlen = strlen(dir);
+  time_t now = time(NULL);
+  memset(&s, 0, sizeof s);
+  s.base = base_of(path);
+  s.blen = strlen(s.base);
+  if (!sweep_due(L, dir)) return;
+  (void)aqs_list_dir(dir, sweep_collect, &s);
+  for (i = 0; i < s.n; i++) {
+    size_t nlen = strlen(s.names[i]);
+    char *full = (char *)malloc(dlen + nlen + 2);
+    struct stat st;
+    long pid = 0;
+    if (full) {
+      memcpy(full, dir, dlen);
+      full[dlen] = '/';
+      memcpy(full + dlen + 1, s.names[i], nlen + 1);
+      (void)temp_name_pid(&s, s.names[i], &pid);
+      if (aqs_lstat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+        double idle = difftime(now, st.st_mtime);
+        if (idle > STALE_ANY_SECS || (idle > STALE_DEAD_SECS && !aqs_pid_alive(pid)))
+          (void)aqs_unlink(full);
+      }
+      free(full);
+    }
+    free(s.names[i]);
+  }
+  free(s.names);
+}
+
+/* Creates PATH.tmp.<pid>.<16 hex> exclusively; the name goes to w->tmp.  Returns the
+ * descriptor or -1 (errno). */
+static int create_temp(aw_t *w, size_t plen, mode_t mode) {
+  int tries;
+  for (tries = 0; tries < TEMP_TRIES; tries++) {
+    unsigned char rnd[8];
+    char suffix[48];
+    int fd, k;
+    size_t slen;
+    aqs_random_bytes(rnd, sizeof rnd);
+    k = snprintf(suffix, sizeof suffix, ".tmp.%ld.", (long)getpid());
+    for (slen = 0; slen < sizeof rnd; slen++)
+      k += snprintf(suffix + k, sizeof suffix - (size_t)k, "%02x", rnd[slen]);
+    slen = (size_t)k;
+    memcpy(w->tmp, w->path, plen);
+    memcpy(w->tmp + plen, suffix, slen + 1);
+    fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *key, int dflt) {
+  int v = dflt;
+  if (lua_isnoneornil(L, idx)) return dflt;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  if (lua_getfield(L, idx, key) != LUA_TNIL) v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* atomic_writer(path [, opts]) -> AtomicWriter | nil, msg, ENAME, info (push_info; op
+ * "path" when the path has no file name, "open temp" when the temp file cannot be
+ * created).  opts: frame = false (plain bytes), replace = false (never replace PATH). */
 int aqs_atomic_writer(lua_State *L) {
   size_t n;
   const char *path = luaL_checklstring(L, 1, &n);
+  int plain = !opt_bool(L, 2, "frame", 1), noreplace = !opt_bool(L, 2, "replace", 1);
+  struct stat st;
+  mode_t mode;
   aw_t *w;
   luaL_argcheck(L, strlen(path) == n, 1, "path contains a NUL byte");
   if (!has_filename(path)) {
     lua_pushnil(L);
     lua_pushfstring(L, "atomic_writer %s: path has no filename component", path);
     lua_pushliteral(L, "EINVAL");
-    push_info(L, "path", EINVAL, 0);
+    push_info(L, "path", path, EINVAL, 0, 0);
     return 4;
   }
   w = (aw_t *)lua_newuserdatauv(L, sizeof(aw_t), 0);
   memset(w, 0, sizeof *w);
   w->fd = -1;
   w->state = AW_CLOSED;  /* nothing to clean up until the temp file exists */
+  w->plain = plain;
+  w->noreplace = noreplace;
   luaL_setmetatable(L, AW_MT);
   w->path = dupstr(path);
   w->dir = parent_of(path);
-  w->tmp = (char *)malloc(n + 5);
+  w->tmp = (char *)malloc(n + 48);
   if (!w->path || !w->dir || !w->tmp) return luaL_error(L, "out of memory");
-  memcpy(w->tmp, path, n);
-  memcpy(w->tmp + n, ".tmp", 5);
-  w->fd = aqs_open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);  /* umask applies, as for Rust File::create */
-  if (w->fd < 0) {
+  w->tmp[0] = '\0';
+  sweep_stale(L, path, w->dir);
+  /* Replacing a regular file: the temp stays private (0600) until close() gives it the
+   * previous file's mode, so payloads of a 0600 snapshot are never readable by others.
+   * A new file follows the umask, as the engine's (Rust File::create, 0666 & ~umask). */
+  mode = aqs_lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? 0600 : 0666;
+  w->fd = create_temp(w, n, mode);
+  if (w->fd < 0 || aqs_fstat(w->fd, &st) < 0) {
     int e = errno;
-    aqs_push_ioerr(L, "open", w->tmp, e);
-    push_info(L, "open", e, 0);
+    if (w->fd >= 0) { (void)aqs_close(w->fd); w->fd = -1; (void)aqs_unlink(w->tmp); }
+    aqs_push_ioerr(L, "open temp", w->tmp, e);
+    push_info(L, "open temp", w->tmp, e, 0, 0);
     return 4;
   }
+  w->dev = st.st_dev;
+  w->ino = st.st_ino;
   w->state = AW_OPEN;
   w->tmp_live = 1;
   return 1;
@@ -165,6 +356,7 @@ static int aw_begin_frame(lua_State *L) {
   unsigned char zero[AQS_HEADER_SIZE] = {0};
   int r = check_usable(L, w);
   if (r) return r;
+  if (w->plain) return luaL_error(L, "begin_frame on a plain (frame = false) atomic writer");
   if (w->in_frame || w->framed) return luaL_error(L, "atomic writer holds one frame only");
   if (aqs_write_all(w->fd, zero, sizeof zero, 0) < 0) return fail(L, w, "write", w->tmp, errno);
   w->in_frame = 1;
@@ -176,13 +368,14 @@ static int aw_begin_frame(lua_State *L) {
 }
 
 static int write_payload(lua_State *L, aw_t *w, const char *p, size_t n) {
-  if (n > 0xFFFFFFFFu - w->length) {
+  if (!w->plain && n > 0xFFFFFFFFu - w->length) {
     lua_pushnil(L);
     lua_pushfstring(L, "write %s: frame payload would exceed 4294967295 bytes", w->tmp);
     lua_pushliteral(L, "EFBIG");
     return 3;
   }
-  if (aqs_write_all(w->fd, p, n, (int64_t)(AQS_HEADER_SIZE + w->length)) < 0)
+  if (w->plain && n > (uint64_t)INT64_MAX - w->length) return fail(L, w, "write", w->tmp, EFBIG);
+  if (aqs_write_all(w->fd, p, n, (int64_t)((w->plain ? 0 : AQS_HEADER_SIZE) + w->length)) < 0)
     return fail(L, w, "write", w->tmp, errno);
   w->crc = aqs_crc32_update(w->crc, p, n);
   w->length += n;
@@ -196,7 +389,7 @@ static int aw_write(lua_State *L) {
   const char *p = luaL_checklstring(L, 2, &n);
   int r = check_usable(L, w);
   if (r) return r;
-  if (!w->in_frame) return luaL_error(L, "write outside begin_frame/finish_frame");
+  if (!w->in_frame && !w->plain) return luaL_error(L, "write outside begin_frame/finish_frame");
   if ((r = write_payload(L, w, p, n)) != 0) return r;
   lua_settop(L, 1);
   return 1;
@@ -210,7 +403,7 @@ int aqs_aw_write_raw(lua_State *L, int idx, const char *p, size_t n) {
   int r;
   if (!w) return -1;
   if ((r = check_usable(L, w)) != 0) return r;
-  if (!w->in_frame) return luaL_error(L, "write outside begin_frame/finish_frame");
+  if (!w->in_frame && !w->plain) return luaL_error(L, "write outside begin_frame/finish_frame");
   return write_payload(L, w, p, n);
 }
 
@@ -228,7 +421,7 @@ static int aw_finish_frame(lua_State *L) {
   aqs_put_u32le(h, w->version);
   aqs_put_u32le(h + 4, (uint32_t)w->length);
   aqs_put_u32le(h + 8, w->crc);
-  if (aqs_write_all(w->fd, h, sizeof h, 0) < 0) return fail(L, w, "pwrite", w->tmp, errno);
+  if (aqs_write_all(w->fd, h, sizeof h, 0) < 0) return fail(L, w, "write header", w->tmp, errno);
   w->in_frame = 0;
   w->framed = 1;
   lua_pushinteger(L, (lua_Integer)w->length);
@@ -268,6 +461,7 @@ static int aw_flush(lua_State *L) {
 /* A directory step failed after the rename: the new content is in place. */
 static int dir_fail(lua_State *L, aw_t *w, const char *op, int err) {
   w->eop = op;
+  w->epath = w->dir;
   w->eno = err;
   w->ereplaced = 1;
   aqs_push_ioerr(L, op, w->dir, err);
@@ -279,8 +473,22 @@ static int dir_fail(lua_State *L, aw_t *w, const char *op, int err) {
 static int aw_last_error(lua_State *L) {
   aw_t *w = check_aw(L);
   if (!w->eop) return 0;
-  push_info(L, w->eop, w->eno, w->ereplaced);
+  push_info(L, w->eop, w->epath, w->eno, w->ereplaced, w->edisturbed);
   return 1;
+}
+
+/* Gives the temp the owner and mode of the file it replaces (owner only where we may:
+ * root, or a group we belong to; set-id and sticky bits are dropped: this is data).
+ * No previous regular file: the mode chosen at creation stays.  0 or -1 (errno). */
+static int copy_owner_and_mode(aw_t *w) {
+  struct stat prev, ours;
+  if (aqs_lstat(w->path, &prev) < 0 || !S_ISREG(prev.st_mode)) return 0;
+  if (aqs_fstat(w->fd, &ours) < 0) return -1;
+  if (prev.st_uid != ours.st_uid || prev.st_gid != ours.st_gid) {
+    if (aqs_fchown(w->fd, prev.st_uid, prev.st_gid) < 0 && prev.st_gid != ours.st_gid)
+      (void)aqs_fchown(w->fd, (uid_t)-1, prev.st_gid);
+  }
+  return aqs_fchmod(w->fd, prev.st_mode & 0777);
 }
 
 /* close() -> true | nil, msg, ENAME [, "replaced"] */
@@ -292,12 +500,28 @@ static int aw_close(lua_State *L) {
     return r;
   }
   if (w->in_frame) return luaL_error(L, "close inside an unfinished frame");
+  if (copy_owner_and_mode(w) < 0) return fail(L, w, "chmod", w->tmp, errno);
   if (aqs_fsync(w->fd) < 0) return fail(L, w, "fsync", w->tmp, errno);
   fd = w->fd;
   w->fd = -1;
   /* close() can carry a deferred write error (NFS); it must not be ignored. */
   if (aqs_close(fd) < 0) return fail(L, w, "close", w->tmp, errno);
-  if (aqs_rename(w->tmp, w->path) < 0) return fail(L, w, "rename", w->tmp, errno);
+  /* Our name must still be our inode: otherwise someone removed or replaced the temp
+   * and renaming it would publish their file (or nothing) as our success. */
+  if (!temp_is_ours(w)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "verify temp %s: removed or replaced by another process", w->tmp);
+    lua_pushliteral(L, "ESTALE");
+    w->tmp_live = 0;
+    w->edisturbed = 1;
+    record(L, w, "verify temp", w->tmp, ESTALE);
+    return 3;
+  }
+  if ((w->noreplace ? aqs_rename_noreplace(w->tmp, w->path) : aqs_rename(w->tmp, w->path)) < 0) {
+    int e = errno;
+    /* The target is what a failing rename is about (a directory there, EEXIST, ...). */
+    return fail(L, w, "rename", w->path, e);
+  }
   w->tmp_live = 0;
   w->state = AW_CLOSED;
   /* From here the new content is visible; a directory failure only means we

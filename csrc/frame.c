@@ -306,7 +306,30 @@ void aqs_frame_init(lua_State *L) {
   lua_pop(L, 1);
 }
 
-/* frame_read(path [, opts]) -> result table; "missing" for ENOENT. */
+/* The result of an input that is not a regular file (nor a directory, which fails at
+ * its first read with the engine's EISDIR text): refused before any read could block. */
+static void push_not_regular(lua_State *L, const char *path, const char *kind) {
+  new_result(L, "io_error", 0);
+  lua_pushfstring(L, "refusing to read %s: it is a %s, not a regular file", path, kind);
+  lua_setfield(L, -2, "message");
+  set_str(L, "errno", "EINVAL");
+  set_str(L, "file_type", kind);
+}
+
+/* Where an io_error happened: the step and the file (issue 13, "Errors"). */
+static void set_where(lua_State *L, const char *op, const char *path) {
+  int is_io;
+  lua_getfield(L, -1, "status");
+  is_io = strcmp(lua_tostring(L, -1), "io_error") == 0;
+  lua_pop(L, 1);
+  if (is_io) {
+    set_str(L, "op", op);
+    set_str(L, "path", path);
+  }
+}
+
+/* frame_read(path [, opts]) -> result table; "missing" for ENOENT. Non-regular files
+ * (FIFO, device, socket) are refused at once with an io_error naming their kind. */
 int aqs_frame_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   uint32_t expect = aqs_opt_u32(L, 2, "version", 4);
@@ -325,10 +348,20 @@ int aqs_frame_read(lua_State *L) {
   box = (int *)lua_newuserdatauv(L, sizeof(int), 0);
   *box = -1;
   luaL_setmetatable(L, FD_MT);
-  fd = *box = aqs_open(path, O_RDONLY, 0);
+  {
+    const char *kind = NULL;
+    fd = *box = aqs_open_input(path, &kind);
+    if (fd == -2) {
+      *box = -1;
+      push_not_regular(L, path, kind);
+      set_where(L, "open", path);
+      return 1;
+    }
+  }
   if (fd < 0) {
     if (errno == ENOENT) new_result(L, "missing", 0);
     else aqs_push_io_result(L, errno, 0);
+    set_where(L, "open", path);
     return 1;
   }
   r = aqs_read_full(fd, h, AQS_HEADER_SIZE, -1);  /* sequential: FIFOs work too */
@@ -342,6 +375,7 @@ int aqs_frame_read(lua_State *L) {
     else if (st == 0) aqs_frame_short_payload(L, len, got);
     else finish(L, h, len);
   }
+  set_where(L, "read", path);
   /* A read-only descriptor has nothing left to lose on close. */
   *box = -1;
   (void)aqs_close(fd);

@@ -6,11 +6,15 @@
  */
 #include "io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
 
@@ -18,9 +22,19 @@ static int sys_open(const char *path, int flags, mode_t mode) {
   return open(path, flags, mode);
 }
 
+static int sys_rename_noreplace(const char *from, const char *to) {
+  if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return -1;
+  /* No RENAME_NOREPLACE here (old kernel, some network file systems): link() also
+   * refuses an existing name; the temp name is then removed. */
+  if (link(from, to) < 0) return -1;
+  (void)unlink(from);
+  return 0;
+}
+
 static const aqs_sys libc_sys = {
   sys_open, read, pread, write, pwrite, fsync, fdatasync, ftruncate, fstat,
-  close, rename, unlink
+  close, rename, unlink, lstat, stat, fchmod, fchown, sys_rename_noreplace
 };
 
 #ifdef AQS_IO_TEST
@@ -85,6 +99,133 @@ int aqs_flock(int fd, int op) {
   int r;
   do { r = flock(fd, op); } while (r < 0 && errno == EINTR);
   return r;
+}
+
+int aqs_lstat(const char *path, struct stat *st) {
+  return SYS->lstat(path, st);
+}
+
+int aqs_stat(const char *path, struct stat *st) {
+  return SYS->stat(path, st);
+}
+
+int aqs_fchmod(int fd, mode_t mode) {
+  int r;
+  do { r = SYS->fchmod(fd, mode); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_fchown(int fd, uid_t uid, gid_t gid) {
+  int r;
+  do { r = SYS->fchown(fd, uid, gid); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_rename_noreplace(const char *from, const char *to) {
+  int r;
+  do { r = SYS->rename_noreplace(from, to); } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int aqs_fcntl_clear_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  if (!(fl & O_NONBLOCK)) return 0;
+  return fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+const char *aqs_file_kind(mode_t mode) {
+  if (S_ISREG(mode)) return "regular file";
+  if (S_ISDIR(mode)) return "directory";
+  if (S_ISFIFO(mode)) return "FIFO (named pipe)";
+  if (S_ISCHR(mode)) return "character device";
+  if (S_ISBLK(mode)) return "block device";
+  if (S_ISSOCK(mode)) return "socket";
+  if (S_ISLNK(mode)) return "symbolic link";
+  return "special file";
+}
+
+int aqs_open_input(const char *path, const char **kind) {
+  struct stat st;
+  int fd = aqs_open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
+  if (fd < 0) {
+    /* A socket cannot be opened at all (ENXIO); say what it is instead. */
+    int e = errno;
+    if (e == ENXIO && aqs_stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+      *kind = aqs_file_kind(st.st_mode);
+      return -2;
+    }
+    errno = e;
+    return -1;
+  }
+  if (aqs_fstat(fd, &st) < 0) {
+    int e = errno;
+    (void)aqs_close(fd);
+    errno = e;
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    *kind = aqs_file_kind(st.st_mode);
+    (void)aqs_close(fd);
+    return -2;
+  }
+  /* Regular files never block; the flag is dropped anyway so later reads are plain. */
+  if (aqs_fcntl_clear_nonblock(fd) < 0) {
+    int e = errno;
+    (void)aqs_close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+void aqs_random_bytes(void *buf, size_t n) {
+  unsigned char *p = (unsigned char *)buf;
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = getrandom(p + got, n - got, GRND_NONBLOCK);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    got += (size_t)r;
+  }
+  if (got < n) {
+    /* No entropy source: names only need to differ between concurrent writers, and
+     * O_EXCL catches a collision; mix the clock and the pid. */
+    struct timespec ts;
+    uint64_t x;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    x = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    for (; got < n; got++) {
+      x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+      p[got] = (unsigned char)(x & 0xFF);
+    }
+  }
+}
+
+int aqs_pid_alive(long pid) {
+  if (pid <= 0 || (long)(pid_t)pid != pid) return 0;
+  return !(kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+}
+
+int aqs_list_dir(const char *dir, void (*fn)(const char *name, void *ud), void *ud) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  if (!d) return -1;
+  for (;;) {
+    errno = 0;
+    de = readdir(d);
+    if (!de) break;
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    fn(de->d_name, ud);
+  }
+  {
+    int e = errno;
+    (void)closedir(d);
+    if (e) { errno = e; return -1; }
+  }
+  return 0;
 }
 
 /* Kernel calls move at most about 2 GiB at once; ask for no more than that. */

@@ -29,6 +29,12 @@ typedef struct aqs_sys {
   int (*close)(int fd);
   int (*rename)(const char *from, const char *to);
   int (*unlink)(const char *path);
+  /* Added for the writer protocol (docs/safety.md); test tables must set them too. */
+  int (*lstat)(const char *path, struct stat *st);
+  int (*stat)(const char *path, struct stat *st);
+  int (*fchmod)(int fd, mode_t mode);
+  int (*fchown)(int fd, uid_t uid, gid_t gid);
+  int (*rename_noreplace)(const char *from, const char *to);  /* EEXIST when `to` exists */
 } aqs_sys;
 
 #ifdef AQS_IO_TEST
@@ -49,6 +55,33 @@ int aqs_unlink(const char *path);
 /* flock(2) with an EINTR loop.  Advisory locks change no file contents, so they are
  * not part of the swappable aqs_sys table (the power-loss model has nothing to record). */
 int aqs_flock(int fd, int op);
+
+int aqs_lstat(const char *path, struct stat *st);
+int aqs_stat(const char *path, struct stat *st);
+int aqs_fchmod(int fd, mode_t mode);
+int aqs_fchown(int fd, uid_t uid, gid_t gid);
+/* rename that never replaces an existing `to` (renameat2 RENAME_NOREPLACE, or link +
+ * unlink where the file system lacks it): -1 with EEXIST when `to` exists. */
+int aqs_rename_noreplace(const char *from, const char *to);
+int aqs_fcntl_clear_nonblock(int fd);
+
+/* Opens an existing file to read it without ever blocking and without a controlling
+ * tty (O_RDONLY|O_NONBLOCK|O_NOCTTY; a symlink is followed: inputs may be links).
+ * Anything but a regular file or a directory (a directory then fails at its first read
+ * with EISDIR, as the engine reports it) is refused: -2 with *kind set to
+ * aqs_file_kind()'s text.  -1 with errno set on other failures. */
+int aqs_open_input(const char *path, const char **kind);
+/* "FIFO (named pipe)", "character device", "block device", "socket", "directory",
+ * "symbolic link", "regular file" or "special file" for a st_mode. */
+const char *aqs_file_kind(mode_t mode);
+
+/* n random bytes for unique names (getrandom, /dev/urandom, or a clock/pid mix). */
+void aqs_random_bytes(void *buf, size_t n);
+/* 1 unless kill(pid, 0) says the process does not exist (ESRCH). */
+int aqs_pid_alive(long pid);
+
+/* Directory listing: calls fn(name, ud) for each entry but "." and ".."; 0 or -1. */
+int aqs_list_dir(const char *dir, void (*fn)(const char *name, void *ud), void *ud);
 
 /* Read until n bytes or EOF; returns the byte count (< n only at EOF) or -1.
  * off < 0 reads at the current position, otherwise at off (pread). */

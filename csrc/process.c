@@ -25,31 +25,6 @@
 
 extern char **environ;
 
-static const char *errno_name(int e) {
-  switch (e) {
-    case EACCES: return "EACCES";
-    case EAGAIN: return "EAGAIN";
-    case EBADF: return "EBADF";
-    case ECHILD: return "ECHILD";
-    case EEXIST: return "EEXIST";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case EIO: return "EIO";
-    case EISDIR: return "EISDIR";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ENOENT: return "ENOENT";
-    case ENOMEM: return "ENOMEM";
-    case ENOSPC: return "ENOSPC";
-    case ENOTDIR: return "ENOTDIR";
-    case EPERM: return "EPERM";
-    case EPIPE: return "EPIPE";
-    case EROFS: return "EROFS";
-    case ESRCH: return "ESRCH";
-    default: return "EUNKNOWN";
-  }
-}
-
 /* Pushes nil, "op what: strerror", "ENAME" and returns 3. */
 static int push_error(lua_State *L, const char *op, const char *what, int e) {
   lua_pushnil(L);
@@ -57,7 +32,7 @@ static int push_error(lua_State *L, const char *op, const char *what, int e) {
     lua_pushfstring(L, "%s %s: %s", op, what, strerror(e));
   else
     lua_pushfstring(L, "%s: %s", op, strerror(e));
-  lua_pushstring(L, errno_name(e));
+  lua_pushstring(L, aqs_errno_name(e));
   return 3;
 }
 
@@ -261,17 +236,57 @@ int aqs_proc_close(lua_State *L) {
   return 1;
 }
 
-/* proc_open(path, mode) mode "append" | "truncate" | "directory" -> fd */
+/* proc_open(path, mode) -> fd | nil, "open PATH: ...", ENAME
+ * mode "append" | "truncate" | "create" (exclusive: EEXIST when PATH exists) open for
+ * writing, never through a symlink at PATH (O_NOFOLLOW: ELOOP) and never blocking on a
+ * FIFO or device: anything but a regular file is refused (EINVAL).  New files get
+ * 0666 & ~umask, as the engine's.  "read" opens an existing file for reading (a symlink
+ * is followed: inputs may be links), refusing FIFOs, devices and sockets at once
+ * instead of blocking.  "directory" opens a directory read-only for fsync; it follows a
+ * symlinked directory like every other path component (nothing is written through it). */
 int aqs_proc_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  static const char *const modes[] = {"append", "truncate", "directory", NULL};
+  static const char *const modes[] = {"append", "truncate", "directory", "create", "read", NULL};
   int mode = luaL_checkoption(L, 2, "append", modes);
-  int flags = O_CLOEXEC;
-  if (mode == 0) flags |= O_WRONLY | O_CREAT | O_APPEND;
-  else if (mode == 1) flags |= O_WRONLY | O_CREAT | O_TRUNC;
-  else flags |= O_RDONLY | O_DIRECTORY;
-  int fd = aqs_open(path, flags, 0644);   /* io.c: EINTR loop, test hooks */
+  const char *kind = NULL;
+  struct stat st;
+  int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, fd;
+  if (mode == 2) {
+    fd = aqs_open(path, O_RDONLY | O_DIRECTORY, 0);   /* io.c: EINTR loop, test hooks */
+    if (fd < 0) return push_error(L, "open", path, errno);
+    lua_pushinteger(L, fd);
+    return 1;
+  }
+  if (mode == 4) {
+    fd = aqs_open_input(path, &kind);
+    if (fd == -2) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "open %s: refusing to read a %s, not a regular file", path, kind);
+      lua_pushliteral(L, "EINVAL");
+      return 3;
+    }
+    if (fd < 0) return push_error(L, "open", path, errno);
+    lua_pushinteger(L, fd);
+    return 1;
+  }
+  if (mode == 0) flags |= O_APPEND;
+  else if (mode == 1) flags |= O_TRUNC;
+  else flags |= O_EXCL;
+  fd = aqs_open(path, flags, 0666);
   if (fd < 0) return push_error(L, "open", path, errno);
+  if (aqs_fstat(fd, &st) < 0 || aqs_fcntl_clear_nonblock(fd) < 0) {
+    int e = errno;
+    (void)aqs_close(fd);
+    return push_error(L, "open", path, e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    (void)aqs_close(fd);
+    lua_pushnil(L);
+    lua_pushfstring(L, "open %s: refusing to write a %s, not a regular file", path,
+                    aqs_file_kind(st.st_mode));
+    lua_pushliteral(L, "EINVAL");
+    return 3;
+  }
   lua_pushinteger(L, fd);
   return 1;
 }

@@ -115,13 +115,21 @@ describe("aqstore rewrite", function()
     end
     local dir = tmpdir .. "/target-is-dir"
     assert(os.execute("mkdir -p " .. dir))
-    local text, code = aqstore("rewrite", src, dir)
-    assert.equal(1, code)
-    assert.equal("ERR I/O error: Is a directory (os error 21)", (text:gsub("%s+$", "")))
-    assert.is_nil(read(dir .. ".tmp"))
-    text, code = aqstore("rewrite", src, tmpdir .. "/missing/dir/out.snap")
-    assert.equal(1, code)
-    assert.equal("ERR I/O error when opening snapshot file: No such file or directory (os error 2)",
-      (text:gsub("%s+$", "")))
+    -- stdout keeps the engine's writer text; stderr names the step and the file
+    local r = run.cli({ "rewrite", src, dir }, { cwd = fixtures.repo })
+    assert.equal(1, r.code)
+    assert.equal("ERR I/O error: Is a directory (os error 21)\n", r.out)
+    assert.truthy(r.err:find("step: rename, file: " .. dir, 1, true), r.err)
+    assert.same({}, (function()
+      local left = {}
+      for name in require("lfs").dir(tmpdir) do
+        if name:find("%.tmp") then left[#left + 1] = name end
+      end
+      return left
+    end)())
+    r = run.cli({ "rewrite", src, tmpdir .. "/missing/dir/out.snap" }, { cwd = fixtures.repo })
+    assert.equal(1, r.code)
+    assert.equal("ERR I/O error when opening snapshot file: No such file or directory (os error 2)\n", r.out)
+    assert.truthy(r.err:find("the output directory " .. tmpdir .. "/missing/dir does not exist", 1, true), r.err)
   end)
 end)

@@ -188,7 +188,8 @@ describe("core.frame_read", function()
 
   it("reports a directory like the reference: Is a directory (os error 21)", function()
     local r = core.frame_read(dir)
-    assert.same({ status = "io_error", offset = 0, message = "Is a directory (os error 21)", errno = "EISDIR" }, r)
+    assert.same({ status = "io_error", offset = 0, message = "Is a directory (os error 21)", errno = "EISDIR",
+                  op = "read", path = dir }, r)
     assert.equal("ERR I/O error: Is a directory (os error 21)", loader_text(r))
   end)
 
@@ -213,19 +214,18 @@ describe("core.frame_read", function()
     end
   end)
 
-  it("reads from a FIFO (non-regular file) in slices", function()
+  it("refuses a FIFO at once, with or without a writer at the other end (issue 13.10)", function()
     local p = dir .. "/fifo"
     assert(os.execute("mkfifo " .. fault.shq(p)))
-    local data = core.frame_encode(4, string.rep("q", 200000))
-    local src = put("src", data)
-    -- a background writer: opening a FIFO blocks until the other end is opened
-    assert(os.execute("cat " .. fault.shq(src) .. " > " .. fault.shq(p) .. " &"))
-    local r = core.frame_read(p)
-    assert.equal("ok", r.status)
-    assert.equal(200000, #r.payload)
-    assert(os.execute("{ cat " .. fault.shq(src) .. " | head -c 100 > " .. fault.shq(p) .. "; } 2>/dev/null &"))
-    r = core.frame_read(p)
-    assert.same({ status = "short_payload", offset = 12, length = 200000, got = 88 }, r)
+    local want = { status = "io_error", offset = 0, errno = "EINVAL", file_type = "FIFO (named pipe)",
+                   message = "refusing to read " .. p .. ": it is a FIFO (named pipe), not a regular file",
+                   op = "open", path = p }
+    assert.same(want, core.frame_read(p))
+    local src = put("src", core.frame_encode(4, string.rep("q", 200000)))
+    -- a background writer that gives up after 2 s (its open blocks until a reader comes)
+    assert(os.execute("timeout 2 sh -c " .. fault.shq("cat " .. fault.shq(src) .. " > " .. fault.shq(p))
+      .. " 2>/dev/null &"))
+    assert.same(want, core.frame_read(p))
   end)
 end)
 

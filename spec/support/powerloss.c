@@ -152,6 +152,13 @@ static int h_fstat(int fd, struct stat *st) { return gate() ? -1 : libc->fstat(f
 static int h_close(int fd) { return gate() ? -1 : libc->close(fd); }
 static int h_rename(const char *a, const char *b) { return gate() ? -1 : libc->rename(a, b); }
 static int h_unlink(const char *p) { return gate() ? -1 : libc->unlink(p); }
+static int h_lstat(const char *p, struct stat *st) { return gate() ? -1 : libc->lstat(p, st); }
+static int h_stat(const char *p, struct stat *st) { return gate() ? -1 : libc->stat(p, st); }
+static int h_fchmod(int fd, mode_t m) { return gate() ? -1 : libc->fchmod(fd, m); }
+static int h_fchown(int fd, uid_t u, gid_t g) { return gate() ? -1 : libc->fchown(fd, u, g); }
+static int h_rename_noreplace(const char *a, const char *b) {
+  return gate() ? -1 : libc->rename_noreplace(a, b);
+}
 
 static int h_sync(int fd) {
   struct stat st;
@@ -173,7 +180,7 @@ static int h_sync(int fd) {
 
 static const aqs_sys hooked = {
   h_open, h_read, h_pread, h_write, h_pwrite, h_sync, h_sync, h_ftruncate, h_fstat,
-  h_close, h_rename, h_unlink
+  h_close, h_rename, h_unlink, h_lstat, h_stat, h_fchmod, h_fchown, h_rename_noreplace
 };
 
 static void reset(void) {

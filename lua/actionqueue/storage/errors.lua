@@ -31,6 +31,20 @@ function errors.is(v)
   return getmetatable(v) == Error
 end
 
+--- Where an I/O error happened, to show after the engine's text (which contracts keep
+-- unchanged): `step: OP, file: PATH` and the error's `hint`, from the structured fields
+-- `err.op` (the step: "open temp", "write", "fsync", "rename", "fsync dir", ...),
+-- `err.path` (the file that step acted on) and `err.hint`.
+-- @param err an error value (or anything)
+-- @treturn string|nil nil when `err` carries no step
+function errors.where(err)
+  if type(err) ~= "table" or type(err.op) ~= "string" then return nil end
+  local s = "step: " .. err.op
+  if type(err.path) == "string" then s = s .. ", file: " .. err.path end
+  if type(err.hint) == "string" then s = s .. "; " .. err.hint end
+  return s
+end
+
 --- Converts a plain table (e.g. decoded from JSON) back into an error value.
 function errors.from_table(t)
   return errors.new(t.kind, t, t.message)

@@ -7,21 +7,38 @@ local core = require "actionqueue.storage.core"
 
 local fsutil = {}
 
---- Reads a whole file.
+-- Opens `path` for reading as a Lua file: through core.proc_open's "read" mode first, so
+-- a FIFO, device or socket is refused at once instead of blocking (a symlink to a regular
+-- file is followed), then reopened through /proc/self/fd so the Lua file is that very
+-- inode (no window in which the name could be swapped for a FIFO).
+local function open_input(path)
+  local fd, msg = core.proc_open(path, "read")
+  if not fd then
+    -- io.open's wording for a missing file ("PATH: No such file or directory")
+    return nil, (msg:gsub("^open ", "", 1))
+  end
+  local f = io.open("/proc/self/fd/" .. fd, "rb")
+  core.proc_close(fd)
+  if f then return f end
+  return io.open(path, "rb")   -- no /proc: the check above still ran
+end
+
+--- Reads a whole file. A FIFO, device or socket is refused (it could block forever).
 -- @treturn string data
--- @return nil, message (io.open's)
+-- @return nil, message (io.open's: `PATH: strerror`)
 function fsutil.read_file(path)
-  local f, err = io.open(path, "rb")
+  local f, err = open_input(path)
   if not f then return nil, err end
-  local data = f:read("a")
+  local data, rerr = f:read("a")
   f:close()
+  if not data then return nil, path .. ": " .. tostring(rerr) end
   return data
 end
 
 --- Reads up to `size` bytes at byte `offset` (0-based); "" at the end of the file.
 -- @return nil, message (io.open's)
 function fsutil.read_range(path, offset, size)
-  local f, err = io.open(path, "rb")
+  local f, err = open_input(path)
   if not f then return nil, err end
   f:seek("set", offset)
   local data = f:read(size) or ""
@@ -29,9 +46,9 @@ function fsutil.read_range(path, offset, size)
   return data
 end
 
---- Size in bytes of a file that can be opened for reading, else nil.
+--- Size in bytes of a regular file that can be opened for reading, else nil.
 function fsutil.file_size(path)
-  local f = io.open(path, "rb")
+  local f = open_input(path)
   if not f then return nil end
   local n = f:seek("end")
   f:close()
@@ -97,25 +114,63 @@ function fsutil.fsync_dir(dir)
   return true
 end
 
---- Writes `data` to `path` atomically: `path.tmp`, fsync, rename, directory fsync.
--- (The core AtomicWriter writes frames only; this is for plain files such as reports.)
+--- Writes `data` to `path` atomically through the core AtomicWriter in plain mode: a
+-- temp sibling of its own (`PATH.tmp.<pid>.<random>`, created exclusively, never through
+-- a symlink), the previous file's mode and owner, fsync, rename, directory fsync
+-- (docs/safety.md). For reports and other non-frame files.
 -- @treturn boolean true
--- @return nil, message
+-- @return nil, message (`op FILE: strerror`, naming the step and the file), ENAME, info
+--   (`{op, path, errno, ename, os_message, replaced}`)
 function fsutil.write_file_atomic(path, data)
-  local tmp = path .. ".tmp"
-  local fd, err = core.proc_open(tmp, "truncate")
-  if not fd then return nil, err end
-  local ok
-  ok, err = core.proc_write(fd, data)
-  if ok then ok, err = core.proc_fsync(fd) end
-  core.proc_close(fd)
-  if ok then ok, err = os.rename(tmp, path) end
-  if not ok then
-    os.remove(tmp)
-    return nil, err
+  return fsutil.write_file(path, data)
+end
+
+--- Creates `path` with `data`, whole or not at all, never replacing an existing file:
+-- the same protocol as `write_file_atomic`, but the final rename refuses an existing
+-- `path` (EEXIST). A failure leaves neither `path` nor a temp file behind. For files
+-- that must never be overwritten (WAL repair's cut files).
+-- @return true | nil, message, ENAME, info (as `write_file_atomic`)
+function fsutil.create_exclusive(path, data)
+  return fsutil.write_file(path, data, { replace = false })
+end
+
+--- Removes the temp files that process `pid` left for target `path` (`PATH.tmp.<pid>.<hex>`,
+-- see docs/safety.md), e.g. after a batch worker was killed inside the AtomicWriter. Only
+-- regular files with exactly that name pattern are removed; call it once `pid` is reaped.
+-- @treturn integer number of files removed
+function fsutil.remove_temps_of(path, pid)
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  if not dir then dir, base = ".", path end
+  local lfs = require "lfs"
+  local prefix = base .. ".tmp." .. tostring(math.tointeger(pid) or pid) .. "."
+  local n = 0
+  local ok, names = pcall(fsutil.list_dir, dir == "" and "/" or dir)
+  if not ok then return 0 end
+  for _, name in ipairs(names) do
+    if name:sub(1, #prefix) == prefix and #name == #prefix + 16 and not name:sub(#prefix + 1):find("[^0-9a-f]") then
+      local full = (dir == "" and "" or dir) .. "/" .. name
+      if lfs.symlinkattributes(full, "mode") == "file" and os.remove(full) then n = n + 1 end
+    end
   end
-  ok, err = fsutil.fsync_dir(fsutil.dirname(path))
-  if not ok then return nil, err end
+  return n
+end
+
+--- The one implementation behind `write_file_atomic` and `create_exclusive`.
+-- @tparam string path
+-- @tparam string data
+-- @tparam[opt] table opts `replace = false`: never replace an existing `path`
+function fsutil.write_file(path, data, opts)
+  local replace = not (opts and opts.replace == false)
+  local w, msg, ename, info = core.atomic_writer(path, { frame = false, replace = replace })
+  if not w then return nil, msg, ename, info end
+  local ok
+  ok, msg, ename = w:write(data)
+  if ok then ok, msg, ename = w:close() end
+  if not ok then
+    info = w:last_error()
+    w:abort()   -- removes the temp; a no-op once the rename happened
+    return nil, msg, ename, info
+  end
   return true
 end
 

@@ -1,8 +1,12 @@
 --- `aqstore rewrite IN OUT`: load IN like `check` and write it canonically and atomically
 -- to OUT. Prints `OK tasks=N runs=M`, or `ERR <message>` with exit 1 (OUT untouched, no
--- temp file left behind).
+-- temp file left behind). The ERR line keeps the engine's text; where an I/O error
+-- happened (the step, the file, and whether it was the input or the output side) follows
+-- on stderr: `aqstore: rewrite: output /x/out.snap: step: open temp, file: ...; the output
+-- directory /x does not exist`.
 -- @module actionqueue.storage.cli.rewrite
 local cli = require "actionqueue.storage.cli"
+local errors = require "actionqueue.storage.errors"
 
 local M = {}
 
@@ -22,6 +26,8 @@ function M.run(args)
     return cli.BAD
   elseif not snap then
     cli.out("ERR ", cli.error_doc(err).message)
+    local where = errors.where(err)
+    if where then cli.err("rewrite: input ", args.input, ": ", where) end
     return cli.BAD
   end
   local ok
@@ -32,6 +38,8 @@ function M.run(args)
   ok, err = snapshot.write(args.output, snap, { validated = true })
   if not ok then
     cli.out("ERR ", cli.error_doc(err).message)
+    local where = errors.where(err)
+    if where then cli.err("rewrite: output ", args.output, ": ", where) end
     return cli.BAD
   end
   cli.out(("OK tasks=%d runs=%d"):format(#snap.tasks, #snap.runs))

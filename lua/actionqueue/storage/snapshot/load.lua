@@ -56,7 +56,9 @@ function load.frame_outcome(r)
       ("Snapshot CRC-32 mismatch: expected 0x%08x, actual 0x%08x"):format(r.expected, r.actual))
   end
   if st == "io_error" then
-    return nil, errors.new("IoError", { detail = r.message, errno = r.errno }, "I/O error: " .. tostring(r.message))
+    -- r.op / r.path: the step and the file (errors.where); the text stays the engine's
+    return nil, errors.new("IoError", { detail = r.message, errno = r.errno, op = r.op, path = r.path },
+      "I/O error: " .. tostring(r.message))
   end
   return nil, errors.new("IoError", { detail = "unexpected frame status " .. tostring(st) },
     "I/O error: unexpected frame status " .. tostring(st))

@@ -21,11 +21,31 @@ local DIR_TEXT = {
 -- Our addition after a failed directory step: the rename already happened.
 write.REPLACED_SUFFIX = " (snapshot replaced, durability unknown)"
 
-local function io_error(msg, ename, info)
-  local f = { detail = msg, errno = ename }
+local fsutil = require "actionqueue.storage.fsutil"
+
+-- What an errno at creating the temp file means for the user: the OUTPUT side is wrong
+-- (the engine's text reads as if the input were missing).
+local OPEN_HINT = {
+  ENOENT = "the output directory %s does not exist",
+  ENOTDIR = "a component of the output directory %s is not a directory",
+  EACCES = "no permission to create files in the output directory %s",
+  EROFS = "the output directory %s is on a read-only file system",
+  ENOSPC = "no space left in the output directory %s",
+}
+
+local function hint_for(info, path)
+  local h = info and info.op == "open temp" and OPEN_HINT[info.ename]
+  if h then
+    local dir = fsutil.dirname(path)
+    return h:format(dir == "" and "/" or dir)
+  end
+end
+
+local function io_error(msg, ename, info, path)
+  local f = { detail = msg, errno = ename, target = path }
   local text = tostring(msg)
   if info then
-    f.op, f.os_errno, f.replaced = info.op, info.errno, info.replaced
+    f.op, f.path, f.os_errno, f.replaced = info.op, info.path, info.errno, info.replaced
     text = (DIR_TEXT[info.op] or "") .. info.os_message
     if info.replaced then text = text .. write.REPLACED_SUFFIX end
   end
@@ -38,6 +58,10 @@ end
 -- @tparam[opt] table opts `chunk_size` (default 65536); `validated = true` skips the §6
 --   validation when the caller knows `snap` passed it unchanged (e.g. it was just loaded:
 --   the loader validates, and decode-time rules are stricter than §6)
+-- The file is replaced by the protocol of docs/safety.md: a temp file of its own (never
+-- shared, never through a symlink), the previous file's mode and owner, a temp that was
+-- removed or replaced by someone else makes the write fail; a symlink at `path` is
+-- replaced by the new file (its destination is never written).
 -- @return `true` or `nil, err` (`err.kind` MappingError | UnsupportedVersion |
 --   EncodeError | IoError; `err.replaced = true` when only the directory fsync failed
 --   after the new file was already in place). IoError texts are the reference's
@@ -45,7 +69,12 @@ end
 --   `I/O error: <os message>` (write, fsync, rename), `I/O error: failed to open snapshot
 --   parent directory for fsync: <os message>` / `... failed to fsync snapshot parent
 --   directory: <os message>`, the last two followed by `REPLACED_SUFFIX`. `err.detail`
---   is the C message naming the file, `err.op` the failing step, `err.os_errno` the errno.
+--   is the C message naming the file, `err.op` the failing step ("open temp", "write",
+--   "write header", "chmod", "fsync", "close", "verify temp", "rename", "open dir",
+--   "fsync dir", "close dir"), `err.path` the file that step acted on (the temp file, the
+--   target or the directory), `err.target` = `path`, `err.os_errno` the errno, `err.hint`
+--   a sentence about the output side where the errno says more (missing directory ...);
+--   `errors.where(err)` formats them for display after the message.
 function write.write(path, snap, opts)
   assert(type(path) == "string", "snapshot.write: path string expected")
   assert(type(snap) == "table", "snapshot.write: snapshot table expected")
@@ -69,14 +98,15 @@ function write.write(path, snap, opts)
     elseif info then
       text = info.os_message
     end
-    return nil, errors.new("IoError", { detail = msg, errno = ename, os_errno = info and info.errno },
+    return nil, errors.new("IoError", { detail = msg, errno = ename, os_errno = info and info.errno,
+      op = info and info.op, path = info and info.path, target = path, hint = hint_for(info, path) },
       "I/O error when opening snapshot file: " .. text)
   end
   local r
   r, msg, ename = w:begin_frame(S.FRAME_VERSION)
   if not r then
     w:abort()
-    return nil, io_error(msg, ename, w:last_error())
+    return nil, io_error(msg, ename, w:last_error(), path)
   end
   -- The writer itself is the sink: the C encoder writes its chunks straight to it (no
   -- Lua string per chunk, so no garbage for the collector to traverse the document for).
@@ -86,21 +116,21 @@ function write.write(path, snap, opts)
     local okw, m, e = w:write("")
     local winfo = w:last_error()
     w:abort()
-    if not okw then return nil, io_error(m, e, winfo) end
+    if not okw then return nil, io_error(m, e, winfo, path) end
     return nil, err
   end
   r, msg, ename = w:finish_frame()
   if not r then
     local finfo = w:last_error()
     w:abort()
-    return nil, io_error(msg, ename, finfo)
+    return nil, io_error(msg, ename, finfo, path)
   end
   local replaced
   r, msg, ename, replaced = w:close()
   if not r then
     local cinfo = w:last_error()
     if replaced ~= "replaced" then w:abort() end
-    local close_err = io_error(msg, ename, cinfo)
+    local close_err = io_error(msg, ename, cinfo, path)
     close_err.replaced = replaced == "replaced"
     return nil, close_err
   end
