@@ -321,8 +321,8 @@ describe("safety: non-regular inputs are refused at once (defect 10)", function(
 
   it("a socket", function()
     local sock = dir .. "/sock"
-    if not sh(("env -u LD_PRELOAD python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' %s 2>/dev/null")
-        :format(q(sock))) then
+    local py = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])"
+    if not sh(("env -u LD_PRELOAD python3 -c %s %s 2>/dev/null"):format(q(py), q(sock))) then
       return pending("python3 is needed to make a socket")
     end
     local r = check(sock)

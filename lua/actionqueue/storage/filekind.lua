@@ -72,7 +72,8 @@ end
 --   description = text}`
 -- @return[2] nil when the file cannot be opened (missing, unreadable)
 function filekind.sniff(path)
-  local f = io.open(path, "rb")
+  -- never blocks: a FIFO, device or socket is refused (docs/safety.md)
+  local f = require("actionqueue.storage.fsutil").open_input(path)
   if not f then return nil end
   local ok, head = pcall(f.read, f, SNIFF_BYTES)
   local size = ok and f:seek("end") or nil

@@ -7,11 +7,14 @@ local core = require "actionqueue.storage.core"
 
 local fsutil = {}
 
--- Opens `path` for reading as a Lua file: through core.proc_open's "read" mode first, so
--- a FIFO, device or socket is refused at once instead of blocking (a symlink to a regular
--- file is followed), then reopened through /proc/self/fd so the Lua file is that very
--- inode (no window in which the name could be swapped for a FIFO).
-local function open_input(path)
+--- Opens an input file for reading, like `io.open(path, "rb")`, but a FIFO, device or
+-- socket is refused at once instead of blocking (core.proc_open's "read" mode: a symlink
+-- to a regular file is followed, a directory opens as io.open's does). The Lua file is
+-- then reopened through /proc/self/fd, so it is that very inode (no window in which the
+-- name could be swapped for a FIFO).
+-- @treturn file a Lua file
+-- @return nil, message (`PATH: strerror`, or `PATH: refusing to read a FIFO ...`)
+function fsutil.open_input(path)
   local fd, msg = core.proc_open(path, "read")
   if not fd then
     -- io.open's wording for a missing file ("PATH: No such file or directory")
@@ -27,7 +30,7 @@ end
 -- @treturn string data
 -- @return nil, message (io.open's: `PATH: strerror`)
 function fsutil.read_file(path)
-  local f, err = open_input(path)
+  local f, err = fsutil.open_input(path)
   if not f then return nil, err end
   local data, rerr = f:read("a")
   f:close()
@@ -38,7 +41,7 @@ end
 --- Reads up to `size` bytes at byte `offset` (0-based); "" at the end of the file.
 -- @return nil, message (io.open's)
 function fsutil.read_range(path, offset, size)
-  local f, err = open_input(path)
+  local f, err = fsutil.open_input(path)
   if not f then return nil, err end
   f:seek("set", offset)
   local data = f:read(size) or ""
@@ -48,7 +51,7 @@ end
 
 --- Size in bytes of a regular file that can be opened for reading, else nil.
 function fsutil.file_size(path)
-  local f = open_input(path)
+  local f = fsutil.open_input(path)
   if not f then return nil end
   local n = f:seek("end")
   f:close()

@@ -21,7 +21,8 @@ local CHUNK = 1 << 20
 -- @treturn integer bytes read
 -- @return nil, message
 function fingerprint.file_crc(path, crc)
-  local f, err = io.open(path, "rb")
+  -- never blocks: a FIFO, device or socket input is refused (docs/safety.md)
+  local f, err = require("actionqueue.storage.fsutil").open_input(path)
   if not f then return nil, err end
   crc = crc or 0
   local n = 0
