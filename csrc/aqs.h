@@ -45,6 +45,10 @@ int aqs_frame_classify(lua_State *L, const unsigned char *h, size_t got,
                        uint32_t expect, uint32_t max, uint32_t *len);
 void aqs_frame_crc_mismatch(lua_State *L, uint32_t stored, uint32_t actual, uint32_t len);
 void aqs_frame_short_payload(lua_State *L, uint32_t len, uint64_t got);
+/* Opens a snapshot input without ever blocking (io.c aqs_open_input): 0 with *fd set, or
+ * 1 with the result table pushed (missing; io_error with op/path, a FIFO, device or
+ * socket refused with its file_type) and *fd = -1. */
+int aqs_frame_open(lua_State *L, const char *path, int *fd);
 /* The bytes of a PayloadBuffer (frame_read opts.buffer) at idx, or NULL if idx is not one;
  * raises when it was freed. */
 const char *aqs_payload_buffer(lua_State *L, int idx, size_t *n);

@@ -328,6 +328,18 @@ static void set_where(lua_State *L, const char *op, const char *path) {
   }
 }
 
+int aqs_frame_open(lua_State *L, const char *path, int *fd) {
+  const char *kind = NULL;
+  *fd = aqs_open_input(path, &kind);
+  if (*fd >= 0) return 0;
+  if (*fd == -2) push_not_regular(L, path, kind);
+  else if (errno == ENOENT) new_result(L, "missing", 0);
+  else aqs_push_io_result(L, errno, 0);
+  set_where(L, "open", path);
+  *fd = -1;
+  return 1;
+}
+
 /* frame_read(path [, opts]) -> result table; "missing" for ENOENT. Non-regular files
  * (FIFO, device, socket) are refused at once with an io_error naming their kind. */
 int aqs_frame_read(lua_State *L) {
@@ -348,23 +360,9 @@ int aqs_frame_read(lua_State *L) {
   box = (int *)lua_newuserdatauv(L, sizeof(int), 0);
   *box = -1;
   luaL_setmetatable(L, FD_MT);
-  {
-    const char *kind = NULL;
-    fd = *box = aqs_open_input(path, &kind);
-    if (fd == -2) {
-      *box = -1;
-      push_not_regular(L, path, kind);
-      set_where(L, "open", path);
-      return 1;
-    }
-  }
-  if (fd < 0) {
-    if (errno == ENOENT) new_result(L, "missing", 0);
-    else aqs_push_io_result(L, errno, 0);
-    set_where(L, "open", path);
-    return 1;
-  }
-  r = aqs_read_full(fd, h, AQS_HEADER_SIZE, -1);  /* sequential: FIFOs work too */
+  if (aqs_frame_open(L, path, &fd)) return 1;
+  *box = fd;
+  r = aqs_read_full(fd, h, AQS_HEADER_SIZE, -1);
   if (r < 0) {
     aqs_push_io_result(L, errno, 0);
   } else if (!aqs_frame_classify(L, h, (size_t)r, expect, max, &len)) {

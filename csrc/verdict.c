@@ -806,17 +806,8 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   jstream src;
   struct stat st;
   int ok;
-  v->fd = aqs_open(path, O_RDONLY, 0);
-  if (v->fd < 0) {
-    if (errno == ENOENT) {
-      lua_createtable(L, 0, 2);
-      set_str(L, "status", "missing");
-      set_int(L, "offset", 0);
-    } else {
-      aqs_push_io_result(L, errno, 0);
-    }
-    return;
-  }
+  /* never blocks: a FIFO, device or socket is refused at once (frame.c, docs/safety.md) */
+  if (aqs_frame_open(L, path, &v->fd)) return;
   r = aqs_read_full(v->fd, h, AQS_HEADER_SIZE, -1);
   if (r < 0) { aqs_push_io_result(L, errno, 0); return; }
   if (aqs_frame_classify(L, h, (size_t)r, expect, max, &len)) return;
