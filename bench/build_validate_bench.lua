@@ -1,6 +1,10 @@
 -- snapshot.build and snapshot.validate throughput on a generated queue (N tasks, 2 runs
 -- per task in various states, one dependency/budget/subscription per task).
--- Not a test: it prints figures. Env: BUILD_BENCH_TASKS (default 20000).
+-- Then issue 15 item 6's workload: 100,000 tasks + 100,000 runs from friendly tables
+-- (a payload, a Once or Repeat policy, constraints, one run per task), built (with the §6
+-- validation, as `snapshot.build` does by default) and written; target: build <= 1.5 s.
+-- Not a test: it prints figures. Env: BUILD_BENCH_TASKS (default 20000),
+-- BUILD_BENCH_PAIRS (default 100000).
 local build = require("actionqueue.storage.snapshot.build").build
 local validate = require("actionqueue.storage.snapshot.validate").validate
 local uuid = require "actionqueue.storage.uuid"
@@ -38,3 +42,39 @@ time("uuid.normalize (upper) x 100000", 100000, function()
   local s = "6F2B0C1E-3D4A-4B5C-8D9E-0A1B2C3D4E5F"
   for _ = 1, 100000 do uuid.normalize(s) end
 end)
+
+-- Issue 15 item 6: friendly tasks + runs, one run per task.
+local core = require "actionqueue.storage.core"
+local write = require("actionqueue.storage.snapshot.write").write
+local P = tonumber(os.getenv("BUILD_BENCH_PAIRS")) or 100000
+local function friendly(n)
+  local f = { timestamp = 1700000000, tasks = {}, runs = {} }
+  for i = 1, n do
+    f.tasks[i] = {
+      payload = "payload of task " .. i,
+      run_policy = i % 2 == 0 and "Once" or { Repeat = { count = 3, interval_secs = 60 } },
+      constraints = { max_attempts = 3, timeout_secs = 30, concurrency_key = "k" .. i % 10 },
+      metadata = { priority = i % 5, tags = { "bench" } },
+    }
+    f.runs[i] = { task = i, state = i % 3 == 0 and "Ready" or "Scheduled" }
+  end
+  return f
+end
+local input = friendly(P)
+collectgarbage()
+local function wall(f)
+  local t0, c0 = core._monotonic(), os.clock()
+  local r = f()
+  return r, core._monotonic() - t0, os.clock() - c0
+end
+local built, bw, bc = wall(function() return assert(build(input)) end)
+print(string.format("%-34s %8.3f s wall %8.3f s CPU  (target <= 1.5 s)",
+  string.format("build %d tasks + %d runs", P, P), bw, bc))
+local out = os.tmpname()
+local _, ww, wc = wall(function() return assert(write(out, built)) end)
+os.remove(out)
+print(string.format("%-34s %8.3f s wall %8.3f s CPU", "write it", ww, wc))
+local status = io.open("/proc/self/status")
+local hwm = status and status:read("a"):match("VmHWM:%s*(%d+) kB")
+if status then status:close() end
+if hwm then print(string.format("%-34s %8.0f MiB (whole bench process)", "peak RSS", tonumber(hwm) / 1024)) end

@@ -272,3 +272,60 @@ describe("build -> write -> load", function()
     assert.same(s, back)
   end)
 end)
+
+describe("snapshot.build reads its defaults from the schema (issue 17 item 2)", function()
+  local T = require "actionqueue.storage.schema.types"
+  -- the code of build.lua without its comments (which describe the defaults)
+  local src = assert(io.open(debug.getinfo(build, "S").source:sub(2))):read("a"):gsub("%-%-[^\n]*", "")
+
+  it("keeps no hand-written list of own ids or friendly defaults", function()
+    assert.is_nil(src:find("OWN_ID", 1, true))
+    assert.is_nil(src:find('"max_attempts"', 1, true))
+    assert.is_nil(src:find('"priority"', 1, true))
+    assert.is_nil(src:find('"Once"', 1, true))
+  end)
+
+  it("marks exactly one own id per identity record", function()
+    local own = {}
+    for _, rec in ipairs { T.TaskSpec, T.RunInstance, S.AttemptHistoryEntry, S.Subscription, S.Actor, S.Tenant,
+                           S.LedgerEntry } do
+      local n = 0
+      for _, f in ipairs(rec.fields) do
+        if f.own_id then n = n + 1; own[#own + 1] = rec.name .. "." .. f.name end
+      end
+      assert.equal(1, n, rec.name)
+    end
+    assert.same({ "TaskSpecWire.id", "RunInstanceWire.id", "SnapshotAttemptHistoryEntry.attempt_id",
+                  "SnapshotSubscription.subscription_id", "SnapshotActor.actor_id", "SnapshotTenant.tenant_id",
+                  "SnapshotLedgerEntry.entry_id" }, own)
+  end)
+
+  it("fills the build_default attributes", function()
+    local s = assert(build { tasks = { {} }, runs = { { task = 1 } },
+      budgets = { { task = 1, dimension = "Token", limit = 1 } } })
+    local spec = s.tasks[1].task_spec
+    assert.equal(T.TaskConstraints.by_name.max_attempts.build_default, spec.constraints.max_attempts)
+    assert.equal(T.TaskMetadata.by_name.priority.build_default, spec.metadata.priority)
+    assert.equal(T.TaskSpec.by_name.run_policy.build_default, spec.run_policy)
+    assert.equal(T.TaskPayload.by_name.bytes.build_default, spec.payload.bytes)
+    assert.equal(S.Budget.by_name.consumed.build_default, s.budgets[1].consumed)
+    local ledger = assert(build { ledger_entries = { { tenant_id = TID, ledger_key = "k", payload = "" } } })
+    assert.truthy(ledger.ledger_entries[1].entry_id:match(V4))
+  end)
+
+  it("keeps the codecs blind to the build attributes (same bytes as before)", function()
+    local core = require "actionqueue.storage.core"
+    local s = assert(build { timestamp = 5, tasks = { { id = TID } } })
+    local json = core.json_encode(s, S.root)
+    assert.same(s, core.json_decode(json, S.root))
+  end)
+end)
+
+describe("snapshot.build on values of the wrong kind", function()
+  it("returns a BuildError where it used to raise (a record given as a number or string)", function()
+    fails({ tasks = { 5 } }, "tasks[1]: expected SnapshotTask, got 5")
+    fails({ runs = { "x" } }, 'runs[1]: expected SnapshotRun, got "x"')
+    fails({ runs = { { run_instance = true } } }, "runs[1].run_instance: expected RunInstanceWire, got true")
+    fails({ budgets = { 1 } }, "budgets[1]: expected SnapshotBudget, got 1")
+  end)
+end)

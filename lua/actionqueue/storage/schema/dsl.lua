@@ -18,6 +18,10 @@
 --   JSON encoder leaves the key out entirely when the value is nil instead of writing
 --   `null`; it affects JSON output only (postcard always writes the Option tag);
 --   used by CronPolicy.max_occurrences;
+--   two attributes are read by `snapshot.build` only (the codecs ignore them):
+--   `own_id = true` marks the field holding the record's own identity (a fresh v4 UUID
+--   when missing), `build_default = v` (or a function returning it) the friendly default
+--   of a field the engine requires (`max_attempts` 1, `priority` 0, `run_policy` "Once");
 -- * `enum` (`name`, `variants`): each variant `{name = ..., index = i-1, type = nil|T,
 --   check = fn, feature = "workflow"|nil}`; no `type` is a unit variant, a record `type` a
 --   struct variant, any other `type` a newtype variant. Unit values are the variant name
@@ -64,14 +68,16 @@ function dsl.list(of)
 end
 
 --- A record (struct).
--- @tparam table spec `{ "Name", {"field", T [, default = v] [, skip_if_none = true]}, ..., check = fn }`
+-- @tparam table spec `{ "Name", {"field", T [, default = v] [, skip_if_none = true]
+--   [, own_id = true] [, build_default = v]}, ..., check = fn }`
 function dsl.record(spec)
   local rec = { kind = "record", name = assert(spec[1], "record: name expected"),
                 fields = {}, by_name = {}, check = spec.check }
   for i = 2, #spec do
     local f = spec[i]
     local field = { name = f[1], type = assert(f[2], "record field without type: " .. tostring(f[1])),
-                    index = i - 1, default = f.default, skip_if_none = f.skip_if_none or nil }
+                    index = i - 1, default = f.default, skip_if_none = f.skip_if_none or nil,
+                    own_id = f.own_id or nil, build_default = f.build_default }
     assert(field.type.kind, "record " .. rec.name .. " field " .. field.name .. ": not a type")
     assert(not field.skip_if_none or field.type.kind == "option",
       "record " .. rec.name .. " field " .. field.name .. ": skip_if_none needs an option type")

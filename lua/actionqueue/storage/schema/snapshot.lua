@@ -41,7 +41,7 @@ S.RunStateHistoryEntry = dsl.record { "SnapshotRunStateHistoryEntry",
 }
 
 S.AttemptHistoryEntry = dsl.record { "SnapshotAttemptHistoryEntry",
-  { "attempt_id", T.AttemptId },
+  { "attempt_id", T.AttemptId, own_id = true },
   { "started_at", u64 },
   { "finished_at", opt(u64) },
   { "result", opt(T.AttemptResultKind) },
@@ -73,13 +73,13 @@ S.Budget = dsl.record { "SnapshotBudget",
   { "task_id", T.TaskId },
   { "dimension", T.BudgetDimension },
   { "limit", u64 },
-  { "consumed", u64 },
+  { "consumed", u64, build_default = 0 },
   { "allocated_at", u64 },
   { "exhausted", bool },
 }
 
 S.Subscription = dsl.record { "SnapshotSubscription",
-  { "subscription_id", T.SubscriptionId },
+  { "subscription_id", T.SubscriptionId, own_id = true },
   { "task_id", T.TaskId },
   { "filter", T.EventFilter },
   { "created_at", u64 },
@@ -88,7 +88,7 @@ S.Subscription = dsl.record { "SnapshotSubscription",
 }
 
 S.Actor = dsl.record { "SnapshotActor",
-  { "actor_id", T.ActorId },
+  { "actor_id", T.ActorId, own_id = true },
   { "identity", str },
   { "capabilities", list(str) },
   { "department", opt(str) },
@@ -100,7 +100,7 @@ S.Actor = dsl.record { "SnapshotActor",
 }
 
 S.Tenant = dsl.record { "SnapshotTenant",
-  { "tenant_id", T.TenantId },
+  { "tenant_id", T.TenantId, own_id = true },
   { "name", str },
   { "created_at", u64 },
 }
@@ -121,7 +121,7 @@ S.CapabilityGrant = dsl.record { "SnapshotCapabilityGrant",
 }
 
 S.LedgerEntry = dsl.record { "SnapshotLedgerEntry",
-  { "entry_id", T.LedgerEntryId },
+  { "entry_id", T.LedgerEntryId, own_id = true },
   { "tenant_id", T.TenantId },
   { "ledger_key", str },
   { "actor_id", opt(T.ActorId) },

@@ -9,6 +9,9 @@ local dsl = require "actionqueue.storage.schema.dsl"
 
 local T = {}
 
+-- `build_default` of record fields: a fresh empty table (snapshot.build fills it in).
+local function empty() return {} end
+
 T.NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
 -- Identifiers (all UUID newtypes).
@@ -66,7 +69,7 @@ T.RunPolicy = dsl.enum { "RunPolicyWire",
 }
 
 T.TaskPayload = dsl.record { "TaskPayload",
-  { "bytes", dsl.bytes },
+  { "bytes", dsl.bytes, build_default = "" },
   { "content_type", dsl.option(dsl.string) },
 }
 
@@ -85,7 +88,7 @@ local function check_constraints(c)
 end
 
 T.TaskConstraints = dsl.record { "TaskConstraintsWire",
-  { "max_attempts", dsl.u32 },
+  { "max_attempts", dsl.u32, build_default = 1 },
   { "timeout_secs", dsl.option(dsl.u64) },
   { "concurrency_key", dsl.option(dsl.string) },
   { "concurrency_key_hold_policy", T.ConcurrencyKeyHoldPolicy, default = "HoldDuringRetry" },
@@ -96,16 +99,16 @@ T.TaskConstraints = dsl.record { "TaskConstraintsWire",
 
 T.TaskMetadata = dsl.record { "TaskMetadata",
   { "tags", dsl.list(dsl.string) },
-  { "priority", dsl.i32 },
+  { "priority", dsl.i32, build_default = 0 },
   { "description", dsl.option(dsl.string) },
 }
 
 T.TaskSpec = dsl.record { "TaskSpecWire",
-  { "id", T.TaskId },
-  { "payload", T.TaskPayload },
-  { "run_policy", T.RunPolicy },
-  { "constraints", T.TaskConstraints },
-  { "metadata", T.TaskMetadata },
+  { "id", T.TaskId, own_id = true },
+  { "payload", T.TaskPayload, build_default = "" },
+  { "run_policy", T.RunPolicy, build_default = "Once" },
+  { "constraints", T.TaskConstraints, build_default = empty },
+  { "metadata", T.TaskMetadata, build_default = empty },
   { "parent_task_id", dsl.option(T.TaskId), default = dsl.NONE },
   { "tenant_id", dsl.option(T.TenantId), default = dsl.NONE },
   check = function(s)
@@ -117,14 +120,14 @@ T.TaskSpec = dsl.record { "TaskSpecWire",
 }
 
 T.RunInstance = dsl.record { "RunInstanceWire",
-  { "id", T.RunId },
+  { "id", T.RunId, own_id = true },
   { "task_id", T.TaskId },
   { "state", T.RunState },
   { "current_attempt_id", dsl.option(T.AttemptId) },
   { "attempt_count", dsl.u32 },
   { "created_at", dsl.u64 },
   { "scheduled_at", dsl.u64 },
-  { "effective_priority", dsl.i32 },
+  { "effective_priority", dsl.i32, build_default = 0 },
   { "last_state_change_at", dsl.u64, default = 0 },
   check = function(r)
     if r.id == T.NIL_UUID then return "run_id must not be nil" end

@@ -5,24 +5,36 @@
 -- defaults. Errors name the document path, e.g.
 -- `tasks[2].task_spec.constraints.max_attempts: expected u32, got -1`.
 --
--- Defaults, besides the schema's own (`default = ...` in the records):
+-- Defaults, in this order for a missing field:
+--
+-- * the field's `build_default` attribute in the schema (schema/dsl.lua): TaskSpec
+--   `payload` "", `run_policy` "Once", `constraints` and `metadata` {}; `max_attempts` 1;
+--   `priority` 0; `effective_priority` 0 (but see runs); a budget's `consumed` 0;
+-- * the schema's own `default` (the engine's serde defaults);
+-- * a field marked `own_id` in the schema (task, run, attempt, subscription, actor,
+--   tenant, ledger entry) is a fresh v4 UUID;
+-- * by type: a missing list is `{}`, a bool `false`, a `*_at`/`timestamp` u64 the
+--   snapshot timestamp, an optional `nil`.
+--
+-- Friendly forms and defaults that need context:
 --
 -- * snapshot: `version` 4, `timestamp` os.time(), `metadata.schema_version` 8,
 --   `wal_sequence` 0 (a top-level `wal_sequence` key is accepted too), `task_count` /
---   `run_count` from the lists, empty collections, engine not paused;
--- * a missing own id (task, run, attempt, subscription, actor, tenant, ledger entry) is a
---   fresh v4 UUID; ids are accepted in the four spellings and stored lower-case;
--- * a missing `*_at`/`timestamp` u64 is the snapshot timestamp; a missing list is `{}`,
---   a missing bool `false`, an optional `nil`;
+--   `run_count` from the lists;
 -- * tasks: the TaskSpec fields may be given directly on the task; `payload` may be a
---   Lua string; `run_policy` "Once"; `max_attempts` 1; `priority` 0;
+--   Lua string;
 -- * runs: the RunInstance fields may be given directly on the run, `task = <index or id>`
---   names the task; `state` "Scheduled"; `scheduled_at` = `created_at`; a valid
---   `state_history` (shortest path from Scheduled, all at `created_at`); `attempts` (one
---   open attempt when `current_attempt_id` is given); `attempt_count` = #attempts;
+--   names the task (also on budgets, dependency declarations and subscriptions);
+--   `state` "Scheduled"; `scheduled_at` = `created_at`; a valid `state_history`
+--   (shortest path from Scheduled, all at `created_at`); `attempts` (one open attempt
+--   when `current_attempt_id` is given); `attempt_count` = #attempts;
 --   `effective_priority` = the task's priority; `last_state_change_at` = last history time;
--- * bytes may be Lua strings or lists of 0-255; u64 may also be decimal strings (for
---   values above 2^63-1).
+-- * ids are accepted in the four spellings and stored lower-case; bytes may be Lua
+--   strings or lists of 0-255; u64 may also be decimal strings (for values above 2^63-1).
+--
+-- The schema is compiled once into one specialised coercer closure per type; the path
+-- of the value being built is kept as a stack of keys and becomes text only when an
+-- error is reported.
 --
 -- The result is validated (§6) unless `opts.validate == false`.
 -- @module actionqueue.storage.snapshot.build
@@ -36,26 +48,28 @@ local validate = require "actionqueue.storage.snapshot.validate"
 
 local M = {}
 
+local type, pairs, next, tointeger, mtype = type, pairs, next, math.tointeger, math.type
+local normalize, v4 = uuid.normalize, uuid.v4
+
 local Fail = {}
 Fail.__index = Fail
 
-local function fail(path, message)
-  error(setmetatable({ path = path, message = message }, Fail), 0)
+-- The path of the value being built is ctx.stack[1 .. ctx.depth] (field names and list
+-- indexes); `...` are keys below it. Text only when an error is reported.
+local function path_text(ctx, ...)
+  local s = ""
+  local function add(k)
+    if mtype(k) == "integer" then s = s .. "[" .. k .. "]"
+    elseif s == "" then s = k
+    else s = s .. "." .. k end
+  end
+  for i = 1, ctx.depth do add(ctx.stack[i]) end
+  for i = 1, select("#", ...) do add((select(i, ...))) end
+  return s
 end
 
--- Paths are built lazily: a node `{up = parent, key = name_or_index}` (nil = root) that
--- becomes text ("tasks[2].task_spec.id") only when an error is reported.
-local function text(path)
-  if path == nil then return "" end
-  if type(path) == "string" then return path end
-  local up = text(path.up)
-  if math.type(path.key) == "integer" then return string.format("%s[%d]", up, path.key) end
-  if up == "" then return path.key end
-  return up .. "." .. path.key
-end
-
-local function join(path, key)
-  return { up = path, key = key }
+local function fail(ctx, message, ...)
+  error(setmetatable({ path = path_text(ctx, ...), message = message }, Fail), 0)
 end
 
 local function show(v)
@@ -64,110 +78,108 @@ local function show(v)
     if #v > 40 then v = v:sub(1, 37) .. "..." end
     return string.format("%q", v)
   elseif tv == "number" then
-    return math.type(v) == "integer" and tostring(v) or string.format("%.17g", v)
+    return mtype(v) == "integer" and tostring(v) or string.format("%.17g", v)
   elseif tv == "table" then
     return "a table"
   end
   return tostring(v)
 end
 
-local function expected(path, what, v)
-  fail(path, "expected " .. what .. ", got " .. show(v))
+local function expected(ctx, what, v, ...)
+  fail(ctx, "expected " .. what .. ", got " .. show(v), ...)
 end
 
--- Owned identity fields: generated when missing.
-local OWN_ID = {
-  [T.TaskSpec] = "id", [T.RunInstance] = "id", [S.AttemptHistoryEntry] = "attempt_id",
-  [S.Subscription] = "subscription_id", [S.Actor] = "actor_id", [S.Tenant] = "tenant_id",
-  [S.LedgerEntry] = "entry_id",
-}
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
 
-local copy = require("actionqueue.storage.tablex").copy
-
--- Moves the keys of `v` that are fields of `rec` into a sub-table `key` (when absent).
+-- Moves the keys of `v` that are fields of `rec` into a new sub-table `key` (when absent).
+-- Returns the (new) outer table and whether it was made here (then it may be changed).
 local function nest(v, key, rec, extra)
-  if v[key] ~= nil then return v end
+  if v[key] ~= nil then return v, false end
   local inner, outer = {}, {}
+  local by_name = rec.by_name
   for k, x in pairs(v) do
-    if rec.by_name[k] or (extra and extra[k]) then inner[k] = x else outer[k] = x end
+    if by_name[k] or (extra and extra[k]) then inner[k] = x else outer[k] = x end
   end
   outer[key] = inner
-  return outer
+  return outer, true
 end
 
 -- Shortest valid history of each state (computed once).
 local SHORTEST = {}
 for _, state in ipairs(sm.states) do SHORTEST[state] = sm.path("Scheduled", state) end
 
-local function set_default(v, k, d)
-  if v[k] == nil then v[k] = d end
-end
+-- Values a pre-hook made in their built form (a run's default history and attempts, a
+-- task id resolved from `task = i`): ctx.final[field] is the value that is not walked
+-- again. A stale entry is harmless: it can only equal a value made in built form.
+local final_fields = {}
+final_fields[S.Run] = { state_history = true, attempts = true }
+final_fields[T.RunInstance] = { task_id = true }
 
--- Pre-hooks: friendly forms and defaults that need context. They get a copy of the input
--- table (or the raw value) and return the table to walk.
+-- Pre-hooks: friendly forms and defaults that need context. They get the input value
+-- (the current path is the record's) and return the table to walk; they never change
+-- a table they did not make.
 local pre = {}
 
 pre[S.Snapshot] = function(v, ctx)
+  if type(v) ~= "table" then return v end
   v = copy(v)
-  set_default(v, "version", S.FRAME_VERSION)
-  set_default(v, "timestamp", os.time())
+  if v.version == nil then v.version = S.FRAME_VERSION end
+  if v.timestamp == nil then v.timestamp = os.time() end
   ctx.timestamp = v.timestamp
   local md = type(v.metadata) == "table" and copy(v.metadata) or v.metadata
   if md == nil then md = {} end
   if type(md) == "table" then
-    set_default(md, "schema_version", S.SCHEMA_VERSION)
-    set_default(md, "wal_sequence", v.wal_sequence or 0)
-    set_default(md, "task_count", type(v.tasks) == "table" and #v.tasks or 0)
-    set_default(md, "run_count", type(v.runs) == "table" and #v.runs or 0)
+    if md.schema_version == nil then md.schema_version = S.SCHEMA_VERSION end
+    if md.wal_sequence == nil then md.wal_sequence = v.wal_sequence or 0 end
+    if md.task_count == nil then md.task_count = type(v.tasks) == "table" and #v.tasks or 0 end
+    if md.run_count == nil then md.run_count = type(v.runs) == "table" and #v.runs or 0 end
   end
   v.wal_sequence = nil
   v.metadata = md
   return v
 end
 
-pre[S.Task] = function(v)
-  return nest(v, "task_spec", T.TaskSpec)
-end
-
-pre[T.TaskSpec] = function(v)
-  v = copy(v)
-  set_default(v, "payload", "")
-  set_default(v, "run_policy", "Once")
-  set_default(v, "constraints", {})
-  set_default(v, "metadata", {})
-  return v
-end
+-- Embedded records: a task may carry the TaskSpec fields directly (no `task_spec` key);
+-- the TaskSpec is then read from the task table itself (as if they were nested there).
+local embed = {}
+embed[S.Task] = { field = "task_spec", rec = T.TaskSpec }
 
 pre[T.TaskPayload] = function(v)
   if type(v) == "string" then return { bytes = v } end
-  if type(v) == "table" then v = copy(v); set_default(v, "bytes", "") end
   return v
 end
 
-pre[T.TaskConstraints] = function(v)
-  v = copy(v)
-  set_default(v, "max_attempts", 1)
-  return v
+-- Shortcuts: a friendly form whose built value is known at once (no walk needed); the
+-- function returns it, or nil to walk the value as usual.
+local shortcut = {}
+shortcut[T.TaskPayload] = function(v)
+  if type(v) == "string" then return { bytes = v } end
+  return nil
 end
 
-pre[T.TaskMetadata] = function(v)
-  v = copy(v)
-  set_default(v, "priority", 0)
-  return v
-end
-
--- `task = <index or id>` on records that have a task_id field.
-local function resolve_task(v, path, ctx)
+-- `task = <index or id>` on records that have a task_id field; `sub` is the key of `v`
+-- below the current path (nil: `v` is the current record). `mine` says `v` was made by
+-- the caller (it may be changed).
+local function resolve_task(v, ctx, mine, sub)
   if v.task == nil then return v end
-  v = copy(v)
+  if not mine then v = copy(v) end
   local ref = v.task
   v.task = nil
-  if v.task_id ~= nil then fail(join(path, "task"), "give either task or task_id") end
-  if math.type(ref) == "integer" then
+  local function task_fail(msg)
+    if sub then fail(ctx, msg, sub, "task") end
+    fail(ctx, msg, "task")
+  end
+  if v.task_id ~= nil then task_fail("give either task or task_id") end
+  if mtype(ref) == "integer" then
     local tasks = ctx.root.tasks or {}
     local t = tasks[ref]
-    if not t then fail(join(path, "task"), "no task at index " .. ref) end
+    if not t then task_fail("no task at index " .. ref) end
     v.task_id = t.task_spec.id
+    ctx.final.task_id = v.task_id -- a built task's id: canonical already
   else
     v.task_id = ref
   end
@@ -177,36 +189,47 @@ end
 -- Priority of a built task (by id), 0 when unknown; the index is made once, after the
 -- task list has been built (runs come after tasks in schema order).
 local function task_priority(ctx, task_id)
-  if not ctx.priority then
-    ctx.priority = {}
-    for _, t in ipairs(ctx.root.tasks or {}) do ctx.priority[t.task_spec.id] = t.task_spec.metadata.priority end
+  local index = ctx.priority
+  if not index then
+    index = {}
+    for _, t in ipairs(ctx.root.tasks or {}) do index[t.task_spec.id] = t.task_spec.metadata.priority end
+    ctx.priority = index
   end
-  return ctx.priority[uuid.normalize(task_id) or task_id] or 0
+  local p = index[task_id]
+  if p == nil then p = index[normalize(task_id) or task_id] end
+  return p or 0
 end
 
-pre[S.Run] = function(v, ctx, path)
-  v = nest(v, "run_instance", T.RunInstance, { task = true })
-  v = copy(v)
-  if type(v.run_instance) ~= "table" then return v end
-  local ri = resolve_task(copy(v.run_instance), join(path, "run_instance"), ctx)
-  set_default(ri, "state", "Scheduled")
-  set_default(ri, "created_at", ctx.timestamp)
-  set_default(ri, "scheduled_at", ri.created_at)
+pre[S.Run] = function(v, ctx)
+  if type(v) ~= "table" then return v end
+  local mine
+  v, mine = nest(v, "run_instance", T.RunInstance, { task = true })
+  if not mine then v = copy(v) end
+  local ri = v.run_instance
+  if type(ri) ~= "table" then return v end
+  if not mine then ri = copy(ri) end
+  ri = resolve_task(ri, ctx, true, "run_instance")
+  if ri.state == nil then ri.state = "Scheduled" end
+  if ri.created_at == nil then ri.created_at = ctx.timestamp end
+  if ri.scheduled_at == nil then ri.scheduled_at = ri.created_at end
   if v.attempts == nil then
-    v.attempts = {}
+    local attempts = {}
     if ri.current_attempt_id ~= nil then
-      v.attempts[1] = { attempt_id = ri.current_attempt_id, started_at = ri.created_at }
+      attempts[1] = { attempt_id = ri.current_attempt_id, started_at = ri.created_at }
+    else
+      ctx.final.attempts = attempts -- {} is its own built form
     end
+    v.attempts = attempts
   end
-  if type(v.attempts) == "table" then set_default(ri, "attempt_count", #v.attempts) end
+  if type(v.attempts) == "table" and ri.attempt_count == nil then ri.attempt_count = #v.attempts end
   if v.state_history == nil then
     local states = SHORTEST[ri.state]
     if states then
-      local h = {}
-      for i, s in ipairs(states) do
-        h[i] = { from = states[i - 1], to = s, timestamp = ri.created_at }
-      end
+      local h, at = {}, ri.created_at
+      for i = 1, #states do h[i] = { from = states[i - 1], to = states[i], timestamp = at } end
       v.state_history = h
+      -- valid states and an integer u64 time: the entries are already in built form
+      if mtype(at) == "integer" and at >= 0 then ctx.final.state_history = h end
     end
   end
   if ri.last_state_change_at == nil and type(v.state_history) == "table" then
@@ -220,33 +243,13 @@ pre[S.Run] = function(v, ctx, path)
   return v
 end
 
-pre[T.RunInstance] = function(v)
-  v = copy(v)
-  set_default(v, "effective_priority", 0)
-  return v
+local function task_ref(v, ctx)
+  if type(v) ~= "table" then return v end
+  return resolve_task(v, ctx, false)
 end
-
-pre[S.Budget] = function(v, ctx, path)
-  v = resolve_task(v, path, ctx)
-  v = copy(v)
-  set_default(v, "consumed", 0)
-  return v
-end
-
-pre[S.DependencyDeclaration] = function(v, ctx, path) return resolve_task(v, path, ctx) end
-pre[S.Subscription] = function(v, ctx, path) return resolve_task(v, path, ctx) end
-
--- Generic default of a missing field (after the schema's own default).
-local function generic_default(rec, field, ctx)
-  local t = field.type
-  if OWN_ID[rec] == field.name then return uuid.v4() end
-  if t.kind == "list" then return {} end
-  if t.kind == "bool" then return false end
-  if t.kind == "u64" and (field.name == "timestamp" or field.name:match("_at$")) then
-    return ctx.timestamp
-  end
-  return nil
-end
+pre[S.Budget] = task_ref
+pre[S.DependencyDeclaration] = task_ref
+pre[S.Subscription] = task_ref
 
 local function variant_list(enum)
   local names = {}
@@ -269,132 +272,332 @@ local function parse_u64(s)
   return n
 end
 
-local coerce
+-- The EMPTY list default: coercers never change their input, so one table serves all.
+local EMPTY = setmetatable({}, { __newindex = function() error("build: EMPTY is read-only", 2) end })
 
-local function coerce_record(rec, v, path, ctx)
-  if pre[rec] then v = pre[rec](type(v) == "table" and v or v, ctx, path) end
-  if type(v) ~= "table" then expected(path, rec.name, v) end
+-- Compiled coercers: `coercer(t)` is a function(v, ctx, key) that checks and converts
+-- `v` (never nil) found under `key` of the current path, and returns the value to store.
+local compiled = {}
+local coercer
+
+-- The default of a missing field (see the module comment), as a Lua expression of the
+-- generated record coercer (`ctx` in scope; `K` holds values the expression refers to),
+-- or nil when the field has none.
+local function default_expr(field, K)
+  local bd = field.build_default
+  if bd ~= nil then
+    if type(bd) == "function" then K[#K + 1] = bd; return "K[" .. #K .. "]()" end
+    K[#K + 1] = bd
+    return "K[" .. #K .. "]"
+  end
+  local d = field.default
+  if d ~= nil and d ~= dsl.NONE then
+    K[#K + 1] = field
+    return "default_of(K[" .. #K .. "])"
+  end
+  local t = field.type
+  if t.kind == "list" then return "EMPTY" end
+  if t.kind == "bool" then return "false" end
+  if t.kind == "u64" and (field.name == "timestamp" or field.name:match("_at$")) then return "ctx.timestamp" end
+  return nil
+end
+
+-- The first unknown key of `v` (by name), reported at the record's path; `by_name2`: the
+-- fields of an embedded record.
+local function unknown_field(ctx, v, by_name, by_name2)
   local unknown
   for k in pairs(v) do
-    if type(k) ~= "string" or not rec.by_name[k] then
-      local name = tostring(k)
-      if not unknown or name < unknown then unknown = name end
+    if type(k) ~= "string" or not (by_name[k] or (by_name2 and by_name2[k])) then
+      local s = tostring(k)
+      if not unknown or s < unknown then unknown = s end
     end
   end
-  if unknown then fail(join(path, unknown), "unknown field") end
-  local out = {}
-  if rec == S.Snapshot then ctx.root = out end
-  for _, f in ipairs(rec.fields) do
-    local x = v[f.name]
-    if x == nil then
-      x = dsl.default_of(f)
-      if x == nil then x = generic_default(rec, f, ctx) end
-      if x == nil and f.type.kind ~= "option" then fail(join(path, f.name), "missing field") end
-    end
-    out[f.name] = coerce(f.type, x, path, f.name, ctx)
-  end
-  if rec.check then
-    local msg = rec.check(out)
-    if msg then fail(path, msg) end
-  end
-  return out
+  fail(ctx, "unknown field", unknown)
 end
 
-local function coerce_enum(enum, v, path, ctx)
-  local name, payload
-  if type(v) == "string" then
-    name = v
-  elseif type(v) == "table" then
-    name = next(v)
-    if name == nil or next(v, name) ~= nil or type(name) ~= "string" then
-      expected(path, enum.name .. " (a variant name or a one-key table)", v)
-    end
-    payload = v[name]
-  else
-    expected(path, enum.name, v)
-  end
-  local var = enum.by_name[name]
-  if not var or var.feature then
-    fail(path, string.format("unknown variant `%s`, expected %s", tostring(name), variant_list(enum)))
-  end
-  if not var.type then
-    if payload ~= nil and payload ~= true and not (type(payload) == "table" and next(payload) == nil) then
-      fail(join(path, name), "unit variant takes no value, got " .. show(payload))
-    end
-    return name
-  end
-  if payload == nil then
-    fail(path, string.format("variant `%s` needs a value: {%s = ...}", name, name))
-  end
-  local out = { [name] = coerce(var.type, payload, path, name, ctx) }
-  if var.check then
-    local msg = var.check(out)
-    if msg then fail(path, msg) end
-  end
-  return out
-end
-
-coerce = function(t, v, up, key, ctx)
+-- Inline fast checks of the common scalar kinds (the coercer is called only when the
+-- check fails: it converts the friendly spellings or raises the error).
+local function fast_check(t, x, const)
   local k = t.kind
-  -- scalars make their path node only when they fail
-  local path
-  if k == "record" or k == "list" or k == "enum" or k == "bytes" then path = join(up, key) end
-  if k == "record" then return coerce_record(t, v, path, ctx) end
-  if k == "enum" then return coerce_enum(t, v, path, ctx) end
-  if k == "option" then
-    if v == nil then return nil end
-    return coerce(t.of, v, up, key, ctx)
+  if k == "enum" then
+    -- a unit variant's name is already the value
+    local units = {}
+    for _, var in ipairs(t.variants) do
+      if not var.type and not var.feature then units[var.name] = true end
+    end
+    if next(units) == nil then return nil end
+    return ("%s[%s]"):format(const(units), x)
   end
-  if k == "list" then
-    if type(v) ~= "table" then expected(path, "a list", v) end
+  if k == "u64" then return ("mtype(%s) == \"integer\" and %s >= 0"):format(x, x) end
+  if t.min then return ("mtype(%s) == \"integer\" and %s >= %d and %s <= %d"):format(x, x, t.min, x, t.max) end
+  if k == "bool" then return ("type(%s) == \"boolean\""):format(x) end
+  if k == "string" then return ("type(%s) == \"string\" and utf8_len(%s)"):format(x, x) end
+  if k == "bytes" then return ("type(%s) == \"string\""):format(x) end
+  return nil
+end
+
+-- A record's coercer is generated Lua code: one local per field, the output table made
+-- by one constructor (sized once), no loop over the field list.
+local embedded_compiled = {}
+
+local function compile_record(rec, embedded)
+  local K = {}
+  local function const(v) K[#K + 1] = v; return "K[" .. #K .. "]" end
+  local src = {}
+  local function emit(line, ...) src[#src + 1] = select("#", ...) > 0 and line:format(...) or line end
+  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY = ...")
+  emit("return function(v, ctx, key)")
+  emit("  local d0 = ctx.depth")
+  emit("  if key ~= nil then ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key end")
+  if pre[rec] then emit("  v = %s(v, ctx)", const(pre[rec])) end
+  emit("  if type(v) ~= \"table\" then expected(ctx, %q, v) end", rec.name)
+  local by_name = const(rec.by_name)
+  local E = embed[rec]
+  if E then
+    local eby = const(E.rec.by_name)
+    emit("  if v[%q] == nil then", E.field)
+    emit("    for k in pairs(v) do if %s[k] == nil and %s[k] == nil then unknown_field(ctx, v, %s, %s) end end",
+      by_name, eby, by_name, eby)
+    emit("  else")
+    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("  end")
+  elseif not embedded then
+    emit("  for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+  end
+  local finals = final_fields[rec] or {}
+  local ctor = {}
+  for i, f in ipairs(rec.fields) do
+    local x = "x" .. i
+    local t = f.type
+    local optional = t.kind == "option"
+    if optional then t = t.of end
+    local c = const(coercer(t))
+    local fast = fast_check(t, x, const)
+    local conv = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
+      or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
+    if shortcut[t] then
+      conv = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), x, x, conv)
+    end
+    if finals[f.name] then conv = ("if ctx.final[%q] ~= %s then %s end"):format(f.name, x, conv) end
+    emit("  local %s = v[%q]", x, f.name)
+    if E and E.field == f.name then
+      -- the flat form: the embedded record's fields sit on `v` (its unknown keys were checked above)
+      local ec = embedded_compiled[E.rec]
+      if not ec then ec = compile_record(E.rec, true); embedded_compiled[E.rec] = ec end
+      emit("  if %s == nil then %s = %s(v, ctx, %q) else %s end", x, x, const(ec), f.name, conv)
+    elseif f.own_id then
+      emit("  if %s == nil then %s = v4() else %s end", x, x, conv)
+    else
+      local d = default_expr(f, K)
+      if d then emit("  if %s == nil then %s = %s end", x, x, d) end
+      if optional then
+        emit("  if %s ~= nil then %s end", x, conv)
+      else
+        emit("  if %s == nil then fail(ctx, \"missing field\", %q) end", x, f.name)
+        emit("  %s", conv)
+      end
+    end
+    ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, x)
+  end
+  emit("  local out = { %s }", table.concat(ctor, ", "))
+  if rec.check then
+    emit("  local msg = %s(out)", const(rec.check))
+    emit("  if msg then fail(ctx, msg) end")
+  end
+  emit("  ctx.depth = d0")
+  emit("  return out")
+  emit("end")
+  -- K entries become locals of the chunk (upvalues of the coercer: no table index per use)
+  local names = {}
+  for i = 1, #K do names[i] = "K" .. i end
+  local text = table.concat(src, "\n"):gsub("K%[(%d+)%]", "K%1")
+  if #K > 0 then
+    text = text:gsub("\nreturn function", "\nlocal " .. table.concat(names, ", ") .. " = table.unpack(K, 1, " .. #K
+      .. ")\nreturn function", 1)
+  end
+  local chunk = assert(load(text, "=build:" .. rec.name, "t"))
+  return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY)
+end
+
+-- The root record keeps a plain loop: runs refer to the tasks built before them
+-- (`ctx.root.tasks`), so its output table must exist while its fields are coerced.
+local function compile_root(rec)
+  local fields = {}
+  for i, f in ipairs(rec.fields) do
+    local t = f.type
+    local optional = t.kind == "option"
+    local K = {}
+    local d = default_expr(f, K)
+    fields[i] = { name = f.name, coerce = coercer(optional and t.of or t), optional = optional,
+                  default = d and assert(load("local K, default_of, EMPTY = ... return function(ctx) return "
+                    .. d .. " end", "=build:default", "t"))(K, dsl.default_of, EMPTY) }
+  end
+  local by_name, name, prehook = rec.by_name, rec.name, pre[rec]
+  return function(v, ctx)
+    if prehook then v = prehook(v, ctx) end
+    if type(v) ~= "table" then expected(ctx, name, v) end
+    for k in pairs(v) do
+      if by_name[k] == nil then unknown_field(ctx, v, by_name) end
+    end
+    local out = {}
+    ctx.root = out
+    for i = 1, #fields do
+      local f = fields[i]
+      local x = v[f.name]
+      if x == nil and f.default then x = f.default(ctx) end
+      if x == nil then
+        if not f.optional then fail(ctx, "missing field", f.name) end
+      else
+        out[f.name] = f.coerce(x, ctx, f.name)
+      end
+    end
+    if rec.check then
+      local msg = rec.check(out)
+      if msg then fail(ctx, msg) end
+    end
+    return out
+  end
+end
+
+local function compile_enum(enum)
+  local units, what, list = {}, enum.name .. " (a variant name or a one-key table)", variant_list(enum)
+  local payload_coercer = {}
+  for _, var in ipairs(enum.variants) do
+    if not var.feature then
+      if var.type then payload_coercer[var.name] = coercer(var.type) else units[var.name] = true end
+    end
+  end
+  local name = enum.name
+  return function(v, ctx, key)
+    if units[v] then return v end -- the common case: a unit variant's name
+    local d0 = ctx.depth
+    ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key
+    local vname, payload
+    if type(v) == "string" then
+      vname = v
+    elseif type(v) == "table" then
+      vname = next(v)
+      if vname == nil or next(v, vname) ~= nil or type(vname) ~= "string" then expected(ctx, what, v) end
+      payload = v[vname]
+    else
+      expected(ctx, name, v)
+    end
+    local var = enum.by_name[vname]
+    if not var or var.feature then
+      fail(ctx, string.format("unknown variant `%s`, expected %s", tostring(vname), list))
+    end
+    if not var.type then
+      if payload ~= nil and payload ~= true and not (type(payload) == "table" and next(payload) == nil) then
+        fail(ctx, "unit variant takes no value, got " .. show(payload), vname)
+      end
+      ctx.depth = d0
+      return vname
+    end
+    if payload == nil then
+      fail(ctx, string.format("variant `%s` needs a value: {%s = ...}", vname, vname))
+    end
+    local out = { [vname] = payload_coercer[vname](payload, ctx, vname) }
+    if var.check then
+      local msg = var.check(out)
+      if msg then fail(ctx, msg) end
+    end
+    ctx.depth = d0
+    return out
+  end
+end
+
+local function compile_list(t)
+  local item = coercer(t.of)
+  return function(v, ctx, key)
+    local d0 = ctx.depth
+    ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key
+    if type(v) ~= "table" then expected(ctx, "a list", v) end
     local n = #v
     for i in pairs(v) do
-      if math.type(i) ~= "integer" or i < 1 or i > n then
-        fail(path, "expected a list, got a table with key " .. show(i))
+      if mtype(i) ~= "integer" or i < 1 or i > n then
+        fail(ctx, "expected a list, got a table with key " .. show(i))
       end
     end
     local out = {}
-    for i = 1, n do out[i] = coerce(t.of, v[i], path, i, ctx) end
+    for i = 1, n do out[i] = item(v[i], ctx, i) end
+    ctx.depth = d0
     return out
   end
+end
+
+local function compile_scalar(t)
+  local k = t.kind
   if k == "id" then
-    if type(v) ~= "string" then expected(join(up, key), t.name .. " (a UUID string)", v) end
-    local id, err = uuid.normalize(v)
-    if not id then fail(join(up, key), err) end
-    return id
-  end
-  if k == "u64" then
-    local n = type(v) == "number" and math.tointeger(v) or (type(v) == "string" and parse_u64(v))
-    if not n or (type(v) == "number" and n < 0) then expected(join(up, key), "u64", v) end
-    return n
-  end
-  if t.min then -- u8, u16, u32, i32
-    local n = type(v) == "number" and math.tointeger(v)
-    if not n or n < t.min or n > t.max then expected(join(up, key), k, v) end
-    return n
-  end
-  if k == "bool" then
-    if type(v) ~= "boolean" then expected(join(up, key), "bool", v) end
-    return v
-  end
-  if k == "string" then
-    if type(v) ~= "string" then expected(join(up, key), "string", v) end
-    if not utf8.len(v) then fail(join(up, key), "expected a UTF-8 string") end
-    return v
-  end
-  if k == "bytes" then
-    if type(v) == "string" then return v end
-    if type(v) ~= "table" then expected(path, "bytes (a string or a list of 0-255)", v) end
-    local b = {}
-    for i = 1, #v do
-      local n = math.type(v[i]) == "integer" and v[i] or nil
-      if not n or n < 0 or n > 255 then expected(join(path, i), "u8", v[i]) end
-      b[i] = string.char(n)
+    local what = t.name .. " (a UUID string)"
+    return function(v, ctx, key)
+      if type(v) ~= "string" then expected(ctx, what, v, key) end
+      local id, err = normalize(v)
+      if not id then fail(ctx, err, key) end
+      return id
     end
-    return table.concat(b)
+  elseif k == "u64" then
+    return function(v, ctx, key)
+      if mtype(v) == "integer" and v >= 0 then return v end
+      local n = type(v) == "number" and tointeger(v) or (type(v) == "string" and parse_u64(v))
+      if not n or (type(v) == "number" and n < 0) then expected(ctx, "u64", v, key) end
+      return n
+    end
+  elseif t.min then -- u8, u16, u32, i32
+    local min, max = t.min, t.max
+    return function(v, ctx, key)
+      local n = mtype(v) == "integer" and v or (type(v) == "number" and tointeger(v))
+      if not n or n < min or n > max then expected(ctx, k, v, key) end
+      return n
+    end
+  elseif k == "bool" then
+    return function(v, ctx, key)
+      if type(v) ~= "boolean" then expected(ctx, "bool", v, key) end
+      return v
+    end
+  elseif k == "string" then
+    return function(v, ctx, key)
+      if type(v) ~= "string" then expected(ctx, "string", v, key) end
+      if not utf8.len(v) then fail(ctx, "expected a UTF-8 string", key) end
+      return v
+    end
+  elseif k == "bytes" then
+    return function(v, ctx, key)
+      if type(v) == "string" then return v end
+      if type(v) ~= "table" then expected(ctx, "bytes (a string or a list of 0-255)", v, key) end
+      local b = {}
+      for i = 1, #v do
+        local n = mtype(v[i]) == "integer" and v[i] or nil
+        if not n or n < 0 or n > 255 then expected(ctx, "u8", v[i], key, i) end
+        b[i] = string.char(n)
+      end
+      return table.concat(b)
+    end
   end
   error("build: unsupported schema kind " .. tostring(k))
 end
+
+coercer = function(t)
+  local c = compiled[t]
+  if c then return c end
+  -- a forwarding stub first, so that a type reached again while compiling finds it
+  local real
+  compiled[t] = function(v, ctx, key) return real(v, ctx, key) end
+  local k = t.kind
+  if k == "record" then real = t == S.root and compile_root(t) or compile_record(t)
+  elseif k == "enum" then real = compile_enum(t)
+  elseif k == "list" then real = compile_list(t)
+  elseif k == "option" then
+    local inner = coercer(t.of)
+    real = function(v, ctx, key)
+      if v == nil then return nil end
+      return inner(v, ctx, key)
+    end
+  else real = compile_scalar(t) end
+  compiled[t] = real
+  return real
+end
+
+local build_root -- compiled on first use
 
 --- Builds a snapshot from a friendly table.
 -- @tparam table t the snapshot description (every field optional)
@@ -404,11 +607,12 @@ end
 --   when the result breaks a validation rule)
 function M.build(t, opts)
   if t == nil then t = {} end
-  local ctx = { timestamp = 0 }
-  local ok, res = pcall(coerce_record, S.root, t, nil, ctx)
+  build_root = build_root or coercer(S.root)
+  local ctx = { timestamp = 0, stack = {}, depth = 0, final = {} }
+  local ok, res = pcall(build_root, t, ctx, nil)
   if not ok then
     if getmetatable(res) ~= Fail then error(res, 0) end
-    local path = text(res.path)
+    local path = res.path
     local msg = path == "" and res.message or (path .. ": " .. res.message)
     return nil, errors.new("BuildError", { path = path, problem = res.message }, msg)
   end
