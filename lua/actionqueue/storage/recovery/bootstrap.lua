@@ -9,6 +9,7 @@ local errors = require "actionqueue.storage.errors"
 local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
 local sm = require "actionqueue.storage.statemachine"
+local W = require "actionqueue.storage.schema.wal"
 local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
@@ -65,19 +66,48 @@ local NIL_ID = "00000000-0000-0000-0000-000000000000"
 -- synthesized events of recovery.md §5 for the value of snapshot field `name` through
 -- `apply(variant, fields)`; `bad(text)` aborts hydration. One entry per collection of
 -- schema.snapshot's Snapshot record (recovery_schema_spec checks it), in §5's order.
-local function tasks(items, apply)
-  for _, t in ipairs(items) do
-    apply("TaskCreated", { task_spec = t.task_spec, timestamp = t.created_at })
-    if t.canceled_at ~= nil then
-      apply("TaskCanceled", { task_id = t.task_spec.id, timestamp = t.canceled_at })
+-- An event's fields are read from the snapshot record by name (schema.wal's fields), so
+-- a field both records share needs no change here.
+-- The fields of each WalEventType variant, in schema order.
+local EVENT_FIELDS = {}
+for _, v in ipairs(W.WalEventType.variants) do
+  local names = {}
+  for k, f in ipairs(v.type.fields) do names[k] = f.name end
+  EVENT_FIELDS[v.name] = names
+end
+
+-- The synthesized event `variant` of snapshot record `item`: every field of the event
+-- is the record's field of the same name (or of the name `renamed[field]`), and the
+-- `timestamp` is the record's `ts_field`.
+local function synthesize(variant, item, ts_field, renamed)
+  local e = {}
+  for _, name in ipairs(EVENT_FIELDS[variant]) do
+    local src = name == "timestamp" and ts_field or (renamed and renamed[name]) or name
+    e[name] = item[src]
+  end
+  return e
+end
+
+-- A hydration step for a collection whose records each give the event `first` (at
+-- timestamp field `ts`) and then, for every `{variant, ts_field}` of `later` whose
+-- timestamp is present, that event.
+local function events(first, ts, later)
+  return function(items, apply)
+    for _, item in ipairs(items) do
+      apply(first, synthesize(first, item, ts))
+      for _, l in ipairs(later or {}) do
+        if item[l[2]] ~= nil then apply(l[1], synthesize(l[1], item, l[2])) end
+      end
     end
   end
 end
 
-local function dependency_declarations(items, apply)
-  for _, d in ipairs(items) do
-    apply("DependencyDeclared", { task_id = d.task_id, depends_on = d.depends_on,
-                                  timestamp = d.declared_at })
+local function tasks(items, apply)
+  for _, t in ipairs(items) do
+    apply("TaskCreated", synthesize("TaskCreated", t, "created_at"))
+    if t.canceled_at ~= nil then
+      apply("TaskCanceled", { task_id = t.task_spec.id, timestamp = t.canceled_at })
+    end
   end
 end
 
@@ -127,93 +157,33 @@ local function runs(items, apply, bad, st)
   end
 end
 
+local CONSUMED = { amount = "consumed" }
+
 local function budgets(items, apply)
   for _, b in ipairs(items) do
-    local ts = b.allocated_at
-    apply("BudgetAllocated", { task_id = b.task_id, dimension = b.dimension, limit = b.limit,
-                               timestamp = ts })
-    if b.consumed ~= 0 then
-      apply("BudgetConsumed", { task_id = b.task_id, dimension = b.dimension,
-                                amount = b.consumed, timestamp = ts })
-    end
+    local ts = "allocated_at"
+    apply("BudgetAllocated", synthesize("BudgetAllocated", b, ts))
+    if b.consumed ~= 0 then apply("BudgetConsumed", synthesize("BudgetConsumed", b, ts, CONSUMED)) end
     if b.exhausted and math.ult(b.consumed, b.limit) then
-      apply("BudgetExhausted", { task_id = b.task_id, dimension = b.dimension, timestamp = ts })
+      apply("BudgetExhausted", synthesize("BudgetExhausted", b, ts))
     end
-  end
-end
-
-local function subscriptions(items, apply)
-  for _, s in ipairs(items) do
-    apply("SubscriptionCreated", { subscription_id = s.subscription_id, task_id = s.task_id,
-                                   filter = s.filter, timestamp = s.created_at })
-    if s.triggered_at ~= nil then
-      apply("SubscriptionTriggered", { subscription_id = s.subscription_id,
-                                       timestamp = s.triggered_at })
-    end
-    if s.canceled_at ~= nil then
-      apply("SubscriptionCanceled", { subscription_id = s.subscription_id,
-                                      timestamp = s.canceled_at })
-    end
-  end
-end
-
-local function actors(items, apply)
-  for _, a in ipairs(items) do
-    apply("ActorRegistered", { actor_id = a.actor_id, identity = a.identity,
-      capabilities = a.capabilities, department = a.department,
-      heartbeat_interval_secs = a.heartbeat_interval_secs, tenant_id = a.tenant_id,
-      timestamp = a.registered_at })
-    if a.deregistered_at ~= nil then
-      apply("ActorDeregistered", { actor_id = a.actor_id, timestamp = a.deregistered_at })
-    end
-  end
-end
-
-local function tenants(items, apply)
-  for _, t in ipairs(items) do
-    apply("TenantCreated", { tenant_id = t.tenant_id, name = t.name, timestamp = t.created_at })
-  end
-end
-
-local function role_assignments(items, apply)
-  for _, r in ipairs(items) do
-    apply("RoleAssigned", { actor_id = r.actor_id, role = r.role, tenant_id = r.tenant_id,
-                            timestamp = r.assigned_at })
-  end
-end
-
-local function capability_grants(items, apply)
-  for _, g in ipairs(items) do
-    apply("CapabilityGranted", { actor_id = g.actor_id, capability = g.capability,
-                                 tenant_id = g.tenant_id, timestamp = g.granted_at })
-    if g.revoked_at ~= nil then
-      apply("CapabilityRevoked", { actor_id = g.actor_id, capability = g.capability,
-                                   tenant_id = g.tenant_id, timestamp = g.revoked_at })
-    end
-  end
-end
-
-local function ledger_entries(items, apply)
-  for _, l in ipairs(items) do
-    apply("LedgerEntryAppended", { entry_id = l.entry_id, tenant_id = l.tenant_id,
-      ledger_key = l.ledger_key, actor_id = l.actor_id, payload = l.payload,
-      timestamp = l.timestamp })
   end
 end
 
 --- The hydration steps `{snapshot field, hydrate}` in the order of recovery.md §5.
 M.HYDRATION = {
   { "tasks", tasks },
-  { "dependency_declarations", dependency_declarations },
+  { "dependency_declarations", events("DependencyDeclared", "declared_at") },
   { "engine", engine },
   { "runs", runs },
   { "budgets", budgets },
-  { "subscriptions", subscriptions },
-  { "actors", actors },
-  { "tenants", tenants },
-  { "role_assignments", role_assignments },
-  { "capability_grants", capability_grants },
-  { "ledger_entries", ledger_entries },
+  { "subscriptions", events("SubscriptionCreated", "created_at",
+    { { "SubscriptionTriggered", "triggered_at" }, { "SubscriptionCanceled", "canceled_at" } }) },
+  { "actors", events("ActorRegistered", "registered_at", { { "ActorDeregistered", "deregistered_at" } }) },
+  { "tenants", events("TenantCreated", "created_at") },
+  { "role_assignments", events("RoleAssigned", "assigned_at") },
+  { "capability_grants", events("CapabilityGranted", "granted_at", { { "CapabilityRevoked", "revoked_at" } }) },
+  { "ledger_entries", events("LedgerEntryAppended", "timestamp") },
 }
 
 local HYDRATE_ERROR = {}
