@@ -93,6 +93,7 @@ build = {
     ["actionqueue.storage.inspect"] = "lua/actionqueue/storage/inspect/init.lua",
     ["actionqueue.storage.inspect.datadir"] = "lua/actionqueue/storage/inspect/datadir.lua",
     ["actionqueue.storage.inspect.diff"] = "lua/actionqueue/storage/inspect/diff.lua",
+    ["actionqueue.storage.inspect.events"] = "lua/actionqueue/storage/inspect/events.lua",
     ["actionqueue.storage.inspect.fmt"] = "lua/actionqueue/storage/inspect/fmt.lua",
     ["actionqueue.storage.inspect.help"] = "lua/actionqueue/storage/inspect/help.lua",
     ["actionqueue.storage.inspect.json"] = "lua/actionqueue/storage/inspect/json.lua",

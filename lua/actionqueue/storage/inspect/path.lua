@@ -224,7 +224,7 @@ function path.query(value, p, T)
     local x, Tx, concrete = step_into(v, Ty, st, where)
     if Tx == nil or type(Tx) == "string" then
       -- an absent optional part below a [*]: that entry has no such part
-      if v == nil and #out >= 0 and k > 1 then
+      if v == nil and k > 1 then
         local any_all = false
         for j = 1, k - 1 do if steps[j].all then any_all = true end end
         if any_all then

@@ -27,6 +27,7 @@ local fmt = require "actionqueue.storage.inspect.fmt"
 local show = require "actionqueue.storage.inspect.show"
 local path = require "actionqueue.storage.inspect.path"
 local stats = require "actionqueue.storage.inspect.stats"
+local events = require "actionqueue.storage.inspect.events"
 
 local view = {}
 
@@ -342,74 +343,27 @@ local function task_row(t, snap, ids)
            ts.metadata.description or table.concat(ts.metadata.tags, ",") }
 end
 
---- The run or task id an event concerns (`what` = "run" | "task"), or nil.
-function view.event_subject(e, what)
-  local _, p = next(e.event)
-  if type(p) ~= "table" then return nil end
-  if what == "run" then
-    return p.run_id or (p.run_instance and p.run_instance.id)
-  end
-  return p.task_id or (p.task_spec and p.task_spec.id) or (p.run_instance and p.run_instance.task_id)
-end
+view.event_subject = events.subject
+view.event_time = events.time
+local event_time = events.time
 
 -- Every id of a snapshot and its events -> its shortest unique prefix (cached per snapshot).
 local function short_ids(snap)
   local i = snap and info[snap]
   if i and i.short then return i.short end
   local ids = {}
-  local function add(v, Ty)
-    while Ty.kind == "option" do Ty = Ty.of end
-    if v == nil then return end
-    if Ty.kind == "id" then ids[#ids + 1] = v
-    elseif Ty.kind == "record" then for _, f in ipairs(Ty.fields) do add(v[f.name], f.type) end
-    elseif Ty.kind == "list" then for _, x in ipairs(v) do add(x, Ty.of) end
-    elseif Ty.kind == "enum" and type(v) == "table" then
-      local vname, p = next(v)
-      local variant = Ty.by_name[vname]
-      if variant and variant.type then add(p, variant.type) end
-    end
-  end
   if snap then
-    add(snap.tasks, S.root.by_name.tasks.type)
-    add(snap.runs, S.root.by_name.runs.type)
-    for _, e in ipairs(i and i.events or {}) do add(e, W.WalEvent) end
+    events.collect_ids(snap.tasks, S.root.by_name.tasks.type, ids)
+    events.collect_ids(snap.runs, S.root.by_name.runs.type, ids)
+    for _, e in ipairs(i and i.events or {}) do events.collect_ids(e, W.WalEvent, ids) end
   end
   local short = fmt.unique_prefixes(ids)
   if i then i.short = short end
   return short
 end
 
--- One line of what an event says (its scalar fields, schema order, ids shortened).
-function view.event_text(e)
-  local short = short_ids(owner[e])
-  local vname, p = next(e.event)
-  local variant = W.WalEventType.by_name[vname]
-  local parts = {}
-  if variant and variant.type and type(p) == "table" then
-    for _, f in ipairs(variant.type.fields) do
-      local v = p[f.name]
-      local K = f.type
-      while K.kind == "option" do K = K.of end
-      if f.name ~= "timestamp" and v ~= nil and K.kind ~= "record" and K.kind ~= "list" then
-        local text
-        if K.kind == "id" then text = short[v] or v
-        elseif K.kind == "enum" then text = type(v) == "string" and v or tostring((next(v)))
-        elseif K.kind == "u64" then
-          text = show.is_time_field(f.name) and (fmt.iso(v) or fmt.u64(v)) or fmt.u64(v)
-        elseif K.kind == "bytes" then text = #v .. " bytes"
-        else text = tostring(v) end
-        parts[#parts + 1] = f.name .. "=" .. text
-      end
-    end
-  end
-  return vname .. (#parts > 0 and (" " .. table.concat(parts, " ")) or "")
-end
-
-local function event_time(e)
-  local _, p = next(e.event)
-  return type(p) == "table" and (p.timestamp or (p.run_instance and p.run_instance.created_at)) or nil
-end
-view.event_time = event_time
+--- One line of what an event says (its scalar fields, schema order, ids by unique prefix).
+function view.event_text(e) return events.text(e, short_ids(owner[e])) end
 
 List.__tostring = function(list)
   local kind = list_kind[list]
@@ -485,19 +439,6 @@ end
 --- The run pretty-printed (a printable text object).
 function RunM:show() return view.text(show.render(self, S.Run)) end
 
--- The WAL events of a run with the key of the snapshot history line each one explains.
-local function event_key(e)
-  local vname, p = next(e.event)
-  if vname == "RunCreated" then return "state:>" .. p.run_instance.state .. "@" .. p.run_instance.created_at end
-  if vname == "RunStateChanged" then
-    return "state:" .. p.previous_state .. ">" .. p.new_state .. "@" .. p.timestamp
-  end
-  if vname == "AttemptStarted" then return "start:" .. p.attempt_id end
-  if vname == "AttemptFinished" then return "finish:" .. p.attempt_id end
-  if vname == "LeaseAcquired" then return "lease:" .. p.owner .. "@" .. p.timestamp end
-  return nil
-end
-
 --- The state history, attempts, lease and (for a data dir) the run's WAL events as one
 -- timeline. A WAL event that a history line records is shown on that line
 -- (`#seq @offset`); the others (heartbeats, releases, ...) get lines of their own.
@@ -534,13 +475,13 @@ function RunM:history()
       text = "lease acquired by " .. self.lease.owner
       .. " (expires " .. (fmt.iso(self.lease.expiry) or fmt.u64(self.lease.expiry)) .. ")" }
   end
-  local events = snap and info[snap] and info[snap].events
-  if events then
+  local logged = snap and info[snap] and info[snap].events
+  if logged then
     local by_key = {}
     for _, e in ipairs(entries) do if e.key and not by_key[e.key] then by_key[e.key] = e end end
-    for _, ev in ipairs(events) do
+    for _, ev in ipairs(logged) do
       if view.event_subject(ev, "run") == ri.id then
-        local k = event_key(ev)
+        local k = events.history_key(ev)
         local e = k and by_key[k]
         local tag = string.format("#%s @%s", fmt.u64(ev.sequence), tostring(offset_of[ev]))
         if e and not e.wal then
@@ -557,7 +498,7 @@ function RunM:history()
     if x.at ~= y.at then return math.ult(x.at, y.at) end
     return x.order < y.order
   end)
-  local with_wal = events ~= nil
+  local with_wal = logged ~= nil
   for _, e in ipairs(entries) do
     local rel = base and ("+" .. fmt.duration(e.at - base)) or ""
     local line = string.format("  %-20s %-8s %s", fmt.iso(e.at) or fmt.u64(e.at), rel, e.text)
@@ -643,9 +584,9 @@ function SnapshotM:run(prefix) return lookup(self.runs, run_key, prefix, "run") 
 -- `s:events{run = prefix, task = prefix, variant = "LeaseAcquired", since = seq, until = seq}`.
 -- A snapshot file has no events (an error says so).
 function SnapshotM:events(filter)
-  local events = info[self] and info[self].events
-  if not events then view.fail("s:events(): no WAL here (load a data dir: aq.load(DIR))") end
-  return filter_list(events, filter)
+  local logged = info[self] and info[self].events
+  if not logged then view.fail("s:events(): no WAL here (load a data dir: aq.load(DIR))") end
+  return filter_list(logged, filter)
 end
 
 -- The parts matched by a path with [*] as a printable text (`.data` = the matches).
