@@ -53,6 +53,7 @@ DEB_PKGS   += luarocks
 DEB_PKGS   += make
 DEB_PKGS   += parallel
 DEB_PKGS   += pkg-config
+DEB_PKGS   += strace
 DEB_PKGS   += tmux
 DEB_PKGS   += zlib1g-dev
 # The reliability harness (fuzzing, valgrind).
@@ -166,7 +167,7 @@ fuzz: fuzz-build
 
 # Long reliability loops (make test runs small slices of the same specs).
 crash: build test-support
-	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua
+	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua spec/reliability_race_spec.lua
 
 faults: build test-support
 	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua \
