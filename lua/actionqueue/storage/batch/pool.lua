@@ -1,6 +1,6 @@
 --- Worker pool: long-lived `lua5.4` worker processes fed batches of jobs over pipes.
 -- A job that crashes its worker or passes its deadline fails alone: the worker is
--- killed (SIGKILL) and reaped, the temp sibling of the job's output (`OUTPUT.tmp`) is
+-- killed (SIGKILL) and reaped, the worker's temp sibling of the job's output (`OUTPUT.tmp.<pid>.<hex>`) is
 -- removed, and a fresh worker takes the jobs queued behind it.
 --
 -- The runner is kept cheap so that it does not limit the speed-up of many small jobs:
@@ -71,22 +71,6 @@ end
 
 local function decode_result(tail)
   return (plain.decode("{" .. tail .. "}"))
-end
-
---- Removes what a killed job's atomic write may have left next to its output: the temp
--- siblings `OUTPUT.tmp...` (outputs are unique within a run, see `outputs.check_unique`,
--- so these belong to the job's own, now dead, worker).
--- @tparam string output_path
-function pool.remove_temps(output_path)
-  local dir, base = output_path:match("^(.*)/([^/]*)$")
-  if not dir then dir, base = ".", output_path end
-  os.remove(output_path .. ".tmp")
-  local ok, names = pcall(fsutil.list_dir, dir == "" and "/" or dir)
-  if not ok then return end
-  local prefix, hidden = base .. ".tmp", "." .. base .. ".tmp"
-  for _, name in ipairs(names) do
-    if name:sub(1, #prefix) == prefix or name:sub(1, #hidden) == hidden then os.remove(dir .. "/" .. name) end
-  end
 end
 
 -- The pool: workers, the jobs not yet given to one, and the loop that feeds them.
@@ -186,7 +170,8 @@ function Pool:requeue(w, result, sig, now)
   for k = #w.queue, 1, -1 do self.pending[#self.pending + 1] = w.queue[k].job end
   w.queue, w.qbytes = {}, 0
   if head then
-    if head.job.output_path then pool.remove_temps(head.job.output_path) end
+    -- the killed writer's own temp, OUTPUT.tmp.<pid>.<hex> (docs/safety.md): nobody else's
+    if head.job.output_path then fsutil.remove_temps_of(head.job.output_path, w.pid) end
     now = now or core.proc_clock()
     result.seconds = now - (head.started or now)
     self:done(head.job, result)
@@ -327,7 +312,7 @@ function Pool:stop(sig, now)
     self:collect_waiting(w, now)
     local head = w.queue[1]
     self:retire(w, 9)
-    if head and head.job.output_path then pool.remove_temps(head.job.output_path) end
+    if head and head.job.output_path then fsutil.remove_temps_of(head.job.output_path, w.pid) end
   end
   return { kind = "Interrupted", signal = sig, unfinished = self.remaining }
 end
