@@ -44,3 +44,40 @@ describe("datadir", function()
     assert.equal(tmp .. "/file/data/snapshots", err.path)
   end)
 end)
+
+describe("writers and a missing directory", function()
+  local run = require "support.aqstore_run"
+  local tmp
+  before_each(function() tmp = files.tmpdir() end)
+  after_each(function() files.rmtree(tmp) end)
+
+  it("aqstore build names the missing output directory", function()
+    files.copy(require("support.fixtures").repo .. "/examples/queue.lua", tmp .. "/queue.lua")
+    local r = run.cli({ "build", "queue.lua", "nodir/queue.snap" }, { cwd = tmp })
+    assert.equal(1, r.code)
+    assert.matches("the output directory nodir does not exist", r.err, 1, true)
+    local j = run.cli({ "build", "--json", "queue.lua", "nodir/queue.snap" }, { cwd = tmp })
+    assert.matches('"hint": "the output directory nodir does not exist"', j.out, 1, true)
+  end)
+
+  it("snapshot.write's error names the missing directory (err.hint)", function()
+    local storage = require "actionqueue.storage"
+    local snap = assert(storage.snapshot.build { timestamp = 1 })
+    local ok, err = storage.snapshot.write(tmp .. "/nodir/snapshot.bin", snap)
+    assert.is_nil(ok)
+    assert.matches(tmp .. "/nodir", err.hint, 1, true)
+  end)
+end)
+
+describe("wal.open_appender and a missing directory", function()
+  it("keeps the engine's text and names the missing directory (err.hint)", function()
+    local storage = require "actionqueue.storage"
+    local tmp = files.tmpdir()
+    local w, err = storage.wal.open_appender(tmp .. "/data/wal/actionqueue.wal")
+    files.rmtree(tmp)
+    assert.is_nil(w)
+    assert.equal("I/O error when opening or bootstrapping WAL file: No such file or directory (os error 2)",
+      err.message)
+    assert.matches("the WAL directory " .. tmp .. "/data/wal does not exist", err.hint, 1, true)
+  end)
+end)

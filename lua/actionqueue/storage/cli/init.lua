@@ -129,21 +129,25 @@ function cli.fail(json, doc)
   return cli.BAD
 end
 
---- Error value -> `{kind, message}` plain table (for JSON output).
+--- Error value -> `{kind, message [, hint]}` plain table (for JSON output). `hint` is the
+-- library's sentence about the cause when it knows more than the engine's text (a missing
+-- output directory, ...).
 function cli.error_doc(err)
   if type(err) == "table" then
-    return { kind = err.kind or "Error", message = err.message or tostring(err) }
+    return { kind = err.kind or "Error", message = err.message or tostring(err),
+      hint = type(err.hint) == "string" and err.hint or nil }
   end
   return { kind = "Error", message = tostring(err) }
 end
 
 --- Reports a file error (text or, with `json`, a JSON document) and returns exit code 1.
+-- The text is `aqstore: FILE: message` and, when the error has a hint, `; hint`.
 function cli.file_error(file, err, json)
   local e = cli.error_doc(err)
   if json then
     cli.json({ file = file, ok = false, error = e })
   else
-    cli.err(file, ": ", cli.color("bad", e.message))
+    cli.err(file, ": ", cli.color("bad", e.message), e.hint and ("; " .. e.hint) or "")
   end
   return cli.BAD
 end

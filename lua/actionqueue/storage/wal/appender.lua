@@ -61,7 +61,15 @@ local function open_log(path)
   local probe = io.open(path, "rb")
   if probe then probe:close() end
   local log, msg, ename = core.log_open(path, { create = true, nofollow = true })
-  if not log then return nil, io_error(OPEN_PREFIX, msg, ename) end
+  if not log then
+    local err = io_error(OPEN_PREFIX, msg, ename)
+    local parent = path:match("^(.*)/[^/]*$") or "."
+    if ename == "ENOENT" and not require("lfs").attributes(parent == "" and "/" or parent) then
+      -- the engine's text blames the file; say which directory is missing (surface helper)
+      err.path, err.hint = path, "the WAL directory " .. parent .. " does not exist (datadir.init creates the layout)"
+    end
+    return nil, err
+  end
   if not probe then
     -- A new file's name is durable only once its directory is synced; without this a
     -- power loss can drop the whole WAL although every append was fdatasync'ed
