@@ -15,8 +15,8 @@ local M = {}
 M.DOC = fixtures.repo .. "/docs/repl.md"
 
 --- A scratch directory with the files the document uses: queue.snap (built from
--- examples/queue.lua), runs.snap and strings.snap (golden snapshots) and data/ (a golden
--- data dir: snapshot at sequence 26 + WAL up to 37).
+-- examples/queue.lua), runs.snap and strings.snap (golden snapshots), data/ (a golden
+-- data dir: snapshot at sequence 26 + WAL up to 37) and torn/ (a WAL with a torn tail).
 function M.workdir()
   local dir = files.tmpdir()
   assert(run.cli({ "build", fixtures.repo .. "/examples/queue.lua", dir .. "/queue.snap" }).code == 0)
@@ -24,6 +24,8 @@ function M.workdir()
   files.copy(fixtures.path("snapshot", "valid_08_strings.snap"), dir .. "/strings.snap")
   assert(os.execute("cp -r " .. files.q(fixtures.path("wal", "recovery", "attempt_in_flight_snapshot_plus_tail"))
     .. " " .. files.q(dir .. "/data")))
+  assert(os.execute("cp -r " .. files.q(fixtures.path("wal", "recovery", "wal_torn_tail")) .. " "
+    .. files.q(dir .. "/torn")))
   return dir
 end
 

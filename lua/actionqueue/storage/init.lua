@@ -23,15 +23,22 @@ local submodules = {
 -- REPL conveniences (read-only), loaded on first use from actionqueue.storage.inspect.
 local function inspect() return require "actionqueue.storage.inspect" end
 
---- Loads a snapshot file read-only into the REPL views (`s = aq.load(path)`).
+--- Loads a snapshot file, or the state a data dir recovers to (with its WAL events),
+-- read-only into the REPL views (`s = aq.load(path)`).
 -- @tparam string path
+-- @tparam[opt] table opts for a data dir: `timestamp` of the recovered snapshot
 -- @return the snapshot view; raises a one-line error value on failure
-function storage.load(path) return inspect().load(path) end
+function storage.load(path, opts) return inspect().load(path, opts) end
 
 --- Like `load`, but returns `nil, err` instead of raising.
 -- @tparam string path
+-- @tparam[opt] table opts as for `load`
 -- @return the snapshot view, or `nil, err`
-function storage.open(path) return inspect().open(path) end
+function storage.open(path, opts) return inspect().open(path, opts) end
+
+--- The WAL records of a data dir or WAL file up to the first problem (a list filtering like
+-- `s:events{...}`), also when the data dir does not recover; the problem is the 2nd value.
+function storage.events(path) return inspect().events(path) end
 
 --- Schema-aware pretty printer for any part of a snapshot (`aq.show(s.runs[1])`).
 -- @param x the value

@@ -30,6 +30,32 @@ local function latest_time(events, snap_ts)
   return at
 end
 
+-- The records of a WAL file up to its first problem, their offsets and the scan summary.
+function datadir.read_wal(wal_path)
+  local reader = require "actionqueue.storage.wal.reader"
+  local events, offsets = {}, {}
+  local scan = { records = 0, valid_bytes = 0 }
+  if fsutil.exists(wal_path) then
+    scan = reader.scan(wal_path, {}, function(offset, ev)
+      events[#events + 1] = ev
+      offsets[ev] = offset
+    end)
+  end
+  return events, offsets, scan
+end
+
+--- The WAL records of a data dir (or of a WAL file) up to the first problem, as a list
+-- that prints as a table and filters like `s:events{...}`, read-only; works when the
+-- data dir does not recover. The problem, if any, is the second value.
+-- @tparam string p data dir or WAL file
+-- @return the list, and nil or the error value that ended the scan
+function datadir.events(p)
+  local bootstrap = require "actionqueue.storage.recovery.bootstrap"
+  local wal_path = datadir.is_dir(p) and (p .. "/" .. bootstrap.WAL_FILE) or p
+  local events, offsets, scan = datadir.read_wal(wal_path)
+  return view.wrap_events(events, offsets), scan.error
+end
+
 --- Opens a data dir read-only.
 -- @tparam string dir the data dir (`wal/actionqueue.wal`, `snapshots/snapshot.bin`)
 -- @tparam[opt] table opts `timestamp` of the recovered snapshot (default: the newest event
@@ -38,17 +64,13 @@ end
 function datadir.open(dir, opts)
   opts = opts or {}
   local recovery = require "actionqueue.storage.recovery"
-  local reader = require "actionqueue.storage.wal.reader"
   local r, err = recovery.recover(dir, { bootstrap = false })
-  if not r then return nil, err end
-  local events, offsets = {}, {}
-  local scan = { records = 0, valid_bytes = 0 }
-  if fsutil.exists(r.wal_path) then
-    scan = reader.scan(r.wal_path, {}, function(offset, ev)
-      events[#events + 1] = ev
-      offsets[ev] = offset
-    end)
+  if not r then
+    local message = type(err) == "table" and err.message or tostring(err)
+    return nil, { kind = type(err) == "table" and err.kind or "Error",
+                  message = message .. " (the WAL records before the problem: aq.events(DIR))" }
   end
+  local events, offsets, scan = datadir.read_wal(r.wal_path)
   local snap_ts
   if r.snapshot_loaded then
     local snapshot = require "actionqueue.storage.snapshot"

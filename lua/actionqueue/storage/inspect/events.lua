@@ -51,7 +51,9 @@ function events.text(e, short)
       local v = p[f.name]
       local K = f.type
       while K.kind == "option" do K = K.of end
-      if f.name ~= "timestamp" and v ~= nil and K.kind ~= "record" and K.kind ~= "list" then
+      if K.kind == "record" and type(v) == "table" and K.by_name.id and K.by_name.id.type.kind == "id" then
+        parts[#parts + 1] = f.name .. ".id=" .. (short[v.id] or v.id)   -- the created task or run
+      elseif f.name ~= "timestamp" and v ~= nil and K.kind ~= "record" and K.kind ~= "list" then
         local text
         if K.kind == "id" then text = short[v] or v
         elseif K.kind == "enum" then text = type(v) == "string" and v or tostring((next(v)))

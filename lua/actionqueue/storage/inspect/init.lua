@@ -59,6 +59,14 @@ function inspect.load(p, opts)
   return s
 end
 
+--- The WAL records of a data dir or WAL file up to the first problem, as a list that
+-- filters like `s:events{...}` (for a data dir that does not recover); the problem, if any,
+-- is the second value. Read-only.
+function inspect.events(p)
+  if type(p) ~= "string" then error("aq.events: data dir or WAL file name expected", 2) end
+  return require("actionqueue.storage.inspect.datadir").events(p)
+end
+
 --- True unless `x` is nil or a failed lookup (`s:run("zzz")` returns a value that explains
 -- itself when used; this tells it apart in scripts: `if aq.found(r) then ... end`).
 function inspect.found(x) return view.found(x) end

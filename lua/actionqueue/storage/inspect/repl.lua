@@ -95,7 +95,10 @@ function repl.result_text(expr, env, results)
     end
     parts[i] = text
   end
-  return table.concat(parts, "\t")
+  -- several results: tab-separated like lua5.4 -i, one per line when any spans lines
+  local multiline = false
+  for _, t in ipairs(parts) do if t:find("\n") then multiline = true end end
+  return table.concat(parts, multiline and "\n" or "\t")
 end
 
 -- Completion ---------------------------------------------------------------------------

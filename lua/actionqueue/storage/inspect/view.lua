@@ -717,6 +717,18 @@ function view.kind(x) return list_kind[x] end
 --- The schema type recorded for a wrapped table (nil for others).
 function view.type_of(x) return type_of[x] end
 
+--- Wraps WAL records without a snapshot (a log that does not recover, a WAL file): a list
+-- of kind "events" that prints as a table and filters like `s:events{...}`.
+-- @tparam table records list of `{sequence =, event =}`
+-- @tparam[opt] table offsets record -> byte offset in the log
+function view.wrap_events(records, offsets)
+  for _, e in ipairs(records) do
+    attach(e, W.WalEvent, nil)
+    if offsets then offset_of[e] = offsets[e] end
+  end
+  return new_list(records, "events", nil, { kind = "list", of = W.WalEvent })
+end
+
 --- True when `x` is a wrapped snapshot.
 function view.is_snapshot(x) return getmetatable(x) == Snapshot end
 
