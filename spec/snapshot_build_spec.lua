@@ -329,3 +329,16 @@ describe("snapshot.build on values of the wrong kind", function()
     fails({ budgets = { 1 } }, "budgets[1]: expected SnapshotBudget, got 1")
   end)
 end)
+
+describe("snapshot.build and the collector", function()
+  it("restores the collector's pause on every path", function()
+    local mine = 176 -- Lua keeps the pause in steps of 4
+    local before = collectgarbage("setpause", mine)
+    assert(build { tasks = { {} } })
+    assert.is_nil((build { tasks = { { constraints = { max_attempts = -1 } } } }))
+    assert.is_nil((build { tasks = { { id = "7a5c0000-0000-4000-8000-000000000001" } },
+      runs = { { task_id = "7a5c0000-0000-4000-8000-000000000002" } } })) -- a validation rule
+    assert.equal(mine, collectgarbage("setpause", before))
+    assert.is_true(collectgarbage("isrunning"))
+  end)
+end)

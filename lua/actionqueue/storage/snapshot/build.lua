@@ -599,15 +599,10 @@ end
 
 local build_root -- compiled on first use
 
---- Builds a snapshot from a friendly table.
--- @tparam table t the snapshot description (every field optional)
--- @tparam[opt] table opts `{validate = false}` to skip the §6 validation of the result
--- @treturn table|nil the snapshot
--- @treturn table a `BuildError` (`path`, `problem`, `message` = "path: problem"; `rule`
---   when the result breaks a validation rule)
-function M.build(t, opts)
-  if t == nil then t = {} end
-  build_root = build_root or coercer(S.root)
+-- The collector's pause (percent) while building; see M.build.
+local GC_PAUSE = 1000
+
+local function build_and_validate(t, opts)
   local ctx = { timestamp = 0, stack = {}, depth = 0, final = {} }
   local ok, res = pcall(build_root, t, ctx, nil)
   if not ok then
@@ -624,6 +619,25 @@ function M.build(t, opts)
     end
   end
   return res
+end
+
+--- Builds a snapshot from a friendly table.
+-- @tparam table t the snapshot description (every field optional)
+-- @tparam[opt] table opts `{validate = false}` to skip the §6 validation of the result
+-- @treturn table|nil the snapshot
+-- @treturn table a `BuildError` (`path`, `problem`, `message` = "path: problem"; `rule`
+--   when the result breaks a validation rule)
+function M.build(t, opts)
+  if t == nil then t = {} end
+  build_root = build_root or coercer(S.root)
+  -- Nearly everything build allocates stays alive (it is the result), so collection cycles
+  -- during the build mark live data in vain: a longer pause for the build's duration
+  -- (about 15% of the time at 100k tasks + runs, +10% peak memory), restored on every path.
+  local pause = collectgarbage("setpause", GC_PAUSE)
+  local ok, res, err = pcall(build_and_validate, t, opts)
+  collectgarbage("setpause", pause)
+  if not ok then error(res, 0) end
+  return res, err
 end
 
 return M
