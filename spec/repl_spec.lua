@@ -25,11 +25,12 @@ describe("aqstore repl", function()
 
   local describe_file = run.snapshot_ready() and describe or pending
   describe_file("with a FILE", function()
-    local snap = os.tmpname() .. ".snap"
+    local base = os.tmpname()   -- creates the empty file `base`: removed in teardown too
+    local snap = base .. ".snap"
     setup(function()
       assert.equal(0, run.cli({ "build", EX .. "queue.lua", snap }).code)
     end)
-    teardown(function() os.remove(snap) end)
+    teardown(function() os.remove(snap); os.remove(base) end)
 
     it("has s loaded: summary and queries work", function()
       local r = run.cli({ "repl", snap }, { stdin = table.concat({

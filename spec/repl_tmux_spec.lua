@@ -23,7 +23,7 @@ local describe_tty = reason and function(name) pending(name .. ": " .. reason) e
 describe_tty("aqstore repl in a terminal (tmux)", function()
   local dir, snap, sock
   local function tmux(args)
-    local p = io.popen("tmux -L " .. sock .. " -f /dev/null " .. args .. " 2>&1")
+    local p = io.popen("tmux -S " .. q(sock) .. " -f /dev/null " .. args .. " 2>&1")
     local out = p:read("a")
     p:close()
     return out
@@ -46,7 +46,7 @@ describe_tty("aqstore repl in a terminal (tmux)", function()
   end
   local function session_gone()
     for _ = 1, 100 do
-      if not have("tmux -L " .. sock .. " -f /dev/null has-session -t t") then return true end
+      if not have("tmux -S " .. q(sock) .. " -f /dev/null has-session -t t") then return true end
       os.execute("sleep 0.1")
     end
     return false
@@ -56,7 +56,7 @@ describe_tty("aqstore repl in a terminal (tmux)", function()
     dir = files.tmpdir()
     snap = dir .. "/queue.snap"
     assert.equal(0, run.cli({ "build", fixtures.repo .. "/examples/queue.lua", snap }).code)
-    sock = "aqs-repl-" .. tostring(os.time()) .. "-" .. tostring(math.random(1e6))
+    sock = dir .. "/tmux.sock"   -- a private server whose socket goes away with the temp dir
   end)
   teardown(function()
     tmux("kill-server")
