@@ -129,25 +129,29 @@ function cli.fail(json, doc)
   return cli.BAD
 end
 
---- Error value -> `{kind, message [, hint]}` plain table (for JSON output). `hint` is the
--- library's sentence about the cause when it knows more than the engine's text (a missing
--- output directory, ...).
+--- Error value -> `{kind, message [, hint, op, path]}` plain table (for JSON output).
+-- `hint` is the library's sentence about the cause when it knows more than the engine's
+-- text (a missing output directory, ...); `op` / `path` the step and the file of an I/O
+-- error (docs/safety.md).
 function cli.error_doc(err)
   if type(err) == "table" then
+    local function str(v) return type(v) == "string" and v or nil end
     return { kind = err.kind or "Error", message = err.message or tostring(err),
-      hint = type(err.hint) == "string" and err.hint or nil }
+      hint = str(err.hint), op = str(err.op), path = str(err.op) and str(err.path) }
   end
   return { kind = "Error", message = tostring(err) }
 end
 
 --- Reports a file error (text or, with `json`, a JSON document) and returns exit code 1.
--- The text is `aqstore: FILE: message` and, when the error has a hint, `; hint`.
+-- The text is `aqstore: FILE: message` and, when the error has them, `; step: OP, file:
+-- PATH; hint` (errors.where).
 function cli.file_error(file, err, json)
   local e = cli.error_doc(err)
   if json then
     cli.json({ file = file, ok = false, error = e })
   else
-    cli.err(file, ": ", cli.color("bad", e.message), e.hint and ("; " .. e.hint) or "")
+    local where = require("actionqueue.storage.errors").where(err) or e.hint
+    cli.err(file, ": ", cli.color("bad", e.message), where and ("; " .. where) or "")
   end
   return cli.BAD
 end
