@@ -1,6 +1,7 @@
 -- Seeds the fuzz corpora from the shared fixtures (seed corpora, never edited):
 --   frame          every snapshot file and every WAL record frame, whole
 --   snapshot_json  snapshot payloads (frame header stripped; frame-kind cases skipped)
+--   snapshot_verdict  the same payloads (the verdict/table differential)
 --   wal_postcard   WAL record payloads (every frame of every *.wal)
 --   wal_stream     whole WAL files (first 64 KiB)
 -- Usage: lua5.4 fuzz/seed.lua FIXTURES_DIR OUT_DIR   (writes OUT_DIR/<target>/<name>)
@@ -36,7 +37,10 @@ for _, p in ipairs(files(fixtures .. "/snapshot", "*.snap")) do
   local d = read(p)
   local base = p:match("([^/]+)$")
   emit("frame", "snap_" .. base, d)
-  if #d >= 12 and not base:match("^frame_") then emit("snapshot_json", base, d:sub(13)) end
+  if #d >= 12 and not base:match("^frame_") then
+    emit("snapshot_json", base, d:sub(13))
+    emit("snapshot_verdict", base, d:sub(13))
+  end
 end
 for _, p in ipairs(files(fixtures .. "/wal", "*.wal")) do
   local d = read(p)
