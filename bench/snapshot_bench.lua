@@ -92,7 +92,8 @@ local have_valgrind = os.getenv("SNAP_BENCH_CALLGRIND") ~= "0" and run("valgrind
 local function instructions(cmd, prepare)
   if not have_valgrind then return nil end
   if prepare then prepare() end
-  local p = assert(io.popen("valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd .. " 2>&1 >/dev/null", "r"))
+  local p = assert(io.popen("valgrind --tool=callgrind --callgrind-out-file=/dev/null " .. cmd
+    .. " 2>&1 >/dev/null", "r"))
   local out = p:read("a")
   p:close()
   local n = out:match("Collected : (%d+)")
@@ -130,7 +131,8 @@ local only = {}
 for id in (os.getenv("SNAP_BENCH_ROWS") or ""):gmatch("[^,%s]+") do only[id] = true end
 
 local function mi(n) return n and ("%.0fM"):format(n / 1e6) or "-" end
-print(("%-52s %14s %7s %9s %8s   %s"):format("work (input)", "wall s", "CPU s", "peak MiB", "Ir", "ratio wall / peak / Ir (target)"))
+print(("%-52s %14s %7s %9s %8s   %s"):format("work (input)", "wall s", "CPU s", "peak MiB", "Ir",
+  "ratio wall / peak / Ir (target)"))
 for _, r in ipairs(ROWS) do
   if next(only) == nil or only[r.id] then
     local t, cpu, peak = measure(r.cmd, r.prepare)
