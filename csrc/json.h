@@ -89,6 +89,12 @@ typedef struct {
   uint64_t got;         /* payload bytes read */
   uint32_t crc;
   int read_errno;       /* errno of a failed read (0 = none) */
+  /* optional: every chunk read is also handed to copy (e.g. an AtomicWriter) */
+  void (*copy)(void *ud, const unsigned char *p, size_t n);
+  void *copy_ud;
+  int canonical;        /* out (skim mode): the payload is exactly its canonical encoding
+                           (compact, schema key order, every field, canonical ids, no
+                           escapes, unit variants as strings) */
 } jstream;
 
 /* Decodes the payload of s with the schema at stack index sidx.  hk != NULL: skim mode

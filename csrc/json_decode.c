@@ -59,6 +59,7 @@ typedef struct {
   uint64_t lines;   /* newlines in the dropped bytes s had before base */
   uint64_t last_nl; /* payload offset + 1 of the last dropped newline (0 = none) */
   const jhooks *hk; /* skim mode: nothing is built, the hooks see the records */
+  int noncanon;     /* skim mode: something differs from the canonical encoding */
   void *hud;
 } jd;
 
@@ -108,6 +109,7 @@ static int more(jd *d) {
   if (r < 0) { src->read_errno = errno ? errno : EIO; return 0; }
   if (r == 0) { src->read_errno = -1; return 0; }   /* ended early: short payload */
   src->crc = aqs_crc32_update(src->crc, w->p + w->len, (size_t)r);
+  if (src->copy) src->copy(src->copy_ud, w->p + w->len, (size_t)r);
   src->got += (uint64_t)r;
   src->left -= (uint64_t)r;
   w->len += (size_t)r;
@@ -216,7 +218,7 @@ static int ws_slow(jd *d) {
   for (;;) {
     while (d->i < d->n) {
       unsigned char c = d->s[d->i];
-      if (c == ' ' || c == '\n' || c == '\t' || c == '\r') d->i++;
+      if (c == ' ' || c == '\n' || c == '\t' || c == '\r') { d->i++; d->noncanon = 1; }
       else return c;
     }
     if (!more(d)) return -1;
@@ -405,6 +407,7 @@ static int parse_str(jd *d, int validate, const unsigned char **out, size_t *len
     if (s[i] == '\\') {
       dbuf_add(d, &d->st->scratch, s + start, i - start);
       copied = 1;
+      d->noncanon = 1;
       d->i = i + 1;
       if (parse_escape(d, validate)) return -1;
       start = d->i;
@@ -945,6 +948,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
         }
       }
     }
+    d->noncanon = 1;   /* a key out of schema order, escaped or unknown */
   found:
     if (f) {
       hint = k + 1;
@@ -966,6 +970,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
     if (seen & ((uint64_t)1 << k)) continue;
+    d->noncanon = 1;   /* a field left out */
     if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
       if (d->hk) continue;   /* skim: absent (the hooks know the defaults they need) */
       push_ref(d, f->name_ref);
@@ -980,6 +985,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
 
 static int record_seq(jd *d, jtype *t, int variant, jcap *caps) {
   int first = 1, k;
+  d->noncanon = 1;   /* a record written as an array */
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
     int r = seq_next(d, &first);
@@ -1208,6 +1214,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
     if (!v) { d->depth++; return unknown_variant(d, t, s, n); }
     if (object_colon(d)) { d->depth++; return -1; }
     if (!v->type) {
+      d->noncanon = 1;   /* {"Unit":null} */
       c = ws(d);
       if (c == 'n') {
         d->i++;
@@ -1323,6 +1330,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
           fix_pos(d);
           return -1;
         }
+        d->noncanon = 1;
         if (!d->hk) lua_pushlstring(L, out, 36);
         else if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
       } else if (!d->hk) {
@@ -1415,6 +1423,7 @@ static int decode_driver(lua_State *L, int sidx, jd *d) {
     lua_replace(L, -3);          /* value (or nil in skim mode) over refs */
     lua_pop(L, 1);               /* state */
     drain(d);
+    if (d->src) d->src->canonical = d->hk && !d->noncanon;
     return 1;
   }
   lua_pop(L, 1);

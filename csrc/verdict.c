@@ -23,7 +23,10 @@
  *   {status = "ok", tasks, runs, version, length, crc}.
  * snapshot_read(path, plan [, opts]) -> the same, but the snapshot is built (a Lua value,
  *   not validated: status = "ok", value) from the streamed payload.
- *   opts = {version = 4, max_length = 268435456}.
+ *   opts = {version = 4, max_length = 268435456}.  "ok" also has `canonical` (the payload
+ *   is byte for byte its canonical encoding) and `json_version` (the document's version).
+ *   A 4th argument, an AtomicWriter inside begin_frame, receives a copy of the payload
+ *   (aqstore rewrite of a canonical payload; the caller finishes or aborts it).
  */
 #include "json.h"
 #include "io.h"
@@ -40,7 +43,7 @@
 
 /* Hook ids (jtype.vk / jitem.vk) and the fields each hook reads (jtype.vf). */
 enum { VK_NONE, VK_METADATA, VK_TASK, VK_TASKSPEC, VK_CONSTRAINTS, VK_RUNINST, VK_HIST,
-       VK_ATTEMPT, VK_RUN, VK_ENGINE, VK_DEP, VK_BUDGET, VK_SUB, VK_REPEAT, VK_COUNT };
+       VK_ATTEMPT, VK_RUN, VK_ENGINE, VK_DEP, VK_BUDGET, VK_SUB, VK_REPEAT, VK_ROOT, VK_COUNT };
 
 static const struct { const char *record; const char *fields[8]; } HOOKS[VK_COUNT] = {
   {NULL, {NULL}},
@@ -58,6 +61,7 @@ static const struct { const char *record; const char *fields[8]; } HOOKS[VK_COUN
   {"SnapshotBudget", {"task_id", "dimension", NULL}},
   {"SnapshotSubscription", {"subscription_id", "task_id", NULL}},
   {"RunPolicyWire::Repeat", {"count", "interval_secs", NULL}},   /* variant Repeat */
+  {"Snapshot", {"version", NULL}},
 };
 
 #define NSTATES 32
@@ -100,6 +104,9 @@ typedef struct {
   lua_State *L;
   const vplan *pl;
   int fd;
+  int writer_ref;               /* copy of the payload: AtomicWriter ref (LUA_NOREF = none) */
+  int writer_failed;            /* its first failure (the writer repeats it to Lua) */
+  uint64_t json_version;        /* the document's own "version" field */
   /* header */
   int md_seen;
   uint32_t md_schema;
@@ -220,6 +227,10 @@ static int vstate_gc(lua_State *L) {
   idset_free(&v->seen);
   for (i = 0; i < 8; i++) { free(bufs[i]->p); memset(bufs[i], 0, sizeof(vbuf)); }
   if (v->fd >= 0) { (void)aqs_close(v->fd); v->fd = -1; }
+  if (v->writer_ref != LUA_NOREF && v->writer_ref != 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, v->writer_ref);
+    v->writer_ref = LUA_NOREF;
+  }
   return 0;
 }
 
@@ -505,6 +516,9 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
     case VK_SUB:
       vbuf_add(v, &v->subs, CAP(t, caps, 0)->id, 16);
       vbuf_add(v, &v->subs, CAP(t, caps, 1)->id, 16);
+      return 0;
+    case VK_ROOT:
+      v->json_version = CAP(t, caps, 0)->u;
       return 0;
     default:
       return 0;
@@ -798,6 +812,21 @@ static void set_str(lua_State *L, const char *k, const char *s) {
   lua_setfield(L, -2, k);
 }
 
+/* A chunk of the payload to the AtomicWriter (snapshot_verdict's 4th argument): the
+ * rewrite of a canonical payload is a copy.  A write failure is kept by the writer and
+ * repeated by its next call (the caller asks it), so here it only stops the copy. */
+static void copy_chunk(void *ud, const unsigned char *p, size_t n) {
+  vstate *v = (vstate *)ud;
+  lua_State *L = v->L;
+  int r;
+  if (v->writer_failed) return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, v->writer_ref);
+  r = aqs_aw_write_raw(L, -1, (const char *)p, n);
+  if (r > 0) { lua_pop(L, r); v->writer_failed = 1; }
+  else if (r < 0) v->writer_failed = 1;
+  lua_pop(L, 1);
+}
+
 /* The verdict on v (stack: path, plan, schema, state); pushes the result table. */
 static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, uint32_t max, int build) {
   unsigned char h[AQS_HEADER_SIZE];
@@ -821,8 +850,12 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   memset(&src, 0, sizeof src);
   src.fd = v->fd;
   src.left = len;
+  if (v->writer_ref != LUA_NOREF) {
+    src.copy = copy_chunk;
+    src.copy_ud = v;
+  }
   /* ok: the value (nil in skim mode); else msg, line, col */
-  ok = aqs_json_decode_stream(L, 3, &src, build ? NULL : &HOOKS_IMPL, v);
+  ok = aqs_json_decode_stream(L, 4, &src, build ? NULL : &HOOKS_IMPL, v);
   if (src.read_errno > 0) { aqs_push_io_result(L, src.read_errno, AQS_HEADER_SIZE); return; }
   if (src.read_errno < 0 || src.got < len) { aqs_frame_short_payload(L, len, src.got); return; }
   if (src.crc != aqs_get_u32le(h + 8)) {
@@ -856,8 +889,11 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     set_str(L, "message", v->out.msg);
     return;
   }
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 8);
   set_str(L, "status", "ok");
+  lua_pushboolean(L, src.canonical);
+  lua_setfield(L, -2, "canonical");
+  set_int(L, "json_version", (lua_Integer)v->json_version);
   set_int(L, "tasks", (lua_Integer)v->ntasks);
   set_int(L, "runs", (lua_Integer)v->nruns);
   set_int(L, "version", aqs_get_u32le(h));
@@ -872,18 +908,28 @@ static int read_file(lua_State *L, int build) {
   uint32_t expect = aqs_opt_u32(L, 3, "version", 4);
   uint32_t max = aqs_opt_u32(L, 3, "max_length", AQS_MAX_PAYLOAD);
   vstate *v;
-  lua_settop(L, 2);
-  lua_getiuservalue(L, 2, 1);   /* 3: the compiled schema */
+  int writer = !build && aqs_aw_is(L, 4);
+  if (writer) lua_pushvalue(L, 4);
+  else lua_pushnil(L);
+  lua_replace(L, 3);            /* 3: the writer (or nil) */
+  lua_settop(L, 3);
   v = (vstate *)lua_newuserdatauv(L, sizeof(vstate), 0);   /* 4 (freed by __gc) */
   memset(v, 0, sizeof *v);
   v->fd = -1;
+  v->writer_ref = LUA_NOREF;
+  lua_getiuservalue(L, 2, 1);   /* 5: the compiled schema */
+  lua_insert(L, 4);             /* 4: schema, 5: state */
+  if (writer) {
+    lua_pushvalue(L, 3);
+    v->writer_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   luaL_setmetatable(L, VSTATE_MT);
   v->L = L;
   v->pl = pl;
   verdict(L, v, path, expect, max, build);
   /* the descriptor and the id sets go now, not at the next collection */
   lua_pushcfunction(L, vstate_gc);
-  lua_pushvalue(L, 4);
+  lua_pushvalue(L, 5);
   lua_call(L, 1, 0);
   return 1;
 }

@@ -119,6 +119,7 @@ build = {
     ["actionqueue.storage.snapshot.build"] = "lua/actionqueue/storage/snapshot/build.lua",
     ["actionqueue.storage.snapshot.codec"] = "lua/actionqueue/storage/snapshot/codec.lua",
     ["actionqueue.storage.snapshot.load"] = "lua/actionqueue/storage/snapshot/load.lua",
+    ["actionqueue.storage.snapshot.rewrite"] = "lua/actionqueue/storage/snapshot/rewrite.lua",
     ["actionqueue.storage.snapshot.validate"] = "lua/actionqueue/storage/snapshot/validate.lua",
     ["actionqueue.storage.snapshot.write"] = "lua/actionqueue/storage/snapshot/write.lua",
     ["actionqueue.storage.source"] = "lua/actionqueue/storage/source.lua",

@@ -129,6 +129,50 @@ describe("snapshot verdict", function()
   end)
 end)
 
+describe("snapshot.rewrite (a canonical payload is copied while it is judged)", function()
+  local write = require "actionqueue.storage.snapshot.write"
+
+  it("writes what load + write write, for every fixture, byte for byte", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local copied, n = 0, 0
+    for _, c in ipairs(fixtures.manifest("snapshot")) do
+      local input = fixtures.path("snapshot", c.file)
+      local a_out, b_out = tmpdir .. "/rw_a.snap", tmpdir .. "/rw_b.snap"
+      os.remove(a_out)
+      os.remove(b_out)
+      local r, err = snapshot.rewrite(input, a_out)
+      local snap, lerr = snapshot.load(input)
+      local ok, werr
+      if snap then ok, werr = write.write(b_out, snap, { validated = true }) end
+      if r then
+        assert.is_truthy(ok, c.file)
+        assert.equal(#snap.tasks, r.tasks)
+        assert.equal(#snap.runs, r.runs)
+        assert.equal(files.read(b_out), files.read(a_out), c.file)
+        if load.verdict_result(input).canonical then copied = copied + 1 end
+      elseif r == false then
+        assert.equal(false, snap, c.file)
+        assert.is_nil(files.read(a_out))
+      else
+        assert.equal((snap and werr or lerr).message, err.message, c.file)
+        assert.is_nil(files.read(a_out), c.file .. ": nothing written")
+      end
+      n = n + 1
+    end
+    assert.is_true(n > 50 and copied > 10, ("%d fixtures, %d copied"):format(n, copied))
+  end)
+
+  it("tells canonical payloads from the others", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    assert.is_true(load.verdict_result(fixtures.path("snapshot", "valid_02_runs_all_states.snap")).canonical)
+    for _, name in ipairs { "compat_01_serde_default_fields_omitted", "compat_03_unknown_fields_ignored",
+                            "compat_05_pretty_whitespace", "compat_06_uuid_uppercase" } do
+      assert.is_false(load.verdict_result(fixtures.path("snapshot", name .. ".snap")).canonical, name)
+      assert.is_true(load.verdict_result(fixtures.path("snapshot", name .. ".canonical.snap")).canonical, name)
+    end
+  end)
+end)
+
 describe("error texts with a NUL byte (length-aware, like the engine's)", function()
   teardown(function() files.rmtree(tmpdir) end)
 

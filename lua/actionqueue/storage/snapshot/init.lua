@@ -7,6 +7,7 @@
 --     snapshot.encode(snap [, sink])  --> payload | true | nil, err
 --     snapshot.validate(snap [, {all = true}])
 --     snapshot.write(path, snap)      --> true | nil, err
+--     snapshot.rewrite(input, output) --> {tasks = N, runs = M} | false | nil, err
 --     snapshot.build(t)               --> snap | nil, err
 --     snapshot.verify(path)           --> frame_read result table
 --     snapshot.describe_frame(r)      --> one line describing a frame_read result
@@ -25,6 +26,11 @@ snapshot.describe_frame = load.describe_frame
 snapshot.decode = codec.decode
 snapshot.encode = codec.encode
 snapshot.write = write.write
+
+--- Load + canonical atomic write in one (`aqstore rewrite`); see `snapshot.rewrite` module.
+function snapshot.rewrite(input, output)
+  return require("actionqueue.storage.snapshot.rewrite").rewrite(input, output)
+end
 
 --- Semantic validation (§6); see `snapshot.validate` module.
 function snapshot.validate(snap, opts)

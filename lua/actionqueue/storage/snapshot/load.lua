@@ -125,7 +125,21 @@ end
 --   `load` returns: kind, message, and `violation` / `line`, `column`)
 function load.verdict(path)
   assert(type(path) == "string", "snapshot.verdict: path string expected")
-  local r = core.snapshot_verdict(path, verdict_plan(), READ_OPTS)
+  return load.verdict_outcome(core.snapshot_verdict(path, verdict_plan(), READ_OPTS))
+end
+
+--- The raw result of the streamed verdict (`core.snapshot_verdict`), the payload copied
+-- into `writer` (an AtomicWriter inside `begin_frame`) when one is given.
+-- @tparam string path
+-- @param[opt] writer
+-- @treturn table `{status = "ok", tasks, runs, canonical, json_version, ...}` or a failure
+function load.verdict_result(path, writer)
+  return core.snapshot_verdict(path, verdict_plan(), READ_OPTS, writer)
+end
+
+--- `load.verdict`'s return values for a `core.snapshot_verdict` result.
+-- @tparam table r
+function load.verdict_outcome(r)
   local st = r.status
   if st == "ok" then return { tasks = r.tasks, runs = r.runs } end
   if st == "decode_error" then
