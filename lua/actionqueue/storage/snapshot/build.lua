@@ -119,6 +119,11 @@ local final_fields = {}
 final_fields[S.Run] = { state_history = true, attempts = true }
 final_fields[T.RunInstance] = { task_id = true }
 
+-- Records whose table a pre-hook may have made from known keys only (ctx.checked is that
+-- table): the unknown-field walk is skipped for it.
+local prechecked = {}
+prechecked[T.RunInstance] = true
+
 -- Pre-hooks: friendly forms and defaults that need context. They get the input value
 -- (the current path is the record's) and return the table to walk; they never change
 -- a table they did not make.
@@ -240,6 +245,8 @@ pre[S.Run] = function(v, ctx)
     ri.effective_priority = task_priority(ctx, ri.task_id)
   end
   v.run_instance = ri
+  -- a run_instance made by nest holds RunInstance fields only (`task` was resolved above)
+  if mine then ctx.checked = ri end
   return v
 end
 
@@ -359,6 +366,10 @@ local function compile_record(rec, embedded)
     emit("    for k in pairs(v) do if %s[k] == nil and %s[k] == nil then unknown_field(ctx, v, %s, %s) end end",
       by_name, eby, by_name, eby)
     emit("  else")
+    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("  end")
+  elseif prechecked[rec] then
+    emit("  if ctx.checked ~= v then")
     emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
   elseif not embedded then
