@@ -77,6 +77,23 @@ describe("every subcommand's --help", function()
   end
 end)
 
+describe("every nested subcommand's --help", function()
+  it("shows an example (wal dump, batch merge, ...)", function()
+    local n = 0
+    for _, name in ipairs(cli.commands) do
+      local help = run.cli({ name, "--help" }).out
+      local section = help:match("\nCommands:\n(.-)\n\n") or ""
+      for sub in section:gmatch("\n?%s+([%w%-]+)%s%s+[^\n]*") do
+        local r = run.cli({ name, sub, "--help" })
+        assert.equal(0, r.code, name .. " " .. sub)
+        assert.matches("\nExamples?:\n  aqstore " .. name .. " ", r.out)
+        n = n + 1
+      end
+    end
+    assert.is_true(n >= 5)
+  end)
+end)
+
 describe("aqstore completion", function()
   for shell, marker in pairs { bash = "complete %-F", zsh = "#compdef aqstore", fish = "complete %-c aqstore" } do
     it("prints a " .. shell .. " script that knows every command", function()
