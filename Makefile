@@ -167,7 +167,8 @@ fuzz: fuzz-build
 
 # Long reliability loops (make test runs small slices of the same specs).
 crash: build test-support
-	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua spec/reliability_race_spec.lua spec/batch_safety_spec.lua
+	AQS_RELIABILITY=full $(BUSTED) spec/reliability_crash_spec.lua spec/reliability_race_spec.lua \
+	  spec/batch_safety_spec.lua spec/reliability_lock_spec.lua
 
 faults: build test-support
 	AQS_RELIABILITY=full $(BUSTED) spec/reliability_faults_spec.lua spec/reliability_powerloss_spec.lua \

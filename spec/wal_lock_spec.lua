@@ -40,9 +40,20 @@ local function spawn(code, out)
   return pid
 end
 
+-- A process that exited but is not reaped yet (our children are reparented to pid 1,
+-- which may reap late) is a zombie: dead for us, although `kill -0` still succeeds.
+local function alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  local stat = f:read("a") or ""
+  f:close()
+  local state = stat:match("%) (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
 local function wait_pid(pid, seconds)
   for _ = 1, seconds * 20 do
-    if not os.execute("kill -0 " .. pid .. " 2>/dev/null") then return true end
+    if not alive(pid) then return true end
     sleep(0.05)
   end
   os.execute("kill -9 " .. pid .. " 2>/dev/null")
