@@ -67,30 +67,22 @@ end
 
 -- Saves `bytes` durably in a NEW cut file next to `path`: `path.cut-OFFSET`, or
 -- `path.cut-OFFSET.N` (N = 2, 3, ...) when that name is taken, so the bytes an earlier
--- repair rescued are never overwritten or deleted. The name is created with
--- O_CREAT|O_EXCL|O_NOFOLLOW (never through a planted link); one write, fdatasync, then
--- an fsync of the directory. On failure the file we created is removed again, so a
--- failed save (ENOSPC ...) leaves no empty or partial cut file behind.
+-- repair rescued are never overwritten or deleted. Written with the safe writer's
+-- `fsutil.create_exclusive` (own O_EXCL|O_NOFOLLOW temp, fsync, rename that refuses an
+-- existing name, directory fsync): the cut file appears whole or not at all, so a failed
+-- save (ENOSPC ...) or a kill leaves no empty or partial cut file under that name.
 -- @return the cut file's name | nil, message, ENAME
 local function save_cut(path, offset, bytes)
   local base = string.format("%s.cut-%d", path, offset)
-  local name, log, msg, ename
+  local msg, ename
   for n = 1, 10000 do
-    name = n == 1 and base or string.format("%s.%d", base, n)
-    log, msg, ename = core.log_open(name, { exclusive = true })
-    if log or ename ~= "EEXIST" then break end
+    local name = n == 1 and base or string.format("%s.%d", base, n)
+    local ok
+    ok, msg, ename = fsutil.create_exclusive(name, bytes)
+    if ok then return name end
+    if ename ~= "EEXIST" then break end
   end
-  if not log then return nil, msg, ename end
-  local ok
-  ok, msg, ename = log:append(bytes)
-  if ok then ok, msg, ename = log:sync() end
-  log:close()
-  if ok then ok, msg, ename = fsutil.fsync_dir(fsutil.dirname(name)) end
-  if not ok then
-    os.remove(name)
-    return nil, msg, ename
-  end
-  return name
+  return nil, msg, ename
 end
 
 local function io_err(msg, ename, fields)
