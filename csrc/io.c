@@ -247,6 +247,13 @@ int64_t aqs_read_full(int fd, void *buf, size_t n, int64_t off) {
   return (int64_t)got;
 }
 
+int64_t aqs_read_some(int fd, void *buf, size_t n) {
+  ssize_t r;
+  if (n > IO_CHUNK) n = IO_CHUNK;
+  do { r = SYS->read(fd, buf, n); } while (r < 0 && errno == EINTR);
+  return (int64_t)r;
+}
+
 int aqs_write_all(int fd, const void *buf, size_t n, int64_t off) {
   size_t done = 0;
   while (done < n) {

@@ -87,6 +87,10 @@ int aqs_list_dir(const char *dir, void (*fn)(const char *name, void *ud), void *
  * off < 0 reads at the current position, otherwise at off (pread). */
 int64_t aqs_read_full(int fd, void *buf, size_t n, int64_t off);
 
+/* One read of at most n bytes (a pipe gives what it has), retried on EINTR; the byte
+ * count (0 at end of file) or -1. */
+int64_t aqs_read_some(int fd, void *buf, size_t n);
+
 /* Write all n bytes (retrying short writes); 0 or -1.
  * off < 0 writes at the current position, otherwise at off (pwrite). */
 int aqs_write_all(int fd, const void *buf, size_t n, int64_t off);

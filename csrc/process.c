@@ -43,7 +43,7 @@ static int check_fd(lua_State *L, int arg) {
 }
 
 static void close_quietly(int fd) {
-  if (fd >= 0) (void)close(fd);
+  if (fd >= 0) (void)aqs_close(fd);
 }
 
 /* proc_spawn(argv) -> pid, stdin_fd (write jobs), stdout_fd (read results) */
@@ -123,15 +123,7 @@ int aqs_proc_write(lua_State *L) {
   int fd = check_fd(L, 1);
   size_t len;
   const char *p = luaL_checklstring(L, 2, &len);
-  while (len > 0) {
-    ssize_t w = write(fd, p, len);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return push_error(L, "write", NULL, errno);
-    }
-    p += w;
-    len -= (size_t)w;
-  }
+  if (aqs_write_all(fd, p, len, -1) < 0) return push_error(L, "write", NULL, errno);   /* io.c */
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -143,10 +135,7 @@ int aqs_proc_read(lua_State *L) {
   luaL_argcheck(L, max > 0 && max <= (1 << 24), 2, "bad size");
   luaL_Buffer b;
   char *buf = luaL_buffinitsize(L, &b, (size_t)max);
-  ssize_t r;
-  do {
-    r = read(fd, buf, (size_t)max);
-  } while (r < 0 && errno == EINTR);
+  int64_t r = aqs_read_some(fd, buf, (size_t)max);   /* io.c: one read, EINTR loop */
   if (r < 0) return push_error(L, "read", NULL, errno);
   luaL_pushresultsize(&b, (size_t)r);
   return 1;
@@ -231,7 +220,7 @@ int aqs_proc_wait(lua_State *L) {
 /* proc_close(fd) -> true | nil, msg, ENAME (EINTR on close is not retried, per POSIX/Linux) */
 int aqs_proc_close(lua_State *L) {
   int fd = check_fd(L, 1);
-  if (close(fd) != 0 && errno != EINTR) return push_error(L, "close", NULL, errno);
+  if (aqs_close(fd) != 0) return push_error(L, "close", NULL, errno);   /* io.c: EINTR = closed */
   lua_pushboolean(L, 1);
   return 1;
 }
