@@ -221,6 +221,57 @@ local function trim_history(file, max)
   out:close()
 end
 
+-- readline through its callback interface, with SIGINT/SIGTERM taken from a signalfd while
+-- the prompt waits (core.proc_signal_watch): Ctrl-C discards the line being typed and
+-- returns false at once (like sqlite3 and python), however often it is pressed; SIGTERM ends
+-- input. Blocking readline() cannot do this: lua5.4's one-shot SIGINT handler only fires
+-- after Enter, and the second Ctrl-C kills the process. Signals are blocked only while the
+-- prompt waits, so Ctrl-C still interrupts a running line (and its child processes).
+-- nil when the binding lacks the callback interface.
+local function interruptible_reader(RL)
+  if not (RL.handler_install and RL.read_char and RL.handler_remove) then return nil end
+  local core = require "actionqueue.storage.core"
+  local previous = ""
+  return function(prompt)
+    local watch = core.proc_signal_watch()
+    if not watch then return RL.readline(prompt) end
+    local line, done = nil, false
+    RL.handler_install(prompt, function(l)
+      RL.handler_remove()   -- inside the handler, so readline does not show the prompt again
+      line, done = l, true
+    end)
+    local ok, err = pcall(function()
+      while not done do
+        local ready = assert(core.proc_poll({ 0, watch:fd() }, -1))
+        local sig = false
+        for _, fd in ipairs(ready) do
+          if fd == watch:fd() then sig = watch:read() end
+        end
+        if sig then
+          if RL.sigcleanup then RL.sigcleanup() end
+          RL.handler_remove()
+          io.stdout:write("\n")
+          io.stdout:flush()
+          if sig == 2 then line = false else line = nil end
+          done = true
+        elseif #ready > 0 then
+          RL.read_char()
+        end
+      end
+    end)
+    watch:close()
+    if not ok then
+      RL.handler_remove()
+      error(err, 0)
+    end
+    if line and line ~= "" and line ~= previous then
+      RL.add_history(line)
+      previous = line
+    end
+    return line
+  end
+end
+
 -- A line reader: readline on a terminal, else standard input echoed after the prompt.
 local function line_reader(opts, env)
   local interactive = opts.interactive
@@ -241,11 +292,12 @@ local function line_reader(opts, env)
         local ok2, list = pcall(repl.complete, text, from, to, env)
         return ok2 and list or {}
       end)
+      local read_line = interruptible_reader(RL) or RL.readline
       return {
         interactive = true,
         read = function(prompt)
-          local line = RL.readline(prompt)
-          -- appended at once, so the history survives a session killed by a second Ctrl-C
+          local line = read_line(prompt)
+          -- appended at once, so the history survives a session that is killed
           if line and line:match("%S") and rl_opts.histfile ~= "" then
             local f = io.open(rl_opts.histfile, "a")
             if f then f:write(line, "\n") f:close() end
@@ -267,6 +319,25 @@ local function line_reader(opts, env)
     end,
     close = function() end,
   }
+end
+
+-- Runs one compiled line. On a terminal Ctrl-C is read from a signalfd by a count hook
+-- (core.proc_signal_watch) instead of lua5.4's handler, which works once and then lets the
+-- next Ctrl-C kill the session: every Ctrl-C raises "interrupted!" in the line, SIGTERM ends
+-- the session with 143. (Processes the line starts inherit the blocked mask.)
+local function call_line(f, interactive)
+  local function keep(e) return e end
+  local watch = interactive and require("actionqueue.storage.core").proc_signal_watch()
+  if not watch then return xpcall(f, keep) end
+  debug.sethook(function()
+    local sig = watch:read()
+    if sig == 15 then watch:close() os.exit(143) end
+    if sig then error("interrupted!", 0) end
+  end, "", 100000)
+  local results = table.pack(xpcall(f, keep))
+  debug.sethook()
+  watch:close()
+  return table.unpack(results, 1, results.n)
 end
 
 -- Compiles one input: `return <chunk>` first, then the chunk; "incomplete" when more
@@ -301,11 +372,12 @@ function repl.run(opts)
       line = ""
     end
     if line == nil then break end
-    local chunk = line
+    local chunk = line or ""   -- false: Ctrl-C discarded the line
     local f, err = compile(chunk, env)
     while not f and err == "incomplete" do
       local more = input.read(">> ")
       if more == nil then break end
+      if more == false then chunk, f, err = "", nil, nil break end   -- Ctrl-C drops the chunk
       chunk = chunk .. "\n" .. more
       f, err = compile(chunk, env)
     end
@@ -318,7 +390,7 @@ function repl.run(opts)
         io.stderr:write("error: ", text, "\n")
       end
     else
-      local results = table.pack(xpcall(f, function(e) return e end))
+      local results = table.pack(call_line(f, input.interactive))
       if results[1] then
         if results.n > 1 then
           local shown = table.pack(table.unpack(results, 2, results.n))
