@@ -75,6 +75,16 @@ static int fail_poisoned(lua_State *L, flog_t *g, const char *op, int err) {
   return 3;
 }
 
+/* A FIFO, device or socket is never a WAL: refused at once, before any read could
+ * block (issue 13 defect 10). */
+static int push_not_regular(lua_State *L, const char *path, mode_t mode) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "open %s: refusing to read %s: it is a %s, not a regular file", path, path,
+                  aqs_file_kind(mode));
+  lua_pushstring(L, "EINVAL");
+  return 3;
+}
+
 /* log_open(path [, opts]) -> FramedLog | nil, msg, ENAME.
  * opts.create (default true) creates a missing file; opts.readonly opens O_RDONLY;
  * opts.nofollow refuses a symlink as the last component (ELOOP) instead of following
@@ -105,8 +115,16 @@ int aqs_log_open(lua_State *L) {
   if (exclusive) flags |= O_CREAT | O_EXCL | O_NOFOLLOW;
   if (nofollow) flags |= O_NOFOLLOW;
   g->readonly = readonly;
-  g->fd = aqs_open(path, flags, 0666);
-  if (g->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
+  /* O_NONBLOCK: a FIFO must not hang the open (nor the first read); the type is checked
+   * below and the flag cleared for the regular file we keep. */
+  g->fd = aqs_open(path, flags | O_NONBLOCK | O_NOCTTY, 0666);
+  if (g->fd < 0) {
+    int e = errno;
+    /* A socket cannot be opened at all (ENXIO): say what it is instead. */
+    if (e == ENXIO && aqs_stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+      return push_not_regular(L, path, st.st_mode);
+    return aqs_push_ioerr(L, "open", path, e);
+  }
   if (aqs_fstat(g->fd, &st) < 0) {
     int e = errno;
     (void)aqs_close(g->fd);
@@ -117,6 +135,13 @@ int aqs_log_open(lua_State *L) {
     (void)aqs_close(g->fd);
     g->fd = -1;
     return aqs_push_ioerr(L, "open", path, EISDIR);
+  }
+  if (!S_ISREG(st.st_mode) || aqs_fcntl_clear_nonblock(g->fd) < 0) {
+    int e = errno;
+    (void)aqs_close(g->fd);
+    g->fd = -1;
+    if (!S_ISREG(st.st_mode)) return push_not_regular(L, path, st.st_mode);
+    return aqs_push_ioerr(L, "fcntl", path, e);
   }
   g->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
   return 1;
@@ -234,6 +259,7 @@ typedef struct {
   int owns_fd;       /* opened by frames(), not borrowed from a FramedLog */
   int done;
   int open_errno;    /* frames(path) could not open the file */
+  const char *open_kind;  /* ... because it is a FIFO, device or socket (aqs_file_kind) */
   int order;
   uint32_t version, max;
   uint64_t offset;
@@ -312,6 +338,17 @@ static int iter_next(lua_State *L) {
   int step, present = -1;
   if (it->done) return 0;
   if (it->open_errno == ENOENT) { status(L, it, "missing", 0); return 1; }
+  if (it->open_kind) {
+    status(L, it, "io_error", 0);
+    lua_getiuservalue(L, 1, 1);  /* the path */
+    lua_pushfstring(L, "refusing to read %s: it is a %s, not a regular file", lua_tostring(L, -1),
+                    it->open_kind);
+    lua_setfield(L, -3, "message");
+    lua_pop(L, 1);
+    lua_pushstring(L, "EINVAL");
+    lua_setfield(L, -2, "errno");
+    return 1;
+  }
   if (it->open_errno) {
     status(L, it, "io_error", 0);
     aqs_push_osmsg(L, it->open_errno);
@@ -468,11 +505,20 @@ int aqs_frames(lua_State *L) {
     lua_setiuservalue(L, -2, 1);
   } else {
     const char *path = luaL_checkstring(L, 1);
-    it->fd = aqs_open(path, O_RDONLY, 0);
+    /* Never blocks: a FIFO, device or socket is refused (issue 13 defect 10). */
+    it->fd = aqs_open_input(path, &it->open_kind);
     it->owns_fd = 1;
     /* An open failure is the first and last step's status ("missing" for ENOENT),
      * so a for loop handles it like any other end of the log. */
-    if (it->fd < 0) it->open_errno = errno;
+    if (it->fd == -2) {
+      it->fd = -1;
+      it->open_errno = EINVAL;
+      lua_pushvalue(L, 1);
+      lua_setiuservalue(L, -2, 1);
+    } else if (it->fd < 0) {
+      it->open_errno = errno;
+      it->open_kind = NULL;
+    }
   }
   lua_pushnil(L);
   lua_pushvalue(L, -2);

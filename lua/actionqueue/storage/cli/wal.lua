@@ -145,7 +145,12 @@ local function run_open(args)
   local w, err = a.open(args.file, { repair = args["repair"] and "truncate_partial" or "strict",
                                      sync = "none", workflow = args.workflow or nil,
                                      force = args.force or nil })
-  if not w then return cli.fail(false, err) end
+  if not w then
+    cli.fail(false, err)
+    local where = require("actionqueue.storage.errors").where(err)
+    if where then cli.err("wal open: ", where) end
+    return cli.BAD
+  end
   local line = string.format("OK next_sequence=%s len=%d", u(w:next_sequence()), w:size())
   w:close()
   out:write(line, "\n")

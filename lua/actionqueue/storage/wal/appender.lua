@@ -38,8 +38,13 @@ appender.Appender = Appender
 
 local OPEN_PREFIX = "I/O error when opening or bootstrapping WAL file: "
 
-local function io_error(prefix, msg, ename)
-  return errors.new("IoError", { errno = ename, cause = msg }, prefix .. reader.os_error_text(msg, ename))
+-- `file`: the file the C message `"STEP FILE: strerror"` names; the step and the file
+-- then go into `err.op` / `err.path` (the engine's text has neither; issue 13 "Errors").
+local function io_error(prefix, msg, ename, file)
+  local fields = { errno = ename, cause = msg }
+  local at = file and tostring(msg):find(" " .. file .. ": ", 1, true)
+  if at then fields.op, fields.path = msg:sub(1, at - 1), file end
+  return errors.new("IoError", fields, prefix .. reader.os_error_text(msg, ename))
 end
 
 --- The appender's open error (wal-format.md §4.1, §10) for a writer-open scan error:
@@ -58,11 +63,11 @@ end
 -- Opens `path` read+write, creating it when missing: FramedLog | nil, err.
 -- A symlink as the last component is refused, never followed (docs/wal.md).
 local function open_log(path)
-  local probe = io.open(path, "rb")
-  if probe then probe:close() end
+  -- lstat, not an open: opening a FIFO to probe it would block (issue 13 defect 10)
+  local probe = require("lfs").symlinkattributes(path, "mode")
   local log, msg, ename = core.log_open(path, { create = true, nofollow = true })
   if not log then
-    local err = io_error(OPEN_PREFIX, msg, ename)
+    local err = io_error(OPEN_PREFIX, msg, ename, path)
     local parent = path:match("^(.*)/[^/]*$") or "."
     if ename == "ENOENT" and not require("lfs").attributes(parent == "" and "/" or parent) then
       -- the engine's text blames the file; say which directory is missing (surface helper)
@@ -85,7 +90,7 @@ local function open_log(path)
     end
     if not fd then
       log:close()
-      return nil, io_error(OPEN_PREFIX, msg, ename)
+      return nil, io_error(OPEN_PREFIX, msg, ename, dir == "" and "/" or dir)
     end
   end
   return log
@@ -144,7 +149,7 @@ function appender.open(path, opts)
     if not ok then
       guard:release()
       log:close()
-      return nil, io_error(OPEN_PREFIX, tmsg, tname)
+      return nil, io_error(OPEN_PREFIX, tmsg, tname, path)
     end
     truncated = { offset = err.offset, kind = err.reason, dropped_bytes = size - err.offset }
   end
