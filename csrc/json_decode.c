@@ -675,7 +675,22 @@ static int invalid_type(jd *d, const char *expected) {
 static int read_int(jd *d, jtype *t, lua_Integer *out) {
   int c = ws(d);
   jnum nm;
-  const char *name = int_name(t->kind);
+  const char *name;
+  if (c >= '1' && c <= '9') {
+    /* the common case: a plain positive integer of at most 19 digits, wholly in the
+     * window and in range; anything else (and every error) takes the general path */
+    const unsigned char *s = d->s;
+    size_t i = d->i, n = d->n, j = i, lim = n - i > 19 ? i + 19 : n;
+    uint64_t v = 0;
+    while (j < lim && is_digit(s[j])) v = v * 10 + (uint64_t)(s[j++] - '0');
+    if (j < n && j - i < 19 && s[j] != '.' && s[j] != 'e' && s[j] != 'E' && !is_digit(s[j])
+        && (t->kind == JK_U64 || v <= (uint64_t)t->max)) {
+      d->i = j;
+      *out = (lua_Integer)v;
+      return 0;
+    }
+  }
+  name = int_name(t->kind);
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c == '-') {
     size_t start = d->i++;
@@ -713,7 +728,30 @@ bad_value:
 }
 
 /* SeqAccess::has_next_element: 1 = element follows, 0 = end, -1 = error. */
-static int seq_next(jd *d, int *first) {
+static int seq_next_slow(jd *d, int *first);
+
+static inline int seq_next(jd *d, int *first) {
+  if (d->i + 1 < d->n) {   /* compact documents: `,` then the element, or the first one */
+    unsigned char c = d->s[d->i];
+    if (*first) {
+      if (c > ' ' && c != ']' && c != ',') {
+        *first = 0;
+        if (d->src && d->i >= SLIDE) slide(d);
+        return 1;
+      }
+    } else if (c == ',') {
+      unsigned char c2 = d->s[d->i + 1];
+      if (c2 > ' ' && c2 != ']') {
+        d->i++;
+        if (d->src && d->i >= SLIDE) slide(d);
+        return 1;
+      }
+    }
+  }
+  return seq_next_slow(d, first);
+}
+
+static int seq_next_slow(jd *d, int *first) {
   int c;
   if (d->src && d->i >= SLIDE) slide(d);
   c = ws(d);
@@ -956,6 +994,12 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
       seen |= (uint64_t)1 << k;
       if (object_colon(d)) return -1;
       if (d->hk) {
+        /* skim: an absent optional value is the most common one; nothing to capture */
+        if (f->type->kind == JK_OPTION && d->n - d->i >= 4 && d->s[d->i] == 'n'
+            && d->s[d->i + 1] == 'u' && d->s[d->i + 2] == 'l' && d->s[d->i + 3] == 'l') {
+          d->i += 4;
+          continue;
+        }
         if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
         continue;
       }
@@ -1262,25 +1306,26 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
   return 0;
 }
 
-/* Lower-case hex digit value + 1 (0 = not one). */
+/* Lower-case hex digit value | 0x10 (0 = not one). */
 static const unsigned char LHEX[256] = {
-  ['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7, ['7'] = 8,
-  ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16
+  ['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14, ['5'] = 0x15,
+  ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19, ['a'] = 0x1A, ['b'] = 0x1B,
+  ['c'] = 0x1C, ['d'] = 0x1D, ['e'] = 0x1E, ['f'] = 0x1F
 };
 
 /* Lower-case hyphenated already (the writer's form: no re-formatting needed)?  Then 1,
  * with the 16 bytes in out. */
 static int canonical_id(const unsigned char *s, unsigned char out[16]) {
   static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-  unsigned bad = 0;
+  unsigned all = 0x10;
   int k;
   if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
   for (k = 0; k < 16; k++) {
     unsigned h = LHEX[s[at[k]]], l = LHEX[s[at[k] + 1]];
-    bad |= (h == 0) | (l == 0);
-    out[k] = (unsigned char)((h - 1) << 4 | ((l - 1) & 15));
+    all &= h & l;
+    out[k] = (unsigned char)((h & 15) << 4 | (l & 15));
   }
-  return !bad;
+  return all != 0;
 }
 
 static int dv(jd *d, jtype *t, jcap *cap) {
