@@ -128,6 +128,37 @@ describe("safety: the atomic writer", function()
     live:abort()
   end)
 
+  it("defect 1: the temp of a really killed writer is swept once it is stale", function()
+    local target = dir .. "/k.snap"
+    -- the child starts a writer, writes half a frame and dies without any cleanup
+    local script = dir .. "/die.lua"
+    files.write(script, [[
+      local w = assert(require("actionqueue.storage.core").atomic_writer(arg[1]))
+      w:begin_frame(4); w:write("half")
+      io.write(w:temp_path()); io.stdout:flush()
+      os.exit(9, false)
+    ]])
+    local p = io.popen(("lua5.4 %s %s"):format(q(script), q(target)))
+    local tmp = p:read("a")
+    p:close()
+    assert.matches("^" .. target:gsub("%p", "%%%0") .. "%.tmp%.%d+%.%x+$", tmp)
+    assert.equal("file", lfs.attributes(tmp, "mode"))
+    -- a fresh temp of a dead writer is kept a minute (another pid namespace may own it) ...
+    local script2 = dir .. "/write.lua"
+    files.write(script2, [[
+      local w = assert(require("actionqueue.storage.core").atomic_writer(arg[1]))
+      assert(w:write_frame(4, "whole")); assert(w:close())
+    ]])
+    assert(sh(("lua5.4 %s %s"):format(q(script2), q(target))))
+    assert.equal("file", lfs.attributes(tmp, "mode"))
+    assert.equal("whole", (whole(target)))
+    -- ... and removed by the next writer once it has been idle longer
+    assert(lfs.touch(tmp, os.time() - 120, os.time() - 120))
+    assert(sh(("lua5.4 %s %s"):format(q(script2), q(target))))
+    assert.is_nil(lfs.attributes(tmp))
+    assert.same({}, temps(dir))
+  end)
+
   it("defect 2: a symlink planted at TARGET.tmp is not followed", function()
     local victim = dir .. "/victim"
     files.write(victim, "precious")
