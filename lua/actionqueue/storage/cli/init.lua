@@ -308,9 +308,21 @@ function cli.main(argv)
     return cli.USAGE
   end
   local mod = mods[args.command]
-  local ran, code = xpcall(mod.run, debug.traceback, args)
+  local interrupted = false
+  local ran, code = xpcall(mod.run, function(e)
+    -- lua5.4 turns Ctrl-C into an "interrupted!" error: one line and 130, not a traceback.
+    -- (Writers replace files atomically: an interrupted write leaves the old file.)
+    if type(e) == "string" and e:match("interrupted!$") then
+      interrupted = true
+      return e
+    end
+    return debug.traceback(e, 2)
+  end, args)
   io.stdout:flush()
-  if not ran then
+  if not ran and interrupted then
+    cli.err(args.command, ": interrupted by SIGINT before it finished; run it again to finish")
+    return 130
+  elseif not ran then
     cli.err("internal error in '", args.command, "': ", code)
     return cli.BAD
   end

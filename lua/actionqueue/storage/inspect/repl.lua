@@ -221,53 +221,30 @@ local function trim_history(file, max)
   out:close()
 end
 
--- readline through its callback interface, with SIGINT/SIGTERM taken from a signalfd while
--- the prompt waits (core.proc_signal_watch): Ctrl-C discards the line being typed and
--- returns false at once (like sqlite3 and python), however often it is pressed; SIGTERM ends
--- input. Blocking readline() cannot do this: lua5.4's one-shot SIGINT handler only fires
--- after Enter, and the second Ctrl-C kills the process. Signals are blocked only while the
--- prompt waits, so Ctrl-C still interrupts a running line (and its child processes).
--- nil when the binding lacks the callback interface.
+-- readline() with Ctrl-C that never ends the session. lua5.4's SIGINT handler works once: the
+-- first Ctrl-C at the prompt raises "interrupted!" when readline returns (the line is
+-- discarded), after which a Ctrl-C would kill the process. From then on the prompt waits with
+-- SIGINT/SIGTERM taken by a signalfd (core.proc_signal_watch): a Ctrl-C while typing discards
+-- the line when Enter is pressed (false), SIGTERM exits 143. (Debian lua-readline's callback
+-- interface, which could discard at once, closes its stream before readline uses it.)
 local function interruptible_reader(RL)
-  if not (RL.handler_install and RL.read_char and RL.handler_remove) then return nil end
   local core = require "actionqueue.storage.core"
-  local previous = ""
+  local handler_spent = false
   return function(prompt)
+    if not handler_spent then
+      local ok, line = pcall(RL.readline, prompt)
+      if ok then return line end
+      handler_spent = true
+      error(line, 0)
+    end
     local watch = core.proc_signal_watch()
     if not watch then return RL.readline(prompt) end
-    local line, done = nil, false
-    RL.handler_install(prompt, function(l)
-      RL.handler_remove()   -- inside the handler, so readline does not show the prompt again
-      line, done = l, true
-    end)
-    local ok, err = pcall(function()
-      while not done do
-        local ready = assert(core.proc_poll({ 0, watch:fd() }, -1))
-        local sig = false
-        for _, fd in ipairs(ready) do
-          if fd == watch:fd() then sig = watch:read() end
-        end
-        if sig then
-          if RL.sigcleanup then RL.sigcleanup() end
-          RL.handler_remove()
-          io.stdout:write("\n")
-          io.stdout:flush()
-          if sig == 2 then line = false else line = nil end
-          done = true
-        elseif #ready > 0 then
-          RL.read_char()
-        end
-      end
-    end)
+    local ok, line = pcall(RL.readline, prompt)
+    local sig = watch:read()
     watch:close()
-    if not ok then
-      RL.handler_remove()
-      error(err, 0)
-    end
-    if line and line ~= "" and line ~= previous then
-      RL.add_history(line)
-      previous = line
-    end
+    if sig == 15 then os.exit(143) end
+    if not ok then error(line, 0) end
+    if sig then return false end
     return line
   end
 end
@@ -292,7 +269,7 @@ local function line_reader(opts, env)
         local ok2, list = pcall(repl.complete, text, from, to, env)
         return ok2 and list or {}
       end)
-      local read_line = interruptible_reader(RL) or RL.readline
+      local read_line = interruptible_reader(RL)
       return {
         interactive = true,
         read = function(prompt)
@@ -375,7 +352,8 @@ function repl.run(opts)
     local chunk = line or ""   -- false: Ctrl-C discarded the line
     local f, err = compile(chunk, env)
     while not f and err == "incomplete" do
-      local more = input.read(">> ")
+      local ok_more, more = pcall(input.read, ">> ")
+      if not ok_more then io.stderr:write("\n") more = false end
       if more == nil then break end
       if more == false then chunk, f, err = "", nil, nil break end   -- Ctrl-C drops the chunk
       chunk = chunk .. "\n" .. more
