@@ -8,9 +8,10 @@
  * collection, retries, and raises its ordinary "not enough memory" error, which the
  * sandbox's pcall turns into a budget error (`exceeded()` says why the error happened).
  *
- *   local b <close> = core.mem_budget(bytes)   -- wraps the allocator now
+ *   local b <close> = core.mem_budget(bytes [, total_bytes])   -- wraps the allocator now
  *   b:exceeded()  -> true when a request was refused
  *   b:used()      -> net bytes allocated since the budget started (may be negative)
+ *   b:allocated() -> gross bytes allocated since then (total_bytes bounds it)
  *   b:release()   -- restores the allocator (also __close and __gc); idempotent
  *
  * Shrinking and freeing never fail (Lua requires it). Budgets do not nest: a second one
@@ -25,6 +26,10 @@ typedef struct {
   void *ud;
   long long limit;   /* net bytes allowed */
   long long used;    /* net bytes allocated since the start (frees count negative) */
+  long long total;   /* gross bytes allocated since the start (frees do not count) */
+  long long total_limit;  /* gross bytes allowed: bounds the copying a loop of big
+                           * concatenations or string.rep calls does in C between two
+                           * count-hook calls (freed at once, so the net limit never trips) */
   int active;
   int exceeded;
 } MemBudget;
@@ -35,14 +40,18 @@ static void *budget_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   long long old = ptr ? (long long)osize : 0;
   void *p;
   if (nsize > 0 && nsize > (size_t)old) {
-    if (nsize > (size_t)b->limit || b->used > b->limit - ((long long)nsize - old)) {
+    if (nsize > (size_t)b->limit || b->used > b->limit - ((long long)nsize - old) ||
+        b->total > b->total_limit - ((long long)nsize - old)) {
       b->exceeded = 1;
       return NULL;
     }
   }
   p = b->f(b->ud, ptr, osize, nsize);
   if (nsize == 0) b->used -= old;
-  else if (p != NULL) b->used += (long long)nsize - old;
+  else if (p != NULL) {
+    b->used += (long long)nsize - old;
+    if ((long long)nsize > old) b->total += (long long)nsize - old;
+  }
   return p;
 }
 
@@ -58,8 +67,10 @@ static int active_key;  /* registry key: the active budget (lightuserdata addres
 
 int aqs_mem_budget(lua_State *L) {
   lua_Integer limit = luaL_checkinteger(L, 1);
+  lua_Integer total_limit = luaL_optinteger(L, 2, LUA_MAXINTEGER);
   MemBudget *b;
   luaL_argcheck(L, limit > 0, 1, "budget must be positive");
+  luaL_argcheck(L, total_limit > 0, 2, "total budget must be positive");
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &active_key) != LUA_TNIL) {
     MemBudget *other = (MemBudget *)luaL_testudata(L, -1, MEM_BUDGET_MT);
     if (other && other->active) return luaL_error(L, "mem_budget: a budget is already active");
@@ -69,6 +80,8 @@ int aqs_mem_budget(lua_State *L) {
   b->f = lua_getallocf(L, &b->ud);
   b->limit = (long long)limit;
   b->used = 0;
+  b->total = 0;
+  b->total_limit = (long long)total_limit;
   b->active = 1;
   b->exceeded = 0;
   luaL_setmetatable(L, MEM_BUDGET_MT);
@@ -103,6 +116,11 @@ static int mb_used(lua_State *L) {
   return 1;
 }
 
+static int mb_allocated(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)check_budget(L)->total);
+  return 1;
+}
+
 static int mb_tostring(lua_State *L) {
   MemBudget *b = check_budget(L);
   lua_pushfstring(L, "MemBudget (%s, %I of %I bytes)", b->active ? "active" : "released",
@@ -111,6 +129,7 @@ static int mb_tostring(lua_State *L) {
 }
 
 static const luaL_Reg mb_methods[] = {
+  {"allocated", mb_allocated},
   {"exceeded", mb_exceeded},
   {"release", mb_release},
   {"used", mb_used},

@@ -34,6 +34,13 @@ local sandbox = {}
 -- few million instructions and well under 256 MiB), small enough to stop a runaway.
 sandbox.DEFAULT_INSTRUCTIONS = 200000000
 sandbox.DEFAULT_MEMORY = 256 * 1024 * 1024
+--- Work done in C between two hook calls is not counted as instructions: a loop of
+-- `s .. "y"` on a 100 MB string, of big `string.rep`s or of costly pattern calls runs a
+-- few instructions per iteration and for hours. Two more budgets bound it: CPU seconds
+-- (checked by the hook and after every pattern call) and the gross bytes allocated
+-- (each copy allocates its result, freed at once, so the net budget never trips).
+sandbox.DEFAULT_SECONDS = 30
+sandbox.DEFAULT_ALLOCATED = 8 * sandbox.DEFAULT_MEMORY
 
 -- The hook runs every STEP instructions; the budget is checked at that granularity.
 local STEP = 10000
@@ -46,6 +53,7 @@ local tmove = table.move
 local pairs_, type_, error_, select_, tointeger = pairs, type, error, select, math.tointeger
 local cocreate, coresume, costatus = coroutine.create, coroutine.resume, coroutine.status
 local sethook = debug.sethook
+local clock = os.clock
 local getmetatable_ = getmetatable
 
 -- Pattern matching is C code the count hook cannot interrupt, and Lua patterns
@@ -117,26 +125,29 @@ local function check_pattern(fname, s, p, plain)
   end
 end
 
--- The guarded string library (fresh per run).
-local function string_lib(memory)
+-- The guarded string library (fresh per run). `after_match` (optional) runs after every
+-- pattern call: the run's CPU-time check.
+local function string_lib(memory, after_match)
+  after_match = after_match or function(...) return ... end
   local s = {}
   for k, v in pairs_(string) do s[k] = v end
   s.dump = nil
   s.find = function(str, p, init, plain)
     check_pattern("find", str, p, plain)
-    return sfind(str, p, init, plain)
+    return after_match(sfind(str, p, init, plain))
   end
   s.match = function(str, p, init)
     check_pattern("match", str, p)
-    return smatch(str, p, init)
+    return after_match(smatch(str, p, init))
   end
   s.gmatch = function(str, p, init)
     check_pattern("gmatch", str, p)
-    return sgmatch(str, p, init)
+    local step = sgmatch(str, p, init)
+    return function() return after_match(step()) end
   end
   s.gsub = function(str, p, repl, n)
     check_pattern("gsub", str, p)
-    return sgsub(str, p, repl, n)
+    return after_match(sgsub(str, p, repl, n))
   end
   s.rep = function(str, n, sep)
     -- An empty result of a huge count loops in C for ever without allocating; any other
@@ -181,13 +192,14 @@ end
 --- A fresh environment for one chunk.
 -- @tparam[opt] integer memory the memory budget (bounds `string.rep` up front)
 -- @treturn table env (its library tables are copies: the caller may hand it out)
-function sandbox.environment(memory)
+-- @tparam[opt] function after_match called with the results of every pattern call (returns them)
+function sandbox.environment(memory, after_match)
   memory = memory or sandbox.DEFAULT_MEMORY
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = rawset, select = select_,
     tonumber = tonumber, tostring = tostring, type = type, _VERSION = _VERSION,
-    string = string_lib(memory),
+    string = string_lib(memory, after_match),
     table = table_lib(),
     math = copy(math, { randomseed = true }),
     utf8 = copy(utf8),
@@ -203,11 +215,13 @@ local function fail(kind, name, detail, fields)
 end
 
 local CPU = setmetatable({}, { __tostring = function() return "CPU budget exceeded" end })
+local CPU_TIME = setmetatable({}, { __tostring = function() return "CPU time budget exceeded" end })
 
 --- Runs a chunk of Lua source text in a fresh sandbox and returns its first result.
 -- @tparam string text the chunk's source (binary chunks are refused)
 -- @tparam string name the file name, used in messages (`@name` chunk name)
--- @tparam[opt] table opts `instructions` (CPU budget in VM instructions), `memory` (bytes)
+-- @tparam[opt] table opts `instructions` (CPU budget in VM instructions), `memory` (net
+--   bytes), `seconds` (CPU time), `allocated` (gross bytes allocated)
 -- @return the chunk's first result (any value), or `nil, err` with `err.kind` one of
 --   `LoadError` (syntax), `RuntimeError`, `BudgetExceeded` (`err.budget` = "cpu" |
 --   "memory"), and `err.file`, `err.message` naming the file
@@ -217,8 +231,15 @@ function sandbox.run(text, name, opts)
   opts = opts or {}
   local max_instructions = opts.instructions or sandbox.DEFAULT_INSTRUCTIONS
   local memory = opts.memory or sandbox.DEFAULT_MEMORY
-  local env = sandbox.environment(memory)
-  local private_index = string_lib(memory)
+  local seconds = opts.seconds or sandbox.DEFAULT_SECONDS
+  local allocated = opts.allocated or math.max(sandbox.DEFAULT_ALLOCATED, 8 * memory)
+  local started = clock()
+  local function after_match(...)
+    if clock() - started > seconds then error_(CPU_TIME, 0) end
+    return ...
+  end
+  local env = sandbox.environment(memory, after_match)
+  local private_index = string_lib(memory, after_match)
 
   local chunk, lerr = load(text, "@" .. name, "t", env)
   if not chunk then
@@ -234,17 +255,19 @@ function sandbox.run(text, name, opts)
   sethook(co, function()
     count = count + STEP
     if count > max_instructions then error_(CPU, 0) end
+    if clock() - started > seconds then error_(CPU_TIME, 0) end
   end, "", STEP)
 
   local smt = getmetatable_("")
   local real_index = smt.__index
-  local budget = core.mem_budget(memory)
+  local budget = core.mem_budget(memory, allocated)
   smt.__index = private_index
   -- Nothing between here and the restoring lines may raise: resume is a protected call.
   local ok, res = coresume(co)
   budget:release()
   smt.__index = real_index
   local over_memory = budget:exceeded()
+  local over_allocated = over_memory and budget:allocated() + memory > allocated
 
   if ok then
     if costatus(co) ~= "dead" then return fail("RuntimeError", name, "the chunk yielded") end
@@ -253,6 +276,15 @@ function sandbox.run(text, name, opts)
   if res == CPU then
     return fail("BudgetExceeded", name,
       sformat("CPU budget exceeded (more than %d Lua instructions)", max_instructions), { budget = "cpu" })
+  end
+  if res == CPU_TIME then
+    return fail("BudgetExceeded", name,
+      sformat("CPU time budget exceeded (more than %g s)", seconds), { budget = "cpu" })
+  end
+  if over_allocated then
+    return fail("BudgetExceeded", name,
+      sformat("memory budget exceeded (more than %d MiB allocated in total)", allocated // (1024 * 1024)),
+      { budget = "memory" })
   end
   if over_memory then
     return fail("BudgetExceeded", name,
