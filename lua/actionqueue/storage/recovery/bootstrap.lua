@@ -216,16 +216,8 @@ function M.hydrate(snap)
 end
 
 --- Loads the snapshot file: snap | false (none) | nil, err (snapshot.load's contract).
--- Without the snapshot codec (a build without it) a non-empty file counts as unusable.
 function M.load_snapshot(path)
-  local ok, snapshot = pcall(require, "actionqueue.storage.snapshot")
-  if ok and type(snapshot) == "table" and snapshot.load then return snapshot.load(path) end
-  local f = io.open(path, "rb")
-  if not f then return false end
-  local size = f:seek("end")
-  f:close()
-  if size == 0 then return false end
-  return nil, errors.new("IoError", nil, "snapshot codec unavailable")
+  return require("actionqueue.storage.snapshot").load(path)
 end
 
 --- Runs the bootstrap on a data dir.
@@ -238,8 +230,7 @@ end
 --   `wal_path`, `snapshot_path`.
 function M.run(dir, opts)
   opts = opts or {}
-  local okc, core = pcall(require, "actionqueue.storage.core")
-  local clock = okc and core.proc_clock or os.clock
+  local clock = require("actionqueue.storage.core").proc_clock
   local started = clock()
   local warnings = {}
   local function warn(text)
