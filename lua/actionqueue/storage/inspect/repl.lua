@@ -196,17 +196,6 @@ local function is_tty(file)
   return ok and term.isatty and term.isatty(file) or false
 end
 
-local function mkdir_p(dir)
-  local ok, lfs = pcall(require, "lfs")
-  if not ok then return false end
-  local acc = ""
-  for part in dir:gmatch("[^/]+") do
-    acc = acc .. "/" .. part
-    if lfs.attributes(acc, "mode") == nil and not lfs.mkdir(acc) then return false end
-  end
-  return lfs.attributes(dir, "mode") == "directory"
-end
-
 -- Keeps the last `max` lines of the history file.
 local function trim_history(file, max)
   local f = io.open(file, "r")
@@ -258,7 +247,7 @@ local function line_reader(opts, env)
     if ok and type(RL) == "table" and RL.readline then
       local hist = opts.history or repl.history_path()
       local rl_opts = { keeplines = repl.HISTORY_LINES, completion = true, histfile = "" }
-      if hist and mkdir_p(hist:match("^(.*)/[^/]*$")) then
+      if hist and require("actionqueue.storage.fsutil").mkdir_p(hist:match("^(.*)/[^/]*$")) then
         trim_history(hist, repl.HISTORY_LINES)
         rl_opts.histfile = hist   -- read now; lines are appended as they are entered
       end
