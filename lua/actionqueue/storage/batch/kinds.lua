@@ -47,14 +47,18 @@ function runners.verify(job, res)
   return nil, snapshot.describe_frame(r), r.status
 end
 
-function runners.validate(job, res)
-  local snapshot = snapshot_api()
+-- The job's input loaded (`snapshot.load`): snap | nil, text, kind (NoSnapshot when none).
+local function load_input(snapshot, job)
   local snap, err = snapshot.load(job.path)
   if snap == false then return nil, "no snapshot", "NoSnapshot" end
-  if not snap then
-    local text, kind = errtext(err)
-    return nil, text, kind
-  end
+  if not snap then return nil, errtext(err) end
+  return snap
+end
+
+function runners.validate(job, res)
+  local snapshot = snapshot_api()
+  local snap, load_text, load_kind = load_input(snapshot, job)
+  if not snap then return nil, load_text, load_kind end
   local violations = snapshot.validate(snap, { all = true }) or {}
   res.violations = #violations
   if #violations == 0 then return true end
@@ -96,12 +100,8 @@ end
 
 function runners.rewrite(job)
   local snapshot = snapshot_api()
-  local snap, err = snapshot.load(job.path)
-  if snap == false then return nil, "no snapshot", "NoSnapshot" end
-  if not snap then
-    local text, kind = errtext(err)
-    return nil, text, kind
-  end
+  local snap, text, kind = load_input(snapshot, job)
+  if not snap then return nil, text, kind end
   return write_output(snapshot, job, snap)
 end
 
