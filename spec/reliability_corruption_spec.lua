@@ -47,6 +47,17 @@ describe("corruption sweeps", function()
         else
           assert(#bad == 0, name .. " " .. what .. ": 'no snapshot' for a non-empty file")
         end
+        -- the streamed verdict (aqstore check) agrees with the table path
+        local okv, v, verr = pcall(snapshot.verdict, tmp)
+        assert(okv, name .. " " .. what .. ": verdict raised " .. tostring(v))
+        if snap then
+          assert(v and v.tasks == #snap.tasks and v.runs == #snap.runs, name .. " " .. what .. ": verdict differs")
+        elseif snap == false then
+          assert(v == false, name .. " " .. what .. ": verdict differs")
+        else
+          assert(v == nil and verr.kind == err.kind and verr.message == err.message,
+            name .. " " .. what .. ": verdict says " .. tostring(verr and verr.message) .. ", load " .. err.message)
+        end
         counts.snapshot = counts.snapshot + 1
       end
       for n = 0, #good - 1, STRIDE do try(good:sub(1, n), "truncated to " .. n) end

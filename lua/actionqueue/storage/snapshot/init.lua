@@ -3,6 +3,7 @@
 --     local snapshot = require "actionqueue.storage.snapshot"
 --     snapshot.load(path)             --> snap | false (no snapshot) | nil, err
 --     snapshot.check(path)            --> {status = "ok"|"none"|"error", line = "OK tasks=N runs=M", ...}
+--     snapshot.verdict(path)          --> {tasks = N, runs = M} | false | nil, err (load's outcome, no tree)
 --     snapshot.decode(payload)        --> snap | nil, err
 --     snapshot.encode(snap [, sink])  --> payload | true | nil, err
 --     snapshot.validate(snap [, {all = true}])
@@ -21,6 +22,7 @@ local snapshot = {}
 
 snapshot.load = load.load
 snapshot.check = load.check
+snapshot.verdict = load.verdict
 snapshot.verify = load.verify
 snapshot.describe_frame = load.describe_frame
 snapshot.decode = codec.decode
