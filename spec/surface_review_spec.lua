@@ -117,3 +117,40 @@ describe("aqstore: SIGINT on a long command", function()
     assert.equal("err\nrc\n", left)
   end)
 end)
+
+-- Issue 14 (interrupts, no temp files): Ctrl-C while the atomic writer holds its temp file.
+-- The "interrupted!" error unwinds past the writer; its __gc removes the temp, but
+-- `os.exit` does not close the state, so the temp stayed (o.snap.tmp.<pid>.<hex>).
+describe("aqstore: SIGINT while writing", function()
+  local dir
+  setup(function() dir = files.tmpdir() end)
+  teardown(function() files.rmtree(dir) end)
+
+  it("leaves no temp file beside the output", function()
+    local core = require "actionqueue.storage.core"
+    local cli = require "actionqueue.storage.cli"
+    local real = core.atomic_writer
+    local opened, raised = false, false
+    core.atomic_writer = function(...)   -- lua5.4 raises "interrupted!" from a hook like this
+      local w, msg, ename, info = real(...)
+      opened = w ~= nil   -- the temp file exists now
+      return w, msg, ename, info
+    end
+    debug.sethook(function()
+      if opened and not raised then
+        raised = true
+        error("interrupted!")
+      end
+    end, "", 1)
+    local ok, code = pcall(cli.main, { "build", fixtures.repo .. "/examples/queue.lua", dir .. "/o.snap" })
+    debug.sethook()
+    core.atomic_writer = real
+    assert.is_true(raised)
+    assert.is_true(ok, tostring(code))
+    assert.equal(130, code)
+    local p = io.popen("ls -A " .. q(dir))
+    local left = p:read("a")
+    p:close()
+    assert.equal("", left)
+  end)
+end)

@@ -319,6 +319,9 @@ function cli.main(argv)
     return debug.traceback(e, 2)
   end, args)
   io.stdout:flush()
+  -- A writer the error unwound past is garbage now: its __gc removes its temp file, which
+  -- os.exit (no state close) would leave behind.
+  if not ran then collectgarbage() collectgarbage() end
   if not ran and interrupted then
     cli.err(args.command, ": interrupted by SIGINT before it finished; run it again to finish")
     return 130
