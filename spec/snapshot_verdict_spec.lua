@@ -212,6 +212,25 @@ describe("the collector after a raising decode (issue 17.6)", function()
     assert.is_true(collectgarbage("isrunning"))
   end)
 
+  it("json_decode restarts the collector after a real allocation failure (MemBudget)", function()
+    local L = dsl.record { "L", { "xs", dsl.list(dsl.string) } }
+    local parts = {}
+    for i = 1, 20000 do parts[i] = string.format('"%08d-some-text"', i) end
+    local payload = '{"xs":[' .. table.concat(parts, ",") .. ']}'
+    core.json_schema(L)   -- compiled outside the budget
+    collectgarbage("collect")
+    collectgarbage("restart")
+    local budget = core.mem_budget(256 * 1024)
+    local ok, err = pcall(core.json_decode, payload, L)
+    local exceeded = budget:exceeded()
+    local running = collectgarbage("isrunning")
+    budget:release()
+    assert.is_false(ok)
+    assert.is_true(exceeded)
+    assert.matches("not enough memory", tostring(err), 1, true)
+    assert.is_true(running)
+  end)
+
   it("json_decode leaves a stopped collector stopped", function()
     collectgarbage("stop")
     assert.is_nil((core.json_decode('{"a":"x"}', R)))
