@@ -154,3 +154,19 @@ describe("aqstore: SIGINT while writing", function()
     assert.equal("", left)
   end)
 end)
+
+-- A scan that finds nothing to do said only "total 0" and exit 0: with --kind compact over
+-- a folder of snapshot files (compact takes data dirs) the user could not tell why.
+describe("aqstore batch --scan that finds no job", function()
+  local dir
+  setup(function() dir = files.tmpdir() end)
+  teardown(function() files.rmtree(dir) end)
+
+  it("says so on stderr, naming the root and the kind", function()
+    files.copy(fixtures.path("snapshot", "valid_01_tasks.snap"), dir .. "/a.snap")
+    local r = run.cli({ "batch", "-q", "--scan", dir, "--kind", "compact", "--out-dir", dir .. "/out" })
+    assert.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("no compact job", 1, true), r.err)
+    assert.truthy(r.err:find(dir, 1, true), r.err)
+  end)
+end)

@@ -203,6 +203,10 @@ function M.run(args)
     io.stderr:write("aqstore batch: ", tostring(err), "\n")
     return code or 2
   end
+  if args.scan and #res.entries == 0 then
+    io.stderr:write(string.format("aqstore batch: warning: no %s job under %s: nothing there that --kind %s "
+      .. "takes (aqstore help batch lists what each kind takes)\n", args.kind, args.scan, args.kind))
+  end
   if not args.quiet then io.stdout:write(summary_table(res), "\n") end
   return res.exit_code
 end
