@@ -45,6 +45,7 @@ local errors = require "actionqueue.storage.errors"
 local sm = require "actionqueue.storage.statemachine"
 local uuid = require "actionqueue.storage.uuid"
 local validate = require "actionqueue.storage.snapshot.validate"
+local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
@@ -87,12 +88,6 @@ end
 
 local function expected(ctx, what, v, ...)
   fail(ctx, "expected " .. what .. ", got " .. show(v), ...)
-end
-
-local function copy(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
 end
 
 -- Moves the keys of `v` that are fields of `rec` into a new sub-table `key` (when absent).
