@@ -318,6 +318,16 @@ static void status(lua_State *L, iter_t *it, const char *st, uint64_t offset) {
   iter_release(it);
 }
 
+/* The "io_error" status at `offset` for errno `e`: message (strerror text) and errno name. */
+static int io_error_status(lua_State *L, iter_t *it, uint64_t offset, int e) {
+  status(L, it, "io_error", offset);
+  aqs_push_osmsg(L, e);
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, aqs_errno_name(e));
+  lua_setfield(L, -2, "errno");
+  return 1;
+}
+
 static void field(lua_State *L, const char *k, lua_Integer v) {
   lua_pushinteger(L, v);
   lua_setfield(L, -2, k);
@@ -349,27 +359,12 @@ static int iter_next(lua_State *L) {
     lua_setfield(L, -2, "errno");
     return 1;
   }
-  if (it->open_errno) {
-    status(L, it, "io_error", 0);
-    aqs_push_osmsg(L, it->open_errno);
-    lua_setfield(L, -2, "message");
-    lua_pushstring(L, aqs_errno_name(it->open_errno));
-    lua_setfield(L, -2, "errno");
-    return 1;
-  }
+  if (it->open_errno) return io_error_status(L, it, 0, it->open_errno);
   if (it->log) it->fd = it->log->fd;
   if (it->fd < 0) return luaL_error(L, "frame iterator: the framed log was closed");
   if (o > (uint64_t)INT64_MAX - AQS_HEADER_SIZE) r = 0;   /* nothing can be there */
   else r = fill(it, o, AQS_HEADER_SIZE, &h);
-  if (r < 0) {
-    int e = errno;
-    status(L, it, "io_error", o);
-    aqs_push_osmsg(L, e);
-    lua_setfield(L, -2, "message");
-    lua_pushstring(L, aqs_errno_name(e));
-    lua_setfield(L, -2, "errno");
-    return 1;
-  }
+  if (r < 0) return io_error_status(L, it, o, errno);
   if (r == 0) { status(L, it, "end", o); return 1; }
   if (r < AQS_HEADER_SIZE) {
     status(L, it, "incomplete_header", o);
@@ -417,15 +412,7 @@ static int iter_next(lua_State *L) {
         } else {
           present = aqs_read_payload(L, it->fd, o + AQS_HEADER_SIZE, 0, len, &got);
         }
-        if (present < 0) {
-          int e = errno;
-          status(L, it, "io_error", o);
-          aqs_push_osmsg(L, e);
-          lua_setfield(L, -2, "message");
-          lua_pushstring(L, aqs_errno_name(e));
-          lua_setfield(L, -2, "errno");
-          return 1;
-        }
+        if (present < 0) return io_error_status(L, it, o, errno);
         if (present == 0) {
           status(L, it, "incomplete_payload", o);
           field(L, "length", len);
