@@ -170,3 +170,37 @@ describe("aqstore batch --scan that finds no job", function()
     assert.truthy(r.err:find(dir, 1, true), r.err)
   end)
 end)
+
+-- README "From the shell": each "# -> TEXT" comment is printed by its line (whitespace
+-- folded); the README examples spec only checks that the lines succeed.
+describe("README shell example", function()
+  local dir
+  setup(function() dir = files.tmpdir() end)
+  teardown(function() files.rmtree(dir) end)
+
+  it("prints what its '# ->' comments say", function()
+    local readme = files.read(fixtures.repo .. "/README.md")
+    local block = readme:match("## From the shell%s+```sh\n(.-)```")
+    assert.truthy(block)
+    files.write(dir .. "/aqstore", "#!/bin/sh\nexec lua5.4 " .. q(run.aqstore) .. ' "$@"\n')
+    os.execute("chmod +x " .. q(dir .. "/aqstore"))
+    local checked = 0
+    local pending_lines = {}
+    for line in block:gmatch("[^\n]*\n") do
+      pending_lines[#pending_lines + 1] = line
+      local expect = line:match("#%s*%->%s*(.-)%s*\n$")
+      if expect or line == "EOF\n" then
+        local p = io.popen("cd " .. q(dir) .. " && PATH=" .. q(dir) .. ":$PATH sh 2>&1 <<'AQ_SH'\n"
+          .. table.concat(pending_lines) .. "AQ_SH\n")
+        local out = p:read("a")
+        p:close()
+        pending_lines = {}
+        if expect then
+          checked = checked + 1
+          assert.truthy(out:gsub("[ \t]+", " "):find(expect, 1, true), line .. "printed:\n" .. out)
+        end
+      end
+    end
+    assert.is_true(checked >= 3)
+  end)
+end)
