@@ -33,9 +33,7 @@ function M.summary_doc(s)
   for _, c in ipairs(stats.runs_by_state(s)) do doc.runs_by_state[c.state] = c.count end
   for _, c in ipairs(stats.tasks_by_policy(s)) do doc.tasks_by_policy[c.policy] = c.count end
   for _, c in ipairs(stats.collections(s)) do doc.counts[c.name] = c.count end
-  local canceled = 0
-  for _, t in ipairs(s.tasks) do if t.canceled_at then canceled = canceled + 1 end end
-  doc.canceled_tasks = canceled
+  doc.canceled_tasks = stats.canceled_tasks(s)
   return doc
 end
 

@@ -34,6 +34,13 @@ function stats.runs_by_state(snap)
   return count_by_variant(snap.runs, function(r) return r.run_instance.state end, T.RunState, "state")
 end
 
+--- Counts the canceled tasks (those with `canceled_at`).
+function stats.canceled_tasks(snap)
+  local n = 0
+  for _, t in ipairs(snap.tasks or {}) do if t.canceled_at then n = n + 1 end end
+  return n
+end
+
 --- Counts tasks by run policy variant (schema order): list of `{policy, count}`.
 function stats.tasks_by_policy(snap)
   return count_by_variant(snap.tasks, function(t)

@@ -546,8 +546,7 @@ function SnapshotM:summary()
     engine = "running" .. (resumed and (" (resumed " .. resumed .. ")") or "")
   end
   add("engine", engine)
-  local canceled, parts = 0, {}
-  for _, t in ipairs(self.tasks or {}) do if t.canceled_at then canceled = canceled + 1 end end
+  local canceled, parts = stats.canceled_tasks(self), {}
   for _, p in ipairs(stats.tasks_by_policy(self)) do
     if p.count > 0 then parts[#parts + 1] = p.policy .. " " .. p.count end
   end
