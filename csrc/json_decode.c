@@ -105,6 +105,9 @@ static int more(jd *d) {
   w = &d->st->win;
   want = src->left < CHUNK ? (size_t)src->left : CHUNK;
   if (!dbuf_reserve(w, want)) luaL_error(d->L, "json_decode: out of memory");
+  /* the reserve may have moved the window: d->s must follow it even when the read
+   * below fails, since the error path still scans the window for line and column */
+  d->s = w->p;
   r = aqs_read_full(src->fd, w->p + w->len, want, -1);
   if (r < 0) { src->read_errno = errno ? errno : EIO; return 0; }
   if (r == 0) { src->read_errno = -1; return 0; }   /* ended early: short payload */
