@@ -81,26 +81,4 @@ function outputs.check_unique(jobs)
   return true
 end
 
---- Creates directory `dir` and its missing parents (like `mkdir -p`).
--- @tparam string dir
--- @treturn boolean true
--- @return nil, message naming the directory that could not be made
-function outputs.mkdir_p(dir)
-  if dir == "" or dir == "." or dir == "/" then return true end
-  local mode = lfs.attributes(dir, "mode")
-  if mode == "directory" then return true end
-  if mode then return nil, "mkdir " .. dir .. ": exists and is not a directory" end
-  local parent = dir:match("^(.*)/[^/]*$")
-  if parent and parent ~= "" then
-    local ok, err = outputs.mkdir_p(parent)
-    if not ok then return nil, err end
-  end
-  local ok, err = lfs.mkdir(dir)
-  -- another process may have made it meanwhile
-  if not ok and lfs.attributes(dir, "mode") ~= "directory" then
-    return nil, "mkdir " .. dir .. ": " .. tostring(err)
-  end
-  return true
-end
-
 return outputs
