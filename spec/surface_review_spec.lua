@@ -3,92 +3,64 @@
 local fixtures = require "support.fixtures"
 local files = require "support.files"
 local run = require "support.aqstore_run"
+local tmux = require "support.tmux"
 
 local q = files.q
-
-local function have(cmd) return os.execute(cmd .. " >/dev/null 2>&1") == true end
-
-local reason
-if not have("tmux -V") then
-  reason = "tmux is not installed (make deps installs it)"
-elseif not have("lua5.4 -e 'require \"readline\"'") then
-  reason = "lua-readline is not installed (make deps installs it)"
-elseif not run.snapshot_ready() then
-  reason = "snapshot codec unavailable"
-end
-
-local describe_tty = reason and function(name) pending(name .. ": " .. reason) end or describe
+local describe_tty = tmux.missing and function(name) pending(name .. ": " .. tmux.missing) end or describe
 
 -- Issue 16 (known gap): Ctrl-C at the REPL prompt discards the line being typed and never
 -- ends the session; a running line is interrupted every time (the second Ctrl-C used to
 -- kill the process: lua5.4's SIGINT handler works once).
 describe_tty("aqstore repl: Ctrl-C at the prompt (tmux)", function()
-  local dir, snap, sock
-  local function tmux(args)
-    local p = io.popen("tmux -S " .. q(sock) .. " -f /dev/null " .. args .. " 2>&1")
-    local out = p:read("a")
-    p:close()
-    return out
-  end
-  local function screen() return tmux("capture-pane -p -t t") end
-  local function wait_for(pattern)
-    local text
-    for _ = 1, 100 do
-      text = screen()
-      if text:find(pattern) then return text end
-      os.execute("sleep 0.1")
-    end
-    error("timed out waiting for " .. pattern .. "; screen:\n" .. tostring(text))
-  end
-  local function alive() return have("tmux -S " .. q(sock) .. " -f /dev/null has-session -t t") end
+  local dir, snap, t
 
   setup(function()
     dir = files.tmpdir()
     snap = dir .. "/queue.snap"
     assert.equal(0, run.cli({ "build", fixtures.repo .. "/examples/queue.lua", snap }).code)
-    sock = dir .. "/tmux.sock"
+    t = tmux.session(dir)
   end)
   teardown(function()
-    tmux("kill-server")
+    t:kill()
     files.rmtree(dir)
   end)
 
   it("discards the line, and no number of Ctrl-C ends the session", function()
-    tmux(string.format("new-session -d -s t -x 120 -y 30 %s", q(string.format(
+    t:start(120, 30, string.format(
       "env HOME=%s XDG_STATE_HOME=%s TERM=xterm lua5.4 %s repl -q %s; echo REPL-EXIT=$?; sleep 30",
-      q(dir), q(dir .. "/state"), q(run.aqstore), q(snap)))))
-    wait_for("^>")
+      q(dir), q(dir .. "/state"), q(run.aqstore), q(snap)))
+    t:wait_for("^>")
     -- Ctrl-C while typing discards the line (when Enter is pressed), the first time
     -- (lua5.4's handler) and every later time (the signalfd), also twice in a row
     for round = 1, 3 do
-      tmux("send-keys -t t 'print(\"discarded-\" .. " .. round .. ")'")
-      wait_for("discarded%-\" %.%. " .. round)
-      tmux("send-keys -t t C-c")
-      if round == 3 then os.execute("sleep 0.2") tmux("send-keys -t t C-c") end
+      t:cmd("send-keys -t t 'print(\"discarded-\" .. " .. round .. ")'")
+      t:wait_for("discarded%-\" %.%. " .. round)
+      t:cmd("send-keys -t t C-c")
+      if round == 3 then os.execute("sleep 0.2") t:cmd("send-keys -t t C-c") end
       os.execute("sleep 0.2")
-      tmux("send-keys -t t Enter")
-      wait_for("\n> *\n")
-      assert.is_nil(screen():find("\ndiscarded%-"), screen())
-      tmux("send-keys -t t C-l")
+      t:cmd("send-keys -t t Enter")
+      t:wait_for("\n> *\n")
+      assert.is_nil(t:screen():find("\ndiscarded%-"), t:screen())
+      t:cmd("send-keys -t t C-l")
     end
-    tmux("send-keys -t t 'for i = 1, 2 do' Enter")
-    wait_for("\n>>")
-    tmux("send-keys -t t C-c Enter")   -- abandons the unfinished chunk too
+    t:cmd("send-keys -t t 'for i = 1, 2 do' Enter")
+    t:wait_for("\n>>")
+    t:cmd("send-keys -t t C-c Enter")   -- abandons the unfinished chunk too
     os.execute("sleep 0.3")
     for _ = 1, 2 do   -- a running line is interrupted, twice (lua5.4's own handler works once)
-      tmux("send-keys -t t 'while true do end' Enter")
+      t:cmd("send-keys -t t 'while true do end' Enter")
       os.execute("sleep 0.3")
-      tmux("send-keys -t t C-c")
-      wait_for("error: interrupted!\n> *\n")
-      tmux("send-keys -t t C-l")
+      t:cmd("send-keys -t t C-c")
+      t:wait_for("error: interrupted!\n> *\n")
+      t:cmd("send-keys -t t C-l")
     end
-    tmux("send-keys -t t 'print(\"after-\" .. 6 * 7)' Enter")
-    local text = wait_for("\nafter%-42")
+    t:cmd("send-keys -t t 'print(\"after-\" .. 6 * 7)' Enter")
+    local text = t:wait_for("\nafter%-42")
     assert.is_nil(text:find("REPL-EXIT", 1, true), text)
     assert.is_nil(text:find("error", 1, true), text)
-    assert.is_true(alive())
-    tmux("send-keys -t t C-d")
-    wait_for("REPL%-EXIT=0")
+    assert.is_true(t:alive())
+    t:cmd("send-keys -t t C-d")
+    t:wait_for("REPL%-EXIT=0")
   end)
 end)
 
