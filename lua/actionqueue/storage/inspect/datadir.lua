@@ -6,17 +6,15 @@
 -- memory by `recovery.build`.
 -- @module actionqueue.storage.inspect.datadir
 local fsutil = require "actionqueue.storage.fsutil"
+local layout = require "actionqueue.storage.datadir"
+local lfs = require "lfs"
 local view = require "actionqueue.storage.inspect.view"
 
 local datadir = {}
 
 --- True when `p` is a directory.
 function datadir.is_dir(p)
-  local ok, lfs = pcall(require, "lfs")
-  if ok then return lfs.attributes(p, "mode") == "directory" end
-  local f = io.open(p .. "/.", "rb")
-  if f then f:close() return true end
-  return false
+  return lfs.attributes(p, "mode") == "directory"
 end
 
 -- The latest time the data dir knows: the newest event timestamp (or the loaded
@@ -50,8 +48,7 @@ end
 -- @tparam string p data dir or WAL file
 -- @return the list, and nil or the error value that ended the scan
 function datadir.events(p)
-  local bootstrap = require "actionqueue.storage.recovery.bootstrap"
-  local wal_path = datadir.is_dir(p) and (p .. "/" .. bootstrap.WAL_FILE) or p
+  local wal_path = datadir.is_dir(p) and (p .. "/" .. layout.WAL_FILE) or p
   local events, offsets, scan = datadir.read_wal(wal_path)
   return view.wrap_events(events, offsets), scan.error
 end

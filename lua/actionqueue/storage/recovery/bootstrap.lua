@@ -5,6 +5,7 @@
 -- the reference's side effects (both folders and an empty WAL file when missing). It
 -- never truncates or rewrites an existing WAL, and never touches the snapshot file.
 -- @module actionqueue.storage.recovery.bootstrap
+local datadir = require "actionqueue.storage.datadir"
 local errors = require "actionqueue.storage.errors"
 local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
@@ -14,8 +15,6 @@ local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
-M.WAL_FILE = "wal/actionqueue.wal"
-M.SNAPSHOT_FILE = "snapshots/snapshot.bin"
 
 --- Bootstrap error prefixes (§2.1).
 M.PREFIX = {
@@ -237,8 +236,8 @@ function M.run(dir, opts)
     warnings[#warnings + 1] = text
     if opts.on_warning then opts.on_warning(text) end
   end
-  local wal_path = opts.wal_path or (dir .. "/" .. M.WAL_FILE)
-  local snap_path = opts.snapshot_path or (dir .. "/" .. M.SNAPSHOT_FILE)
+  local wal_path = opts.wal_path or (dir .. "/" .. datadir.WAL_FILE)
+  local snap_path = opts.snapshot_path or (dir .. "/" .. datadir.SNAPSHOT_FILE)
 
   -- 1. and 3. folders, reader (read-only unless opts.bootstrap)
   local rd, open_kind, open_text = open_wal(wal_path, snap_path, opts.bootstrap)
