@@ -12,6 +12,7 @@ local files = require "support.files"
 local aqstore = require "support.aqstore_run"
 local reader = require "actionqueue.storage.wal.reader"
 local lfs = require "lfs"
+local proc = require "support.proc"
 
 local FULL = os.getenv("AQS_RELIABILITY") == "full"
 local N_RACES = FULL and 20 or 1
@@ -19,16 +20,7 @@ local N_RECORDS = FULL and 500 or 30
 local N_KILLS = FULL and 60 or 2
 
 local q, read, write = files.q, files.read, files.write
-
-local function sleep(s) os.execute(string.format("sleep %.3f", s)) end
-
-local function wait_for(path, seconds)
-  for _ = 1, seconds * 50 do
-    if lfs.attributes(path) then return true end
-    sleep(0.02)
-  end
-  return false
-end
+local sleep, wait_for, wait_pid = proc.sleep, proc.wait_for_file, proc.wait_pid
 
 -- Runs `cmd` in the background in its own process group; returns its pid.
 local function start(cmd, out)
@@ -37,26 +29,6 @@ local function start(cmd, out)
   local pid = tonumber(p:read("l"))
   p:close()
   return pid
-end
-
--- A process that exited but is not reaped yet (our children are reparented to pid 1,
--- which may reap late) is a zombie: dead for us, although `kill -0` still succeeds.
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
-  local stat = f:read("a") or ""
-  f:close()
-  local state = stat:match("%) (%a)")
-  return state ~= nil and state ~= "Z"
-end
-
-local function wait_pid(pid, seconds)
-  for _ = 1, seconds * 50 do
-    if not alive(pid) then return true end
-    sleep(0.02)
-  end
-  os.execute("kill -9 -- -" .. pid .. " 2>/dev/null")
-  return false
 end
 
 local function kill9(pid)

@@ -12,22 +12,14 @@ local repair = require "actionqueue.storage.wal.repair"
 local reader = require "actionqueue.storage.wal.reader"
 local datadir = require "actionqueue.storage.datadir"
 local lfs = require "lfs"
+local proc = require "support.proc"
 
 local q, write, read = files.q, files.write, files.read
+local wait_for, wait_pid = proc.wait_for_file, proc.wait_pid
 local FULL = os.getenv("AQS_RELIABILITY") == "full"
 
 local function rec(seq, ts)
   return assert(codec.encode_record({ sequence = seq, event = { EnginePaused = { timestamp = ts or seq } } }))
-end
-
-local function sleep(s) os.execute("sleep " .. s) end
-
-local function wait_for(path, seconds)
-  for _ = 1, seconds * 20 do
-    if lfs.attributes(path) then return true end
-    sleep(0.05)
-  end
-  return false
 end
 
 -- Starts `lua5.4 -e CODE` in the background with the specs' module paths; returns its pid.
@@ -38,26 +30,6 @@ local function spawn(code, out)
   local pid = tonumber(p:read("l"))
   p:close()
   return pid
-end
-
--- A process that exited but is not reaped yet (our children are reparented to pid 1,
--- which may reap late) is a zombie: dead for us, although `kill -0` still succeeds.
-local function alive(pid)
-  local f = io.open("/proc/" .. pid .. "/stat", "r")
-  if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
-  local stat = f:read("a") or ""
-  f:close()
-  local state = stat:match("%) (%a)")
-  return state ~= nil and state ~= "Z"
-end
-
-local function wait_pid(pid, seconds)
-  for _ = 1, seconds * 20 do
-    if not alive(pid) then return true end
-    sleep(0.05)
-  end
-  os.execute("kill -9 " .. pid .. " 2>/dev/null")
-  return false
 end
 
 describe("WAL locking", function()

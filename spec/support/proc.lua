@@ -1,0 +1,42 @@
+--- Background processes for the specs that race or kill them: short sleeps, waiting for
+-- a file, and waiting for a pid (zombie-aware).
+local lfs = require "lfs"
+
+local proc = {}
+
+--- Sleeps `s` seconds (fractions allowed).
+function proc.sleep(s) os.execute(string.format("sleep %.3f", s)) end
+
+--- Waits (bounded) until `path` exists; true when it does.
+function proc.wait_for_file(path, seconds)
+  for _ = 1, seconds * 50 do
+    if lfs.attributes(path) then return true end
+    proc.sleep(0.02)
+  end
+  return false
+end
+
+--- True while `pid` runs. A process that exited but is not reaped yet (our children are
+-- reparented to pid 1, which may reap late) is a zombie: dead for us, although
+-- `kill -0` still succeeds.
+function proc.alive(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+  local stat = f:read("a") or ""
+  f:close()
+  local state = stat:match("%) (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
+--- Waits (bounded) for `pid` to end; true when it did. On time-out it kills `pid` and
+-- its process group (when it leads one) with SIGKILL and returns false.
+function proc.wait_pid(pid, seconds)
+  for _ = 1, seconds * 50 do
+    if not proc.alive(pid) then return true end
+    proc.sleep(0.02)
+  end
+  os.execute("kill -9 -- -" .. pid .. " 2>/dev/null; kill -9 " .. pid .. " 2>/dev/null")
+  return false
+end
+
+return proc
