@@ -14,7 +14,7 @@ end
 describe("aqstore repl loop", function()
   it("prints a typo as one line naming the valid values, with no traceback", function()
     local r = session { LOAD, 's:runs{state = "runing"}' }
-    assert.matches('^error: unknown run state "runing"; did you mean "Running"%?; valid: Scheduled, Ready, '
+    assert.matches('^error: unknown run state "runing" %(did you mean "Running"%?%); valid: Scheduled, Ready, '
       .. "Leased, Running, RetryWait, Suspended, Completed, Failed, Canceled\n$", r.err)
     assert.not_matches("traceback", r.err)
   end)
@@ -71,7 +71,7 @@ describe("plain lua5.4 -i", function()
     os.remove(inp); os.remove(out)
     assert.matches("1 run\nrun%s+task%s+state", text)
     assert.matches("SnapshotEngineControl\n  paused: false", text)
-    assert.matches('unknown run state "Runing"; did you mean "Running"%?[^\n]*\n', text)
+    assert.matches('unknown run state "Runing" %(did you mean "Running"%?%)[^\n]*\n', text)
     assert.not_matches("traceback", text)
   end)
 end)

@@ -6,8 +6,9 @@ local CANON = "6f2b0c1e-3d4a-4b5c-8d9e-0a1b2c3d4e5f"
 local CHAR = "UUID parsing failed: invalid character: expected an optional prefix of `urn:uuid:` "
   .. "followed by [0-9a-fA-F-], found `%s` at %d"
 
--- Both the active parser (C core when built) and the Lua fallback must agree.
-local parsers = { { "uuid.normalize", uuid.normalize }, { "lua fallback", uuid._lua_normalize } }
+-- uuid.normalize (the C core's parser, the one the codecs use) and core.uuid_parse itself.
+local core = require "actionqueue.storage.core"
+local parsers = { { "uuid.normalize", uuid.normalize }, { "core.uuid_parse", core.uuid_parse } }
 
 for _, p in ipairs(parsers) do
   local name, parse = p[1], p[2]

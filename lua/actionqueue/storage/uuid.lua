@@ -8,11 +8,10 @@ local uuid = {}
 --- The nil UUID.
 uuid.NIL = "00000000-0000-0000-0000-000000000000"
 
-local has_core, core = pcall(require, "actionqueue.storage.core")
-local core_parse = has_core and type(core) == "table" and core.uuid_parse or nil
-
-local PREFIX = "UUID parsing failed: "
-local CANONICAL = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+-- The one UUID parser is the C core's (csrc/json_uuid.c), shared with the JSON decoder
+-- and encoder: the reference's four spellings and its error texts live there only.
+local core = require "actionqueue.storage.core"
+local core_parse = core.uuid_parse
 
 local HEX_FORMAT = "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"
 
@@ -54,63 +53,6 @@ function uuid.v4()
     .. "-" .. H[(b9 & 0x3f) | 0x80] .. H[b10] .. "-" .. H[b11] .. H[b12] .. H[b13] .. H[b14] .. H[b15] .. H[b16]
 end
 
--- The reference's error detail for a string matching none of the four forms.
-local function parse_error(s)
-  local inner, offset, simple_ok = s, 0, true
-  if #s >= 2 and s:sub(1, 1) == "{" and s:sub(-1) == "}" then
-    inner, offset, simple_ok = s:sub(2, -2), 1, false
-  elseif s:sub(1, 9) == "urn:uuid:" then
-    inner, offset, simple_ok = s:sub(10), 9, false
-  end
-  local hyphens = {}
-  local i = 1
-  while i <= #inner do
-    local c = inner:sub(i, i)
-    local byte = c:byte()
-    if byte >= 0x80 then
-      -- a whole UTF-8 character
-      local len = byte >= 0xF0 and 4 or byte >= 0xE0 and 3 or byte >= 0xC0 and 2 or 1
-      return string.format("invalid character: expected an optional prefix of `urn:uuid:` "
-        .. "followed by [0-9a-fA-F-], found `%s` at %d", inner:sub(i, i + len - 1), i + offset)
-    elseif c ~= "-" and not c:match("%x") then
-      return string.format("invalid character: expected an optional prefix of `urn:uuid:` "
-        .. "followed by [0-9a-fA-F-], found `%s` at %d", c, i + offset)
-    end
-    if c == "-" then hyphens[#hyphens + 1] = i - 1 end
-    i = i + 1
-  end
-  if #hyphens == 0 and simple_ok then
-    return string.format("invalid length: expected length 32 for simple format, found %d", #s)
-  end
-  if #hyphens ~= 4 then
-    return string.format("invalid group count: expected 5, found %d", #hyphens + 1)
-  end
-  local positions, starts, lens = { 8, 13, 18, 23 }, { 0, 9, 14, 19 }, { 8, 4, 4, 4 }
-  for g = 1, 4 do
-    if hyphens[g] ~= positions[g] then
-      return string.format("invalid group length in group %d: expected %d, found %d",
-        g - 1, lens[g], hyphens[g] - starts[g])
-    end
-  end
-  return string.format("invalid group length in group 4: expected 12, found %d", #s - 24)
-end
-
-local function lua_normalize(s)
-  local body
-  if #s == 36 then
-    body = s
-  elseif #s == 32 and s:match("^%x+$") then
-    body = s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-" .. s:sub(13, 16) .. "-" .. s:sub(17, 20)
-      .. "-" .. s:sub(21, 32)
-  elseif #s == 38 and s:sub(1, 1) == "{" and s:sub(-1) == "}" then
-    body = s:sub(2, -2)
-  elseif #s == 45 and s:sub(1, 9) == "urn:uuid:" then
-    body = s:sub(10)
-  end
-  if body and body:match(CANONICAL) then return body:lower() end
-  return nil, PREFIX .. parse_error(s)
-end
-
 --- Parses a UUID in any of the accepted spellings (hyphenated, simple, braced, URN;
 -- hex digits in either case).
 -- @tparam string s
@@ -120,20 +62,8 @@ function uuid.normalize(s)
   if type(s) ~= "string" then
     return nil, "invalid type: " .. type(s) .. ", expected a formatted UUID string"
   end
-  if core_parse then
-    -- the C parser is faster than a Lua pattern even for the canonical spelling
-    local r, err = core_parse(s)
-    if not r then
-      err = tostring(err)
-      if err:sub(1, #PREFIX) ~= PREFIX then err = PREFIX .. err end
-      return nil, err
-    end
-    if type(r) == "string" and #r == 16 then return uuid.from_bytes(r) end
-    if type(r) == "string" and #r == 36 then return r:lower() end
-    return lua_normalize(s)
-  end
-  if s:match(CANONICAL) and not s:match("%u") then return s end
-  return lua_normalize(s)
+  -- the C parser returns the canonical lower-case form or the reference's full text
+  return core_parse(s)
 end
 
 --- True when `s` is a valid UUID spelling.
@@ -165,8 +95,5 @@ function uuid.sort(list)
   table.sort(list, uuid.less)
   return list
 end
-
---- The Lua parser, regardless of the C core (exposed for tests).
-uuid._lua_normalize = lua_normalize
 
 return uuid

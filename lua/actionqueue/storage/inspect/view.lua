@@ -144,7 +144,7 @@ local function enum_value(enum, v, what)
   local name, same = fmt.closest(v, names)
   if same then return name end
   view.fail(string.format("unknown %s %q%s; valid: %s", what, tostring(v),
-    name and string.format('; did you mean "%s"?', name) or "", table.concat(names, ", ")))
+    name and string.format(' (did you mean "%s"?)', name) or "", table.concat(names, ", ")))
 end
 
 local function duration_value(v, what)
