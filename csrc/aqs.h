@@ -84,12 +84,13 @@ int aqs_proc_spawn(lua_State *L);
 int aqs_proc_wait(lua_State *L);
 int aqs_proc_write(lua_State *L);
 
-/* json_decode.c, json_encode.c, json_schema.c, json_uuid.c (see json.h) */
+/* json_decode.c, json_encode.c, json_uuid.c (see json.h) */
 int aqs_json_decode(lua_State *L);
 int aqs_json_encode(lua_State *L);
-int aqs_json_schema(lua_State *L);
 int aqs_uuid_parse(lua_State *L);
-void aqs_json_schema_init(lua_State *L);
+
+/* schema.c (see schema.h) */
+int aqs_schema(lua_State *L);
 
 /* postcard.c */
 int aqs_postcard_decode(lua_State *L);
@@ -113,6 +114,7 @@ void aqs_frame_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
 void aqs_mem_budget_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
+void aqs_schema_init(lua_State *L);
 void aqs_signal_watch_init(lua_State *L);
 void aqs_verdict_init(lua_State *L);
 

@@ -17,7 +17,6 @@ static const luaL_Reg core_funcs[] = {
   {"frames", aqs_frames},
   {"json_decode", aqs_json_decode},
   {"json_encode", aqs_json_encode},
-  {"json_schema", aqs_json_schema},
   {"lock_file", aqs_lock_file},
   {"log_open", aqs_log_open},
   {"mem_budget", aqs_mem_budget},
@@ -37,6 +36,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
+  {"schema", aqs_schema},
   {"snapshot_read", aqs_snapshot_read},
   {"snapshot_verdict", aqs_snapshot_verdict},
   {"u64_parse", aqs_u64_parse},
@@ -49,11 +49,11 @@ static const luaL_Reg core_funcs[] = {
 int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_atomic_writer_init(L);
   aqs_frame_init(L);
-  aqs_json_schema_init(L);
   aqs_framed_log_init(L);
   aqs_mem_budget_init(L);
   aqs_lock_init(L);
   aqs_postcard_init(L);
+  aqs_schema_init(L);
   aqs_signal_watch_init(L);
   aqs_verdict_init(L);
   luaL_newlib(L, core_funcs);

@@ -1,12 +1,12 @@
 /*
  * json_decode.c - schema-driven streaming JSON decoder emulating the reference's JSON
  * layer (serde_json 1.0.149 + serde derive): same accepted inputs, same error texts and
- * positions (snapshot-format.md 4.2, 4.3).  It walks the compiled schema (json.h) while
+ * positions (snapshot-format.md 4.2, 4.3).  It walks the compiled schema (schema.h) while
  * parsing and builds the Lua representation directly.
  *
  * json_decode(payload, schema) -> value | nil, message, line, column
  *   message is serde's text followed by " at line L column C".
- *   `schema` is a JsonSchema (json_schema) or a schema type table.
+ *   `schema` is a compiled Schema (core.schema, schema.h) or a schema type table.
  *
  * Error positions follow serde_json: "peek" errors point at the byte looked at, other
  * errors at the bytes consumed; errors raised without a position (custom/derive errors)
@@ -1440,10 +1440,10 @@ static void drain(jd *d) {
 
 /* Decodes with the schema at sidx (compiled) from d's source; see json.h. */
 static int decode_driver(lua_State *L, int sidx, jd *d) {
-  jschema *sc = aqs_json_schema_at(L, sidx);
+  jschema *sc = aqs_schema_at(L, sidx);
   dstate *st;
   int gc_was_running = 0, status;
-  aqs_json_push_refs(L, sidx);
+  aqs_schema_push_refs(L, sidx);
   st = (dstate *)lua_newuserdatauv(L, sizeof(dstate), 0);   /* freed by __gc */
   memset(st, 0, sizeof *st);
   if (luaL_newmetatable(L, STATE_MT)) {
@@ -1511,7 +1511,7 @@ int aqs_json_decode(lua_State *L) {
   const char *s = aqs_payload_buffer(L, 1, &n);   /* frame_read's {buffer = true} */
   jd d;
   if (!s) s = luaL_checklstring(L, 1, &n);
-  luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
+  luaL_argexpected(L, luaL_testudata(L, 2, AQS_SCHEMA_MT) || lua_istable(L, 2), 2, "schema");
   lua_settop(L, 2);
   memset(&d, 0, sizeof d);
   d.L = L;

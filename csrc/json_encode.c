@@ -502,9 +502,9 @@ int aqs_json_encode(lua_State *L) {
   je e;
   ebuf *b;
   int opts = 0;
-  luaL_argexpected(L, luaL_testudata(L, 2, AQS_JSCHEMA_MT) || lua_istable(L, 2), 2, "schema");
+  luaL_argexpected(L, luaL_testudata(L, 2, AQS_SCHEMA_MT) || lua_istable(L, 2), 2, "schema");
   lua_settop(L, 4);
-  sc = aqs_json_schema_at(L, 2);
+  sc = aqs_schema_at(L, 2);
   memset(&e, 0, sizeof e);
   e.L = L;
   if (lua_istable(L, 3)) {

@@ -4,7 +4,7 @@
  *
  * uuid_parse(s) -> "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" | nil, "UUID parsing failed: ..."
  */
-#include "json.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <string.h>

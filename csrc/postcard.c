@@ -1,9 +1,9 @@
 /*
  * postcard.c - schema-driven postcard decoder/encoder (WAL payloads, wal-format.md 7-8).
  *
- * The codec walks the schema tables of actionqueue.storage.schema (dsl.lua).  A type
- * table is compiled once into a flat array of nodes (cached per root table in a
- * weak-keyed registry table), so decoding a record does no schema lookups in Lua.
+ * The codec walks the one compiled schema (schema.h, schema.c: compiled once per root
+ * type table and cached, the same object the JSON codecs walk), so decoding a record
+ * does no schema lookups in Lua.
  *
  * postcard_decode(bytes, type [, opts]) -> value, consumed | nil, message
  *   opts.features = {workflow = true} enables feature-gated variants;
@@ -21,274 +21,20 @@
  *
  * Never raises on bad input bytes; raises only on API misuse (not a schema table).
  */
-#include "aqs.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum {
-  K_U8, K_U16, K_U32, K_U64, K_I32, K_BOOL, K_STRING, K_BYTES, K_ID,
-  K_OPTION, K_LIST, K_RECORD, K_ENUM
-};
-
-typedef struct {
-  int kind;
-  int a;        /* option/list: child node; record/enum: first item */
-  int n;        /* record: field count; enum: variant count */
-  int check;    /* ref of the record's check function (0 = none) */
-  int lookup;   /* enum: ref of a name -> variant number table */
-} pc_node;
-
-typedef struct {
-  int name;     /* ref of the field/variant name string */
-  int node;     /* field/variant type node, -1 for a unit variant */
-  int check;    /* variant check function ref (0 = none) */
-  int feature;  /* variant feature name ref (0 = none) */
-  int dflt;     /* field default ref (0 = none) */
-} pc_item;
-
-/* Decoded short strings (<= SC_MAXLEN bytes) and formatted UUIDs, keyed by their wire
- * bytes: WAL records repeat the same ids and names (a run's id in every event of its
- * life), and a hit pushes the existing Lua string from the cache table (uservalue 2 of
- * the compiled schema) instead of formatting, hashing and interning it again.  Slot i
- * of `sc` describes entry i + 1 of that table; `used` = 0 is an empty slot. */
-#define SC_SLOTS 256
-#define SC_MAXLEN 40
-typedef struct {
-  unsigned char used, kind, len;
-  unsigned char b[SC_MAXLEN];
-} sc_entry;
-
-typedef struct {
-  pc_node *nodes;
-  pc_item *items;
-  int nnodes, nitems, capnodes, capitems;
-  sc_entry sc[SC_SLOTS];
-} pc_schema;
-
-#define SCHEMA_MT "actionqueue.storage.PostcardSchema"
 #define BUF_MT "actionqueue.storage.PostcardBuffer"
 #define MAX_DEPTH 64
-
-static const char CACHE_KEY = 'p';
-
-/* ---- compilation ----------------------------------------------------------- */
-
-static int schema_gc(lua_State *L) {
-  pc_schema *s = (pc_schema *)luaL_checkudata(L, 1, SCHEMA_MT);
-  free(s->nodes);
-  free(s->items);
-  s->nodes = NULL;
-  s->items = NULL;
-  return 0;
-}
-
-typedef struct {
-  lua_State *L;
-  pc_schema *s;
-  int refs;   /* stack index: array of strings/functions/defaults */
-  int memo;   /* stack index: type table -> node index */
-  int nrefs;
-  int none;   /* stack index of dsl.NONE (or 0) */
-} compiler;
-
-static int add_ref(compiler *c) {   /* pops the value on top */
-  lua_rawseti(c->L, c->refs, ++c->nrefs);
-  return c->nrefs;
-}
-
-static int new_node(compiler *c) {
-  pc_schema *s = c->s;
-  if (s->nnodes == s->capnodes) {
-    int cap = s->capnodes ? s->capnodes * 2 : 32;
-    pc_node *p = (pc_node *)realloc(s->nodes, (size_t)cap * sizeof *p);
-    if (!p) luaL_error(c->L, "out of memory");
-    s->nodes = p;
-    s->capnodes = cap;
-  }
-  memset(&s->nodes[s->nnodes], 0, sizeof(pc_node));
-  return s->nnodes++;
-}
-
-static int new_items(compiler *c, int n) {
-  pc_schema *s = c->s;
-  int first = s->nitems;
-  if (s->nitems + n > s->capitems) {
-    int cap = s->capitems ? s->capitems : 32;
-    pc_item *p;
-    while (cap < s->nitems + n) cap *= 2;
-    p = (pc_item *)realloc(s->items, (size_t)cap * sizeof *p);
-    if (!p) luaL_error(c->L, "out of memory");
-    s->items = p;
-    s->capitems = cap;
-  }
-  memset(&s->items[first], 0, (size_t)n * sizeof(pc_item));
-  s->nitems += n;
-  return first;
-}
-
-static int compile_type(compiler *c, int t);
-
-/* field f of the record/enum at stack index t: pushes nothing, returns node or -1 */
-static int compile_child(compiler *c, int t, const char *key) {
-  int node = -1;
-  if (lua_getfield(c->L, t, key) == LUA_TTABLE) node = compile_type(c, lua_gettop(c->L));
-  lua_pop(c->L, 1);
-  return node;
-}
-
-static int opt_ref(compiler *c, int t, const char *key, int type) {
-  if (lua_getfield(c->L, t, key) == type) return add_ref(c);
-  lua_pop(c->L, 1);
-  return 0;
-}
-
-static int compile_type(compiler *c, int t) {
-  lua_State *L = c->L;
-  static const char *const kinds[] = {
-    "u8", "u16", "u32", "u64", "i32", "bool", "string", "bytes", "id",
-    "option", "list", "record", "enum", NULL};
-  int node, kind, i, n, first;
-  luaL_checkstack(L, 16, "schema too deep");
-  lua_pushvalue(L, t);
-  if (lua_rawget(L, c->memo) == LUA_TNUMBER) {
-    node = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    return node;
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, t, "kind") != LUA_TSTRING) luaL_error(L, "postcard: not a schema type");
-  kind = luaL_checkoption(L, -1, NULL, kinds);
-  lua_pop(L, 1);
-  node = new_node(c);
-  lua_pushvalue(L, t);
-  lua_pushinteger(L, node);
-  lua_rawset(L, c->memo);
-  c->s->nodes[node].kind = kind;
-  switch (kind) {
-    case K_OPTION: case K_LIST: {
-      int child = compile_child(c, t, "of");
-      if (child < 0) luaL_error(L, "postcard: option/list without element type");
-      c->s->nodes[node].a = child;
-      break;
-    }
-    case K_RECORD: case K_ENUM: {
-      int is_enum = kind == K_ENUM, check = 0, lookup = 0;
-      if (lua_getfield(L, t, is_enum ? "variants" : "fields") != LUA_TTABLE)
-        luaL_error(L, "postcard: record/enum without fields/variants");
-      n = (int)luaL_len(L, -1);
-      first = new_items(c, n);
-      if (!is_enum) check = opt_ref(c, t, "check", LUA_TFUNCTION);
-      if (is_enum) { lua_createtable(L, 0, n); lookup = lua_gettop(L); }
-      for (i = 0; i < n; i++) {
-        int it = lua_gettop(L) + 1, child, name, vcheck = 0, feature = 0, dflt = 0;
-        lua_rawgeti(L, is_enum ? lookup - 1 : -1, i + 1);
-        if (lua_getfield(L, it, "name") != LUA_TSTRING) luaL_error(L, "postcard: unnamed item");
-        if (is_enum) {
-          lua_pushvalue(L, -1);
-          lua_pushinteger(L, i);
-          lua_rawset(L, lookup);
-        }
-        name = add_ref(c);
-        child = compile_child(c, it, "type");
-        if (!is_enum && child < 0) luaL_error(L, "postcard: record field without type");
-        if (is_enum) {
-          vcheck = opt_ref(c, it, "check", LUA_TFUNCTION);
-          feature = opt_ref(c, it, "feature", LUA_TSTRING);
-        } else {
-          lua_getfield(L, it, "default");
-          if (lua_isnil(L, -1) || (c->none && lua_rawequal(L, -1, c->none))) lua_pop(L, 1);
-          else dflt = add_ref(c);
-        }
-        lua_pop(L, 1);   /* item */
-        {
-          pc_item *item = &c->s->items[first + i];
-          item->name = name;
-          item->node = child;
-          item->check = vcheck;
-          item->feature = feature;
-          item->dflt = dflt;
-        }
-      }
-      if (is_enum) lookup = add_ref(c);
-      lua_pop(L, 1);   /* fields/variants */
-      {
-        pc_node *nd = &c->s->nodes[node];
-        nd->a = first;
-        nd->n = n;
-        nd->check = check;
-        nd->lookup = lookup;
-      }
-      break;
-    }
-    default: break;
-  }
-  return node;
-}
-
-/* Pushes the compiled schema (userdata, uservalue 1 = refs table) of the type at idx. */
-static pc_schema *get_schema(lua_State *L, int idx) {
-  pc_schema *s;
-  compiler c;
-  idx = lua_absindex(L, idx);
-  luaL_checktype(L, idx, LUA_TTABLE);
-  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &CACHE_KEY) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &CACHE_KEY);
-  }
-  lua_pushvalue(L, idx);
-  if (lua_rawget(L, -2) == LUA_TUSERDATA) {
-    lua_remove(L, -2);
-    return (pc_schema *)lua_touserdata(L, -1);
-  }
-  lua_pop(L, 1);
-  s = (pc_schema *)lua_newuserdatauv(L, sizeof(pc_schema), 2);
-  memset(s, 0, sizeof *s);
-  luaL_setmetatable(L, SCHEMA_MT);
-  lua_createtable(L, SC_SLOTS, 0);
-  lua_setiuservalue(L, -2, 2);   /* string cache (see sc_entry) */
-  c.L = L;
-  c.s = s;
-  c.nrefs = 0;
-  lua_newtable(L);
-  c.refs = lua_gettop(L);
-  lua_newtable(L);
-  c.memo = lua_gettop(L);
-  c.none = 0;
-  /* dsl.NONE marks "absent" defaults; it is not a value to encode. */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "actionqueue.storage.schema.dsl");
-  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_istable(L, -1)) {
-    lua_getfield(L, -1, "NONE");
-    lua_remove(L, -2);
-  } else {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-  }
-  if (!lua_isnil(L, -1)) c.none = lua_gettop(L);
-  compile_type(&c, idx);
-  lua_pop(L, 2);   /* NONE, memo */
-  lua_setiuservalue(L, -2, 1);   /* refs */
-  /* cache[type] = schema */
-  lua_pushvalue(L, idx);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, -4);
-  lua_remove(L, -2);
-  return s;
-}
 
 /* ---- shared helpers ---------------------------------------------------------- */
 
 typedef struct {
   lua_State *L;
-  pc_schema *s;
+  jschema *s;
   int refs;       /* stack index of the refs table */
   int strs;       /* stack index of the string cache table (decoding) or 0 */
   int features;   /* stack index of opts.features or 0 */
@@ -426,6 +172,12 @@ static void push_uuid(lua_State *L, const unsigned char *b) {
   lua_pushlstring(L, s, 36);
 }
 
+/* Decoded short strings (<= SC_MAXLEN bytes) and formatted UUIDs, keyed by their wire
+ * bytes: WAL records repeat the same ids and names (a run's id in every event of its
+ * life), and a hit pushes the existing Lua string from the cache table (the compiled
+ * schema's string table, aqs_schema_push_strings) instead of formatting, hashing and
+ * interning it again.  Slot i of the schema's `sc` describes entry i + 1 of that table;
+ * `used` = 0 is an empty slot. */
 enum { SC_RAW, SC_UUID };
 
 /* Pushes the string of n wire bytes at p: the bytes themselves (SC_RAW) or the
@@ -467,84 +219,83 @@ static void push_str(dctx *d, const unsigned char *p, size_t n, int kind) {
   memcpy(e->b, p, n);
 }
 
-static int decode_node(dctx *d, int ni, int depth);
+static int decode_node(dctx *d, const jtype *nd, int depth);
 
 /* Reads an enum's variant index: the variant, or NULL with the error set (index out of
  * range, or a variant of a build feature that is not enabled). */
-static const pc_item *read_variant(dctx *d, const pc_node *nd) {
+static const jitem *read_variant(dctx *d, const jtype *nd) {
   uint64_t v;
-  const pc_item *it;
+  const jitem *it;
   if (GET_U32(d, &v) < 0) return NULL;
-  if (v >= (uint64_t)nd->n) { fail(&d->c, "unknown variant index"); return NULL; }
-  it = &d->c.s->items[nd->a + (int)v];
-  if (it->feature && !feature_on(&d->c, it->feature)) {
+  if (v >= (uint64_t)nd->nall) { fail(&d->c, "unknown variant index"); return NULL; }
+  it = &nd->items[nd->wire[v]];
+  if (it->feature_ref && !feature_on(&d->c, it->feature_ref)) {
     fail(&d->c, "unknown variant index (feature not enabled)");
     return NULL;
   }
   return it;
 }
 
-static int decode_node(dctx *d, int ni, int depth) {
+static int decode_node(dctx *d, const jtype *nd, int depth) {
   lua_State *L = d->c.L;
-  const pc_node *nd = &d->c.s->nodes[ni];
   uint64_t v;
   size_t n;
   if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
   /* each level pushes at most 3 values: reserve for 4 levels at a time */
   if ((depth & 3) == 0 && !lua_checkstack(L, 16)) return fail(&d->c, "out of Lua stack");
   switch (nd->kind) {
-    case K_U8:
+    case JK_U8:
       if (d->p >= d->end) return fail(&d->c, E_END);
       lua_pushinteger(L, *d->p++);
       return 0;
-    case K_BOOL:
+    case JK_BOOL:
       if (d->p >= d->end) return fail(&d->c, E_END);
       if (*d->p > 1) return fail(&d->c, E_BOOL);
       lua_pushboolean(L, *d->p++);
       return 0;
-    case K_U16:
+    case JK_U16:
       if (GET_U16(d, &v) < 0) return -1;
       lua_pushinteger(L, (lua_Integer)v);
       return 0;
-    case K_U32:
+    case JK_U32:
       if (GET_U32(d, &v) < 0) return -1;
       lua_pushinteger(L, (lua_Integer)v);
       return 0;
-    case K_U64:
+    case JK_U64:
       if (GET_U64(d, &v) < 0) return -1;
       lua_pushinteger(L, (lua_Integer)v);
       return 0;
-    case K_I32: {
+    case JK_I32: {
       uint32_t z;
       if (GET_U32(d, &v) < 0) return -1;
       z = (uint32_t)v;
       lua_pushinteger(L, (lua_Integer)(int32_t)((z >> 1) ^ (0u - (z & 1u))));
       return 0;
     }
-    case K_STRING:
+    case JK_STRING:
       if (get_len(d, &n) < 0) return -1;
       if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
       push_str(d, d->p, n, SC_RAW);
       d->p += n;
       return 0;
-    case K_BYTES:
+    case JK_BYTES:
       if (get_len(d, &n) < 0) return -1;
       push_str(d, d->p, n, SC_RAW);
       d->p += n;
       return 0;
-    case K_ID:
+    case JK_ID:
       if (get_len(d, &n) < 0) return -1;
       if (n != 16) return fail(&d->c, "invalid UUID: byte string length must be 16");
       push_str(d, d->p, 16, SC_UUID);
       d->p += 16;
       return 0;
-    case K_OPTION:
+    case JK_OPTION:
       if (d->p >= d->end) return fail(&d->c, E_END);
       if (*d->p == 0) { d->p++; lua_pushnil(L); return 0; }
       if (*d->p != 1) return fail(&d->c, E_OPTION);
       d->p++;
-      return decode_node(d, nd->a, depth + 1);
-    case K_LIST: {
+      return decode_node(d, nd->of, depth + 1);
+    case JK_LIST: {
       uint64_t count, i;
       size_t left;
       if (GET_U64(d, &count) < 0) return -1;
@@ -553,34 +304,34 @@ static int decode_node(dctx *d, int ni, int depth) {
       if (count > left) { d->p = d->end; return fail(&d->c, E_END); }
       lua_createtable(L, (int)count, 0);
       for (i = 0; i < count; i++) {
-        if (decode_node(d, nd->a, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        if (decode_node(d, nd->of, depth + 1) < 0) { lua_pop(L, 1); return -1; }
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
       return 0;
     }
-    case K_RECORD: {
+    case JK_RECORD: {
       int i;
-      lua_createtable(L, 0, nd->n);
-      for (i = 0; i < nd->n; i++) {
-        const pc_item *it = &d->c.s->items[nd->a + i];
-        push_ref(&d->c, it->name);
-        if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+      lua_createtable(L, 0, nd->nitems);
+      for (i = 0; i < nd->nitems; i++) {
+        const jitem *it = &nd->items[i];
+        push_ref(&d->c, it->name_ref);
+        if (decode_node(d, it->type, depth + 1) < 0) { lua_pop(L, 2); return -1; }
         /* only an Option decodes to nil (an absent field: no key) */
-        if (d->c.s->nodes[it->node].kind == K_OPTION && lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
+        if (it->type->kind == JK_OPTION && lua_isnil(L, -1)) { lua_pop(L, 2); continue; }
         lua_rawset(L, -3);
       }
-      if (nd->check && run_check(&d->c, nd->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+      if (nd->check_ref && run_check(&d->c, nd->check_ref, "invalid value") < 0) { lua_pop(L, 1); return -1; }
       return 0;
     }
-    case K_ENUM: {
-      const pc_item *it;
+    case JK_ENUM: {
+      const jitem *it;
       if (!(it = read_variant(d, nd))) return -1;
-      if (it->node < 0) { push_ref(&d->c, it->name); return 0; }
+      if (it->type == NULL) { push_ref(&d->c, it->name_ref); return 0; }
       lua_createtable(L, 0, 1);
-      push_ref(&d->c, it->name);
-      if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+      push_ref(&d->c, it->name_ref);
+      if (decode_node(d, it->type, depth + 1) < 0) { lua_pop(L, 2); return -1; }
       lua_rawset(L, -3);
-      if (it->check && run_check(&d->c, it->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+      if (it->check_ref && run_check(&d->c, it->check_ref, "invalid value") < 0) { lua_pop(L, 1); return -1; }
       return 0;
     }
     default:
@@ -591,81 +342,80 @@ static int decode_node(dctx *d, int ni, int depth) {
 /* Skimming: validates exactly like decode_node but materialises only the subtrees
  * a `check` function needs (a record with a check, a variant with a check); nothing
  * is left on the stack.  `pushname` (enums only) pushes the variant name. */
-static int skim_node(dctx *d, int ni, int depth, int pushname) {
+static int skim_node(dctx *d, const jtype *nd, int depth, int pushname) {
   lua_State *L = d->c.L;
-  const pc_node *nd = &d->c.s->nodes[ni];
   uint64_t v;
   size_t n;
   if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
-  if (nd->check) {
-    if (decode_node(d, ni, depth) < 0) return -1;
+  if (nd->check_ref) {
+    if (decode_node(d, nd, depth) < 0) return -1;
     lua_pop(L, 1);
     return 0;
   }
   switch (nd->kind) {
-    case K_U8:
+    case JK_U8:
       if (d->p >= d->end) return fail(&d->c, E_END);
       d->p++;
       return 0;
-    case K_BOOL:
+    case JK_BOOL:
       if (d->p >= d->end) return fail(&d->c, E_END);
       if (*d->p > 1) return fail(&d->c, E_BOOL);
       d->p++;
       return 0;
-    case K_U16: return GET_U16(d, &v);
-    case K_U32: case K_I32: return GET_U32(d, &v);
-    case K_U64: return GET_U64(d, &v);
-    case K_STRING:
+    case JK_U16: return GET_U16(d, &v);
+    case JK_U32: case JK_I32: return GET_U32(d, &v);
+    case JK_U64: return GET_U64(d, &v);
+    case JK_STRING:
       if (get_len(d, &n) < 0) return -1;
       if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
       d->p += n;
       return 0;
-    case K_BYTES:
+    case JK_BYTES:
       if (get_len(d, &n) < 0) return -1;
       d->p += n;
       return 0;
-    case K_ID:
+    case JK_ID:
       if (get_len(d, &n) < 0) return -1;
       if (n != 16) return fail(&d->c, "invalid UUID: byte string length must be 16");
       d->p += 16;
       return 0;
-    case K_OPTION:
+    case JK_OPTION:
       if (d->p >= d->end) return fail(&d->c, E_END);
       if (*d->p == 0) { d->p++; return 0; }
       if (*d->p != 1) return fail(&d->c, E_OPTION);
       d->p++;
-      return skim_node(d, nd->a, depth + 1, 0);
-    case K_LIST: {
+      return skim_node(d, nd->of, depth + 1, 0);
+    case JK_LIST: {
       uint64_t count, i;
       if (GET_U64(d, &count) < 0) return -1;
       if (count > (uint64_t)(d->end - d->p)) { d->p = d->end; return fail(&d->c, E_END); }
       for (i = 0; i < count; i++)
-        if (skim_node(d, nd->a, depth + 1, 0) < 0) return -1;
+        if (skim_node(d, nd->of, depth + 1, 0) < 0) return -1;
       return 0;
     }
-    case K_RECORD: {
+    case JK_RECORD: {
       int i;
-      for (i = 0; i < nd->n; i++)
-        if (skim_node(d, d->c.s->items[nd->a + i].node, depth + 1, 0) < 0) return -1;
+      for (i = 0; i < nd->nitems; i++)
+        if (skim_node(d, nd->items[i].type, depth + 1, 0) < 0) return -1;
       return 0;
     }
-    case K_ENUM: {
-      const pc_item *it;
+    case JK_ENUM: {
+      const jitem *it;
       if (!(it = read_variant(d, nd))) return -1;
-      if (it->node >= 0) {
-        if (it->check) {
+      if (it->type != NULL) {
+        if (it->check_ref) {
           if (!lua_checkstack(L, 8)) return fail(&d->c, "out of Lua stack");
           lua_createtable(L, 0, 1);
-          push_ref(&d->c, it->name);
-          if (decode_node(d, it->node, depth + 1) < 0) { lua_pop(L, 2); return -1; }
+          push_ref(&d->c, it->name_ref);
+          if (decode_node(d, it->type, depth + 1) < 0) { lua_pop(L, 2); return -1; }
           lua_rawset(L, -3);
-          if (run_check(&d->c, it->check, "invalid value") < 0) { lua_pop(L, 1); return -1; }
+          if (run_check(&d->c, it->check_ref, "invalid value") < 0) { lua_pop(L, 1); return -1; }
           lua_pop(L, 1);
-        } else if (skim_node(d, it->node, depth + 1, 0) < 0) {
+        } else if (skim_node(d, it->type, depth + 1, 0) < 0) {
           return -1;
         }
       }
-      if (pushname) push_ref(&d->c, it->name);
+      if (pushname) push_ref(&d->c, it->name_ref);
       return 0;
     }
     default:
@@ -677,19 +427,20 @@ static int skim_node(dctx *d, int ni, int depth, int pushname) {
  * fields (in field order); returns the number pushed or -1. */
 static int skim_root(dctx *d) {
   lua_State *L = d->c.L;
-  const pc_node *nd = &d->c.s->nodes[0];
+  const jtype *nd = d->c.s->root;
   int i, pushed = 0;
-  if (nd->kind != K_RECORD || nd->check) {
-    if (skim_node(d, 0, 0, 0) < 0) return -1;
+  if (nd->kind != JK_RECORD || nd->check_ref) {
+    if (skim_node(d, nd, 0, 0) < 0) return -1;
     return 0;
   }
-  luaL_checkstack(L, nd->n + 4, "too many fields");
-  for (i = 0; i < nd->n; i++) {
-    int child = d->c.s->items[nd->a + i].node, kind = d->c.s->nodes[child].kind;
-    if (kind <= K_ID) {
+  luaL_checkstack(L, nd->nitems + 4, "too many fields");
+  for (i = 0; i < nd->nitems; i++) {
+    const jtype *child = nd->items[i].type;
+    int kind = child->kind;
+    if (kind <= JK_ID) {
       if (decode_node(d, child, 1) < 0) { lua_pop(L, pushed); return -1; }
       pushed++;
-    } else if (kind == K_ENUM) {
+    } else if (kind == JK_ENUM) {
       if (skim_node(d, child, 1, 1) < 0) { lua_pop(L, pushed); return -1; }
       pushed++;
     } else if (skim_node(d, child, 1, 0) < 0) {
@@ -700,13 +451,14 @@ static int skim_root(dctx *d) {
   return pushed;
 }
 
-static void setup_ctx(lua_State *L, ctx *c, pc_schema *s, int opts) {
+/* The compiled schema is at stack index 2 (aqs_schema_at put it there). */
+static void setup_ctx(lua_State *L, ctx *c, jschema *s, int opts) {
   c->L = L;
   c->s = s;
   c->err = NULL;
   c->features = 0;
   c->strs = 0;
-  lua_getiuservalue(L, -1, 1);
+  aqs_schema_push_refs(L, 2);
   c->refs = lua_gettop(L);
   if (opts && lua_istable(L, opts)) {
     if (lua_getfield(L, opts, "features") == LUA_TTABLE) c->features = lua_gettop(L);
@@ -749,7 +501,7 @@ int aqs_postcard_decode(lua_State *L) {
   size_t n;
   const char *p = luaL_checklstring(L, 1, &n);
   lua_Integer start = 1;
-  pc_schema *s;
+  jschema *s;
   dctx d;
   int base, skim = 0, features = 0;
   if (!lua_isnoneornil(L, 3)) {
@@ -763,10 +515,10 @@ int aqs_postcard_decode(lua_State *L) {
     if (lua_type(L, o + 2) == LUA_TTABLE) features = o + 2;
   }
   luaL_argcheck(L, start >= 1 && (size_t)(start - 1) <= n, 3, "offset outside the string");
-  s = get_schema(L, 2);
+  s = aqs_schema_at(L, 2);
   setup_ctx(L, &d.c, s, 0);
   d.c.features = features;
-  lua_getiuservalue(L, -2, 2);
+  aqs_schema_push_strings(L, 2);
   if (lua_type(L, -1) == LUA_TTABLE) d.c.strs = lua_gettop(L);
   base = lua_gettop(L);
   d.p = (const unsigned char *)p + (start - 1);
@@ -783,7 +535,7 @@ int aqs_postcard_decode(lua_State *L) {
     lua_insert(L, -(k + 1));
     return k + 1;
   }
-  if (decode_node(&d, 0, 0) < 0) {
+  if (decode_node(&d, d.c.s->root, 0) < 0) {
     lua_settop(L, base);
     lua_pushnil(L);
     lua_pushstring(L, d.c.err ? d.c.err : "decode error");
@@ -888,104 +640,103 @@ static int get_int(ectx *e, lua_Integer *v, const char *what) {
   return 0;
 }
 
-static int encode_node(ectx *e, int ni, int depth);
+static int encode_node(ectx *e, const jtype *nd, int depth);
 
 /* Encodes the value on top of the stack (left there). */
-static int encode_node(ectx *e, int ni, int depth) {
+static int encode_node(ectx *e, const jtype *nd, int depth) {
   lua_State *L = e->c.L;
-  const pc_node *nd = &e->c.s->nodes[ni];
   lua_Integer v;
   size_t n;
   const char *s;
   if (depth > MAX_DEPTH) return fail(&e->c, "value nesting too deep");
   if (!lua_checkstack(L, 8)) return fail(&e->c, "out of Lua stack");
   switch (nd->kind) {
-    case K_U8:
+    case JK_U8:
       if (get_int(e, &v, "u8") < 0) return -1;
       if (v < 0 || v > 255) return fail(&e->c, "u8 out of range");
       return put_byte(e, (unsigned)v);
-    case K_BOOL:
+    case JK_BOOL:
       if (!lua_isboolean(L, -1)) return fail(&e->c, "expected a boolean");
       return put_byte(e, (unsigned)lua_toboolean(L, -1));
-    case K_U16:
+    case JK_U16:
       if (get_int(e, &v, "u16") < 0) return -1;
       if (v < 0 || v > 65535) return fail(&e->c, "u16 out of range");
       return put_varint(e, (uint64_t)v);
-    case K_U32:
+    case JK_U32:
       if (get_int(e, &v, "u32") < 0) return -1;
       if (v < 0 || v > 4294967295LL) return fail(&e->c, "u32 out of range");
       return put_varint(e, (uint64_t)v);
-    case K_U64:
+    case JK_U64:
       if (get_int(e, &v, "u64") < 0) return -1;
       return put_varint(e, (uint64_t)v);
-    case K_I32: {
+    case JK_I32: {
       int32_t x;
       if (get_int(e, &v, "i32") < 0) return -1;
       if (v < -2147483647LL - 1 || v > 2147483647LL) return fail(&e->c, "i32 out of range");
       x = (int32_t)v;
       return put_varint(e, (uint32_t)(((uint32_t)x << 1) ^ (uint32_t)(x >> 31)));
     }
-    case K_STRING:
+    case JK_STRING:
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a string");
       s = lua_tolstring(L, -1, &n);
       if (!utf8_valid((const unsigned char *)s, n)) return fail(&e->c, "string is not valid UTF-8");
       return put_raw(e, s, n);
-    case K_BYTES:
+    case JK_BYTES:
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a byte string");
       s = lua_tolstring(L, -1, &n);
       return put_raw(e, s, n);
-    case K_ID: {
+    case JK_ID: {
       unsigned char u[16];
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a UUID string");
       s = lua_tolstring(L, -1, &n);
       if (parse_uuid(s, n, u) < 0) return fail(&e->c, "invalid UUID text");
       return put_raw(e, u, 16);
     }
-    case K_OPTION:
+    case JK_OPTION:
       /* Always written, also for CronPolicy.max_occurrences (wal-format.md 11.1). */
       if (lua_isnil(L, -1)) return put_byte(e, 0);
       if (put_byte(e, 1) < 0) return -1;
-      return encode_node(e, nd->a, depth + 1);
-    case K_LIST: {
+      return encode_node(e, nd->of, depth + 1);
+    case JK_LIST: {
       lua_Integer i, count;
       if (!lua_istable(L, -1)) return fail(&e->c, "expected a list");
       count = (lua_Integer)lua_rawlen(L, -1);
       if (put_varint(e, (uint64_t)count) < 0) return -1;
       for (i = 1; i <= count; i++) {
         lua_rawgeti(L, -1, i);
-        if (encode_node(e, nd->a, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        if (encode_node(e, nd->of, depth + 1) < 0) { lua_pop(L, 1); return -1; }
         lua_pop(L, 1);
       }
       return 0;
     }
-    case K_RECORD: {
+    case JK_RECORD: {
       int i;
       if (!lua_istable(L, -1)) return fail(&e->c, "expected a record table");
-      for (i = 0; i < nd->n; i++) {
-        const pc_item *it = &e->c.s->items[nd->a + i];
-        push_ref(&e->c, it->name);
+      for (i = 0; i < nd->nitems; i++) {
+        const jitem *it = &nd->items[i];
+        push_ref(&e->c, it->name_ref);
         lua_rawget(L, -2);
-        if (lua_isnil(L, -1) && e->c.s->nodes[it->node].kind != K_OPTION) {
+        if (lua_isnil(L, -1) && it->type->kind != JK_OPTION) {
           lua_pop(L, 1);
-          if (!it->dflt) {
-            push_ref(&e->c, it->name);
+          if (it->dkind != JD_VALUE && it->dkind != JD_FUNC) {
+            push_ref(&e->c, it->name_ref);
             failf(&e->c, "missing field `%s`", lua_tostring(L, -1));
             lua_pop(L, 1);
             return -1;
           }
-          push_ref(&e->c, it->dflt);
+          push_ref(&e->c, it->dref);
           if (lua_isfunction(L, -1) && lua_pcall(L, 0, 1, 0) != LUA_OK) {
             lua_pop(L, 1);
             return fail(&e->c, "default value function failed");
           }
         }
-        if (encode_node(e, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+        if (encode_node(e, it->type, depth + 1) < 0) { lua_pop(L, 1); return -1; }
         lua_pop(L, 1);
       }
       return 0;
     }
-    case K_ENUM: {
-      const pc_item *it;
+    case JK_ENUM: {
+      const jitem *it;
       int vi, t = lua_type(L, -1), pushed = 0;
       if (t == LUA_TSTRING) {
         lua_pushvalue(L, -1);
@@ -1000,7 +751,7 @@ static int encode_node(ectx *e, int ni, int depth) {
         return fail(&e->c, "expected an enum value (string or one-key table)");
       }
       /* stack: ... value key */
-      push_ref(&e->c, nd->lookup);
+      push_ref(&e->c, nd->lookup_ref);
       lua_pushvalue(L, -2);
       if (lua_rawget(L, -2) != LUA_TNUMBER) {
         lua_pop(L, 2);
@@ -1010,17 +761,17 @@ static int encode_node(ectx *e, int ni, int depth) {
       }
       vi = (int)lua_tointeger(L, -1);
       lua_pop(L, 2);
-      it = &e->c.s->items[nd->a + vi];
-      if (it->feature && !feature_on(&e->c, it->feature)) {
+      it = &nd->items[vi];
+      if (it->feature_ref && !feature_on(&e->c, it->feature_ref)) {
         failf(&e->c, "variant `%s` needs a build feature that is not enabled", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
       }
-      if (put_varint(e, (uint64_t)vi) < 0) { lua_pop(L, 1); return -1; }
-      if (it->node < 0) { lua_pop(L, 1); return 0; }
+      if (put_varint(e, (uint64_t)it->index) < 0) { lua_pop(L, 1); return -1; }
+      if (it->type == NULL) { lua_pop(L, 1); return 0; }
       if (!pushed) { lua_pop(L, 1); return fail(&e->c, "data-carrying variant given as a string"); }
       lua_rawget(L, -2);
-      if (encode_node(e, it->node, depth + 1) < 0) { lua_pop(L, 1); return -1; }
+      if (encode_node(e, it->type, depth + 1) < 0) { lua_pop(L, 1); return -1; }
       lua_pop(L, 1);
       return 0;
     }
@@ -1037,7 +788,7 @@ static int encode_one(ectx *e, lua_Integer frame) {
     if (reserve(e, 12) < 0) return -1;
     e->b->n += 12;
   }
-  if (encode_node(e, 0, 0) < 0) return -1;
+  if (encode_node(e, e->c.s->root, 0) < 0) return -1;
   if (frame >= 0) {
     unsigned char *h = e->b->p + start;
     len = e->b->n - start - 12;
@@ -1050,7 +801,7 @@ static int encode_one(ectx *e, lua_Integer frame) {
 }
 
 int aqs_postcard_encode(lua_State *L) {
-  pc_schema *s;
+  jschema *s;
   ectx e;
   int base, many = 0;
   lua_Integer frame = -1, i = 0, count = 0;
@@ -1069,7 +820,7 @@ int aqs_postcard_encode(lua_State *L) {
   e.b = (pc_buf *)lua_newuserdatauv(L, sizeof(pc_buf), 0);   /* 4: buffer box */
   memset(e.b, 0, sizeof *e.b);
   luaL_setmetatable(L, BUF_MT);
-  s = get_schema(L, 2);
+  s = aqs_schema_at(L, 2);
   setup_ctx(L, &e.c, s, lua_isnil(L, 3) ? 0 : 3);
   base = lua_gettop(L);
   if (many) {
@@ -1098,10 +849,6 @@ int aqs_postcard_encode(lua_State *L) {
 }
 
 void aqs_postcard_init(lua_State *L) {
-  luaL_newmetatable(L, SCHEMA_MT);
-  lua_pushcfunction(L, schema_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_pop(L, 1);
   luaL_newmetatable(L, BUF_MT);
   lua_pushcfunction(L, buf_gc);
   lua_setfield(L, -2, "__gc");

@@ -12,7 +12,7 @@
  * rule order (section 6.1).
  *
  * verdict_plan(schema, sm) -> VerdictPlan
- *   schema: JsonSchema / type table of the snapshot root;
+ *   schema: compiled Schema (core.schema) / type table of the snapshot root;
  *   sm = {schema_version = 8, states = {names in wire order}, allowed = {{from, to}...},
  *         lease_states = {names}} (from statemachine.lua: one source of the transitions).
  * snapshot_verdict(path, plan [, opts]) -> result table
@@ -761,7 +761,7 @@ int aqs_verdict_plan(lua_State *L) {
   int i, n;
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  sc = aqs_json_schema_at(L, 1);
+  sc = aqs_schema_at(L, 1);
   pl = (vplan *)lua_newuserdatauv(L, sizeof(vplan), 1);   /* 3 */
   memset(pl, 0, sizeof *pl);
   luaL_setmetatable(L, PLAN_MT);

@@ -373,7 +373,7 @@ describe("snapshot codec: encoder (§4.1)", function()
   end)
 
   it("compiles the schema once per root", function()
-    assert.equal(core.json_schema(S.root), core.json_schema(S.root))
+    assert.equal(core.schema(S.root), core.schema(S.root))
   end)
 end)
 

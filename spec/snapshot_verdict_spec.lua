@@ -217,7 +217,7 @@ describe("the collector after a raising decode (issue 17.6)", function()
     local parts = {}
     for i = 1, 20000 do parts[i] = string.format('"%08d-some-text"', i) end
     local payload = '{"xs":[' .. table.concat(parts, ",") .. ']}'
-    core.json_schema(L)   -- compiled outside the budget
+    core.schema(L)   -- compiled outside the budget
     collectgarbage("collect")
     collectgarbage("restart")
     local budget = core.mem_budget(256 * 1024)

@@ -10,7 +10,7 @@ local codec = {}
 
 local compiled
 local function schema()
-  compiled = compiled or compile.json(S.root)
+  compiled = compiled or compile.schema(S.root)
   return compiled
 end
 

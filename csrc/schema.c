@@ -1,12 +1,14 @@
 /*
- * json_schema.c - compiles a schema type table (schema/dsl.lua) into the C structure the
- * JSON codecs walk (json.h).  Compiled once per root table and cached in a weak-keyed
- * registry table; the userdata's user value holds the interned field/variant names,
- * default values and check functions, addressed by integer refs.
+ * schema.c - compiles a schema type table (schema/dsl.lua) into the one C type graph
+ * (schema.h) that the JSON decoder, the JSON encoder and the postcard codec walk.
+ * Compiled once per root table and cached in one weak-keyed registry table; the
+ * userdata's user value 1 holds the interned field/variant names, feature names, default
+ * values, check functions and enum name lookups, addressed by integer refs; user value 2
+ * is postcard's short-string cache (schema.h sc_entry).
  *
- * json_schema(type) -> JsonSchema userdata (cached)
+ * schema(type) -> Schema userdata (the same object on every call for one root)
  */
-#include "json.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +24,14 @@ static void free_type(jtype *t) {
     free(t->items[i].feature);
   }
   free(t->items);
+  free(t->wire);
   free(t->name);
   free(t->variant_list);
   free(t);
 }
 
 static int schema_gc(lua_State *L) {
-  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_JSCHEMA_MT);
+  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_SCHEMA_MT);
   int i;
   for (i = 0; i < s->ntypes; i++) free_type(s->types[i]);
   free(s->types);
@@ -39,8 +42,8 @@ static int schema_gc(lua_State *L) {
 }
 
 static int schema_tostring(lua_State *L) {
-  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_JSCHEMA_MT);
-  lua_pushfstring(L, "JsonSchema(%s, %d types)", s->root ? s->root->name : "?", s->ntypes);
+  jschema *s = (jschema *)luaL_checkudata(L, 1, AQS_SCHEMA_MT);
+  lua_pushfstring(L, "Schema(%s, %d types)", s->root ? s->root->name : "?", s->ntypes);
   return 1;
 }
 
@@ -57,7 +60,7 @@ static int add_ref(compiler *c) {   /* pops the value on top */
 
 static char *dupstr(lua_State *L, const char *s, size_t n) {
   char *p = (char *)malloc(n + 1);
-  if (!p) luaL_error(L, "json_schema: out of memory");
+  if (!p) luaL_error(L, "schema: out of memory");
   memcpy(p, s, n);
   p[n] = '\0';
   return p;
@@ -65,7 +68,7 @@ static char *dupstr(lua_State *L, const char *s, size_t n) {
 
 static void *xcalloc(lua_State *L, size_t n, size_t sz) {
   void *p = calloc(n ? n : 1, sz);
-  if (!p) luaL_error(L, "json_schema: out of memory");
+  if (!p) luaL_error(L, "schema: out of memory");
   return p;
 }
 
@@ -84,7 +87,7 @@ static char *get_name(compiler *c, int idx, const char *what) {
   const char *s;
   lua_getfield(c->L, idx, "name");
   s = lua_tolstring(c->L, -1, &n);
-  if (!s) luaL_error(c->L, "json_schema: %s without a name", what);
+  if (!s) luaL_error(c->L, "schema: %s without a name", what);
   {
     char *p = dupstr(c->L, s, n);
     lua_pop(c->L, 1);
@@ -96,9 +99,9 @@ static void compile_record(compiler *c, jtype *t, int idx) {
   lua_State *L = c->L;
   int i, n;
   lua_getfield(L, idx, "fields");
-  if (!lua_istable(L, -1)) luaL_error(L, "json_schema: record %s without fields", t->name);
+  if (!lua_istable(L, -1)) luaL_error(L, "schema: record %s without fields", t->name);
   n = (int)lua_rawlen(L, -1);
-  if (n > 64) luaL_error(L, "json_schema: record %s has more than 64 fields", t->name);
+  if (n > 64) luaL_error(L, "schema: record %s has more than 64 fields", t->name);
   t->items = (jitem *)xcalloc(L, (size_t)n, sizeof(jitem));
   for (i = 0; i < n; i++) {
     jitem *it = &t->items[i];
@@ -109,7 +112,7 @@ static void compile_record(compiler *c, jtype *t, int idx) {
     f = lua_gettop(L);
     lua_getfield(L, f, "name");
     nm = lua_tolstring(L, -1, &len);
-    if (!nm) luaL_error(L, "json_schema: record %s: field without a name", t->name);
+    if (!nm) luaL_error(L, "schema: record %s: field without a name", t->name);
     it->name = dupstr(L, nm, len);
     it->len = len;
     t->nitems = t->nall = i + 1;
@@ -134,12 +137,16 @@ static void compile_record(compiler *c, jtype *t, int idx) {
 
 static void compile_enum(compiler *c, jtype *t, int idx) {
   lua_State *L = c->L;
-  int i, n, pass, k = 0;
+  int i, n, pass, k = 0, lookup;
   luaL_Buffer b;
   lua_getfield(L, idx, "variants");
-  if (!lua_istable(L, -1)) luaL_error(L, "json_schema: enum %s without variants", t->name);
+  if (!lua_istable(L, -1)) luaL_error(L, "schema: enum %s without variants", t->name);
   n = (int)lua_rawlen(L, -1);
   t->items = (jitem *)xcalloc(L, (size_t)n, sizeof(jitem));
+  t->wire = (int *)xcalloc(L, (size_t)n, sizeof(int));
+  lua_createtable(L, 0, n);   /* variant name -> position in items */
+  lua_insert(L, -2);
+  lookup = lua_gettop(L) - 1;
   /* pass 0: the default build's variants (items[0 .. nitems-1], all the decoder sees);
    * pass 1: the feature-gated ones after them (items[nitems .. nall-1], encoder only) */
   for (pass = 0; pass < 2; pass++) {
@@ -154,17 +161,24 @@ static void compile_enum(compiler *c, jtype *t, int idx) {
       if (lua_isnil(L, -1) == pass) { lua_pop(L, 2); continue; }
       if (pass) {
         feature = lua_tolstring(L, -1, &len);
-        if (!feature) luaL_error(L, "json_schema: enum %s: variant feature must be a string", t->name);
+        if (!feature) luaL_error(L, "schema: enum %s: variant feature must be a string", t->name);
         it->feature = dupstr(L, feature, len);
+        it->feature_ref = add_ref(c);
+      } else {
+        lua_pop(L, 1);
       }
-      lua_pop(L, 1);
       lua_getfield(L, v, "name");
       nm = lua_tolstring(L, -1, &len);
-      if (!nm) luaL_error(L, "json_schema: enum %s: variant without a name", t->name);
+      if (!nm) luaL_error(L, "schema: enum %s: variant without a name", t->name);
       it->name = dupstr(L, nm, len);
       it->len = len;
+      it->index = i;
+      t->wire[i] = k;
       t->nall = ++k;
       if (!pass) t->nitems = k;
+      lua_pushvalue(L, -1);
+      lua_pushinteger(L, t->wire[i]);
+      lua_rawset(L, lookup);
       it->name_ref = add_ref(c);
       lua_getfield(L, v, "type");
       it->type = lua_isnil(L, -1) ? NULL : compile_type(c, lua_gettop(L));
@@ -174,7 +188,8 @@ static void compile_enum(compiler *c, jtype *t, int idx) {
       lua_pop(L, 1);   /* variant */
     }
   }
-  lua_pop(L, 1);
+  lua_pop(L, 1);   /* variants */
+  t->lookup_ref = add_ref(c);
   k = t->nitems;
   /* the serde "expected ..." list of variant names */
   luaL_buffinit(L, &b);
@@ -204,7 +219,8 @@ static jtype *compile_type(compiler *c, int idx) {
   jtype *t;
   const char *kind;
   int i;
-  if (!lua_istable(L, idx)) luaL_error(L, "json_schema: type table expected, got %s", luaL_typename(L, idx));
+  if (!lua_istable(L, idx)) luaL_error(L, "schema: type table expected, got %s", luaL_typename(L, idx));
+  luaL_checkstack(L, 16, "schema");
   lua_pushvalue(L, idx);
   if (lua_rawget(L, c->memo) == LUA_TLIGHTUSERDATA) {
     t = (jtype *)lua_touserdata(L, -1);
@@ -214,15 +230,15 @@ static jtype *compile_type(compiler *c, int idx) {
   lua_pop(L, 1);
   lua_getfield(L, idx, "kind");
   kind = lua_tostring(L, -1);
-  if (!kind) luaL_error(L, "json_schema: type without a kind");
+  if (!kind) luaL_error(L, "schema: type without a kind");
   for (i = 0; SCALARS[i].name; i++)
     if (strcmp(SCALARS[i].name, kind) == 0) break;
-  if (!SCALARS[i].name) luaL_error(L, "json_schema: unknown kind '%s'", kind);
+  if (!SCALARS[i].name) luaL_error(L, "schema: unknown kind '%s'", kind);
   lua_pop(L, 1);
   if (c->s->ntypes == c->s->cap) {
     int ncap = c->s->cap ? c->s->cap * 2 : 32;
     jtype **nt = (jtype **)realloc(c->s->types, (size_t)ncap * sizeof(jtype *));
-    if (!nt) luaL_error(L, "json_schema: out of memory");
+    if (!nt) luaL_error(L, "schema: out of memory");
     c->s->types = nt;
     c->s->cap = ncap;
   }
@@ -282,10 +298,12 @@ static void push_none(lua_State *L) {
 static void compile_root(lua_State *L, int idx) {
   compiler c;
   jschema *s;
-  luaL_checkstack(L, 40, "json_schema");
-  s = (jschema *)lua_newuserdatauv(L, sizeof(jschema), 1);
+  luaL_checkstack(L, 40, "schema");
+  s = (jschema *)lua_newuserdatauv(L, sizeof(jschema), 2);
   memset(s, 0, sizeof *s);
-  luaL_setmetatable(L, AQS_JSCHEMA_MT);
+  luaL_setmetatable(L, AQS_SCHEMA_MT);
+  lua_createtable(L, SC_SLOTS, 0);
+  lua_setiuservalue(L, -2, 2);   /* postcard's short-string cache (sc_entry) */
   lua_newtable(L);
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, -3, 1);
@@ -298,8 +316,8 @@ static void compile_root(lua_State *L, int idx) {
   lua_settop(L, c.refs - 1);   /* leaves the userdata */
 }
 
-jschema *aqs_json_schema_at(lua_State *L, int idx) {
-  jschema *s = (jschema *)luaL_testudata(L, idx, AQS_JSCHEMA_MT);
+jschema *aqs_schema_at(lua_State *L, int idx) {
+  jschema *s = (jschema *)luaL_testudata(L, idx, AQS_SCHEMA_MT);
   idx = lua_absindex(L, idx);
   if (s) return s;
   luaL_checktype(L, idx, LUA_TTABLE);
@@ -327,19 +345,24 @@ jschema *aqs_json_schema_at(lua_State *L, int idx) {
   return s;
 }
 
-void aqs_json_push_refs(lua_State *L, int idx) {
+void aqs_schema_push_refs(lua_State *L, int idx) {
   lua_getiuservalue(L, idx, 1);
 }
 
-/* json_schema(type) -> JsonSchema userdata (compiled once per type table). */
-int aqs_json_schema(lua_State *L) {
+void aqs_schema_push_strings(lua_State *L, int idx) {
+  lua_getiuservalue(L, idx, 2);
+}
+
+/* schema(type) -> Schema userdata (compiled once per root type table; the JSON and the
+ * postcard codecs get this same object for that table). */
+int aqs_schema(lua_State *L) {
   lua_settop(L, 1);
-  aqs_json_schema_at(L, 1);
+  aqs_schema_at(L, 1);
   return 1;
 }
 
-void aqs_json_schema_init(lua_State *L) {
-  if (luaL_newmetatable(L, AQS_JSCHEMA_MT)) {
+void aqs_schema_init(lua_State *L) {
+  if (luaL_newmetatable(L, AQS_SCHEMA_MT)) {
     lua_pushcfunction(L, schema_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, schema_tostring);
