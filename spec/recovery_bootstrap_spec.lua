@@ -1,6 +1,7 @@
 -- Recovery bootstrap (recovery.md §2, §5, §6, §13.4) on data dirs built in temp folders,
 -- plus the `aqstore recover|compact` commands.
 local lfs = require "lfs"
+local state = require "actionqueue.storage.recovery.state"
 
 local have = pcall(function()
   local s = require "actionqueue.storage.snapshot"
@@ -67,7 +68,7 @@ describe("recovery bootstrap (§13.4)", function()
     local r = assert(recovery.recover(d, { bootstrap = true })) -- the engine's side effects
     assert.is_false(r.snapshot_loaded)
     assert.same({ 0, 0, 0, 0, 0 }, { r.snapshot_sequence, r.state.latest, r.wal_writer_sequence,
-      r.events_applied_total, r.state.task_count })
+      r.events_applied_total, state.task_count(r.state) })
     assert.is_true(r.recovery_duration_seconds >= 0)
     assert.equal("file", lfs.attributes(d .. "/wal/actionqueue.wal", "mode"))
     assert.equal(0, lfs.attributes(d .. "/wal/actionqueue.wal", "size"))
@@ -81,13 +82,13 @@ describe("recovery bootstrap (§13.4)", function()
     local r = assert(recovery.recover(d))
     assert.is_true(r.snapshot_loaded)
     assert.same({ 3, 3, 2, 0, 1, 1 }, { r.snapshot_sequence, r.state.latest, r.snapshot_events_applied,
-      r.wal_replay_events_applied, r.state.task_count, r.state.run_count })
+      r.wal_replay_events_applied, state.task_count(r.state), state.run_count(r.state) })
     -- hydration loss: effective_priority 0
-    assert.equal(0, r.state.runs[R1].instance.effective_priority)
+    assert.equal(0, state.run(r.state, R1).instance.effective_priority)
     write_wal(d, { { 1, task(T2) }, { 4, task("7a5c0000-0000-4000-8000-000000000003") } })
     r = assert(recovery.recover(d))
     assert.same({ 4, 2, 1, 3, 2 }, { r.state.latest, r.snapshot_events_applied, r.wal_replay_events_applied,
-      r.events_applied_total, r.state.task_count })
+      r.events_applied_total, state.task_count(r.state) })
     rm(d)
   end)
 
@@ -111,7 +112,7 @@ describe("recovery bootstrap (§13.4)", function()
     -- empty WAL: accepted (snapshot ahead of an empty WAL), nothing to replay
     local r = assert(recovery.recover(d, { bootstrap = true }))
     assert.same({ true, MAX, MAX, 0, 1 }, { r.snapshot_loaded, r.snapshot_sequence, r.state.latest,
-      r.wal_replay_events_applied, r.state.task_count })
+      r.wal_replay_events_applied, state.task_count(r.state) })
     assert.equal("snapshot sequence 18446744073709551615 is ahead of an empty WAL", r.warnings[1])
     -- a (hand-written) record 0 and a last record at u64::MAX: s + 1 must not wrap to 0
     local f = assert(io.open(d .. "/wal/actionqueue.wal", "wb"))
@@ -120,7 +121,7 @@ describe("recovery bootstrap (§13.4)", function()
     f:close()
     r = assert(recovery.recover(d))
     assert.same({ true, MAX, MAX, 0, 1, false }, { r.snapshot_loaded, r.wal_writer_sequence,
-      r.state.latest, r.wal_replay_events_applied, r.state.task_count, r.state.engine.paused })
+      r.state.latest, r.wal_replay_events_applied, state.task_count(r.state), r.state.engine.paused })
     -- step 5 still applies first
     write_wal(d, {})
     f = assert(io.open(d .. "/wal/actionqueue.wal", "wb"))
@@ -139,7 +140,7 @@ describe("recovery bootstrap (§13.4)", function()
     write_snapshot(d, { task(T1), { TaskCanceled = { task_id = T1, timestamp = 77 } },
       { EnginePaused = { timestamp = 120 } } }, 3)
     local r = assert(recovery.recover(d))
-    assert.same({ 77, true, 120, 3 }, { r.state.tasks[T1].canceled_at, r.state.engine.paused,
+    assert.same({ 77, true, 120, 3 }, { state.task(r.state, T1).canceled_at, r.state.engine.paused,
       r.state.engine.paused_at, r.snapshot_events_applied })
     write_snapshot(d, { { EnginePaused = { timestamp = 120 } }, { EngineResumed = { timestamp = 180 } } }, 2)
     r = assert(recovery.recover(d))
@@ -154,14 +155,15 @@ describe("recovery bootstrap (§13.4)", function()
     write_snapshot(d, { task(T1), run(R1, T1), to("Scheduled", "Ready"), lease, to("Ready", "Leased") }, 5)
     write_wal(d, { { 6, { LeaseHeartbeat = { run_id = R1, owner = "worker-1", expiry = 2000, timestamp = 13 } } } })
     local r = assert(recovery.recover(d))
-    assert.same({ owner = "worker-1", expiry = 2000 }, r.state.runs[R1].lease)
-    assert.same({ owner = "worker-1", expiry = 2000, acquired_at = 12, updated_at = 13 }, r.state.runs[R1].lease_meta)
+    local view = state.run(r.state, R1)
+    assert.same({ owner = "worker-1", expiry = 2000 }, view.lease)
+    assert.same({ owner = "worker-1", expiry = 2000, acquired_at = 12, updated_at = 13 }, view.lease_meta)
     rm(d)
     d = datadir()
     write_snapshot(d, { task(T1), run(R1, T1), to("Scheduled", "Ready"), to("Ready", "Leased"),
       to("Leased", "Running", 20), { AttemptStarted = { run_id = R1, attempt_id = A1, timestamp = 21 } } }, 6)
     r = assert(recovery.recover(d))
-    local inst = r.state.runs[R1].instance
+    local inst = state.run(r.state, R1).instance
     assert.same({ "Running", 1, A1, 20 }, { inst.state, inst.attempt_count, inst.current_attempt_id,
       inst.last_state_change_at })
     rm(d)
@@ -173,7 +175,7 @@ describe("recovery bootstrap (§13.4)", function()
     write_wal(d, { { 1, task(T1) }, { 2, task(T2) }, { 3, task("7a5c0000-0000-4000-8000-000000000003") },
       { 5, task("7a5c0000-0000-4000-8000-000000000005") }, { 6, task("7a5c0000-0000-4000-8000-000000000006") } })
     local r = assert(recovery.recover(d))
-    assert.same({ 3, 0, 3, 6 }, { r.state.latest, r.wal_replay_events_applied, r.state.task_count,
+    assert.same({ 3, 0, 3, 6 }, { r.state.latest, r.wal_replay_events_applied, state.task_count(r.state),
       r.wal_writer_sequence })
     rm(d)
   end)

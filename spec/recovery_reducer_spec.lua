@@ -76,9 +76,9 @@ local function fresh()
     end
     return w
   end
-  function w.r(id) return w.st.runs[id or R1] end
-  function w.h(id) return state.history(w.r(id)) end
-  function w.a(id) return state.attempts(w.r(id)) end
+  function w.r(id) return state.run(w.st, id or R1) end
+  function w.h(id) return w.r(id).history end
+  function w.a(id) return w.r(id).attempts end
   return w
 end
 
@@ -131,7 +131,7 @@ end)
 describe("recovery reducer: tasks and runs (§13.1)", function()
   it("5/8: TaskCreated; duplicate id -> DuplicateEvent", function()
     local w = fresh().task(T1).task(T2)
-    assert.equal(2, w.st.task_count)
+    assert.equal(2, state.task_count(w.st))
     w.fail("TaskCreated", { task_spec = task_spec(T1), timestamp = 5 }, "Duplicate event detected")
   end)
 
@@ -171,7 +171,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     local w = fresh().ok("RunCreated", { run_instance = inst })
     assert.equal(7, w.r().instance.effective_priority)
     assert.equal(2, w.r().instance.attempt_count)
-    assert.same({ R1 }, w.st.runs_by_task[T3])
+    assert.same({ R1 }, state.runs_of_task(w.st, T3))
   end)
 
   it("20/24: attempt coupling", function()
@@ -243,10 +243,10 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
   it("22/23: TaskCanceled, AlreadyCanceled, UnknownTask", function()
     local w = fresh().task(T1)
     w.ok("TaskCanceled", { task_id = T1, timestamp = 4000 })
-    assert.equal(4000, w.st.tasks[T1].canceled_at)
+    assert.equal(4000, state.task(w.st, T1).canceled_at)
     w.fail("TaskCanceled", { task_id = T1, timestamp = 4001 }, "Task causality violation during replay: "
       .. "task canceled rejected for task " .. T1 .. ": already canceled at 4000, duplicate timestamp 4001")
-    assert.equal(4000, w.st.tasks[T1].canceled_at)
+    assert.equal(4000, state.task(w.st, T1).canceled_at)
     w.fail("TaskCanceled", { task_id = T2, timestamp = 1 }, "Task causality violation during replay: "
       .. "task canceled rejected: unknown task " .. T2)
   end)
@@ -272,7 +272,7 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
     w.ok("AttemptStarted", { run_id = R1, attempt_id = A1, timestamp = 1 })
     w.ok("AttemptFinished", { run_id = R1, attempt_id = A1, result = "Success", timestamp = 2 })
     w.to(R1, "Running", "Completed").to(R2, "Scheduled", "Ready")
-    assert.equal(3, w.st.run_count)
+    assert.equal(3, state.run_count(w.st))
     assert.same({ "Completed", "Ready", "Scheduled" },
       { w.r(R1).instance.state, w.r(R2).instance.state, w.r(R3).instance.state })
     assert.same({ 1, 0, 0 }, { w.r(R1).instance.attempt_count, w.r(R2).instance.attempt_count,

@@ -27,6 +27,11 @@
 --                                                           granted_at, revoked_at?}
 --   ledger          {entry, ...} in append order
 --
+-- Readers outside the reducer and the bootstrap (to_snapshot, summary, the REPL, scripts)
+-- use only the read functions below (`task_ids`, `task`, `each_task`, `run_ids`, `run`,
+-- `each_run`, `runs_of_task`, `task_count`, `run_count`, `runs_by_state`); the other
+-- collections are plain tables of the layout above.
+--
 -- A packed list holds the records of one snapshot record type in a single flat array
 -- (record i's field j, in schema order, at (i-1)*width + j; an absent optional is
 -- `false`): one table per run instead of one per entry, the bulk of a projection.
@@ -77,14 +82,91 @@ function M.unpack(l, flat)
   return list
 end
 
---- A run's state history as a list of `{from?, to, timestamp}` records.
-function M.history(run)
-  return M.unpack(M.HISTORY, run.history)
+-- ---------------------------------------------------------------------------
+-- Read functions: the contract of the projection's readers (recovery/to_snapshot.lua,
+-- recovery.summary, inspect/datadir.lua, scripts). They return fresh tables the caller
+-- may keep or change; nothing else outside the reducer and the bootstrap reads the
+-- tasks' and runs' storage directly, so its representation can change behind them.
+
+local function sorted_keys(map)
+  local keys = {}
+  for k in pairs(map) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
 end
 
---- A run's attempt history as a list of `{attempt_id, started_at, ...}` records.
-function M.attempts(run)
-  return M.unpack(M.ATTEMPTS, run.attempts)
+--- Number of tasks of the projection.
+function M.task_count(st)
+  return st.task_count
+end
+
+--- Number of runs of the projection.
+function M.run_count(st)
+  return st.run_count
+end
+
+--- Task ids in ascending order (lower-case UUID text order = UUID byte order).
+function M.task_ids(st)
+  return sorted_keys(st.tasks)
+end
+
+--- Run ids in ascending order.
+function M.run_ids(st)
+  return sorted_keys(st.runs)
+end
+
+--- A task as `{spec = TaskSpec, created_at, updated_at?, canceled_at?}`, nil if unknown.
+function M.task(st, id)
+  local t = st.tasks[id]
+  if not t then return nil end
+  return { spec = t.spec, created_at = t.created_at, updated_at = t.updated_at,
+           canceled_at = t.canceled_at }
+end
+
+--- A run as `{instance = RunInstance, history = {RunStateHistoryEntry...},
+-- attempts = {AttemptHistoryEntry...}, lease = {owner, expiry}?,
+-- lease_meta = {owner, expiry, acquired_at, updated_at}?}`, nil if unknown.
+function M.run(st, id)
+  local r = st.runs[id]
+  if not r then return nil end
+  local inst = {}
+  for k, v in pairs(r.instance) do inst[k] = v end
+  local lease, meta
+  if r.lease then lease = { owner = r.lease.owner, expiry = r.lease.expiry } end
+  if r.lease_meta then
+    local m = r.lease_meta
+    meta = { owner = m.owner, expiry = m.expiry, acquired_at = m.acquired_at, updated_at = m.updated_at }
+  end
+  return { instance = inst, history = M.unpack(M.HISTORY, r.history),
+           attempts = M.unpack(M.ATTEMPTS, r.attempts), lease = lease, lease_meta = meta }
+end
+
+--- The ids of a task's runs in creation order (empty list when none).
+function M.runs_of_task(st, task_id)
+  local list = st.runs_by_task[task_id]
+  local out = {}
+  for i = 1, list and #list or 0 do out[i] = list[i] end
+  return out
+end
+
+--- Iterator over the tasks in id order: `for id, task in state.each_task(st)`.
+function M.each_task(st)
+  local ids, i = M.task_ids(st), 0
+  return function()
+    i = i + 1
+    local id = ids[i]
+    if id then return id, M.task(st, id) end
+  end
+end
+
+--- Iterator over the runs in id order: `for id, run in state.each_run(st)`.
+function M.each_run(st)
+  local ids, i = M.run_ids(st), 0
+  return function()
+    i = i + 1
+    local id = ids[i]
+    if id then return id, M.run(st, id) end
+  end
 end
 
 --- A fresh, empty projection.

@@ -23,21 +23,15 @@ local DIM_ORDER = { Token = 1, CostCents = 2, TimeSecs = 3 }
 -- filters and byte strings are shared read-only values).
 function M.build_unchecked(st, timestamp)
   local tasks = {}
-  for i, id in ipairs(sorted_keys(st.tasks)) do
-    local t = st.tasks[id]
-    tasks[i] = { task_spec = t.spec, created_at = t.created_at, updated_at = t.updated_at,
-                 canceled_at = t.canceled_at }
+  for _, t in state_mod.each_task(st) do
+    tasks[#tasks + 1] = { task_spec = t.spec, created_at = t.created_at,
+                          updated_at = t.updated_at, canceled_at = t.canceled_at }
   end
 
   local runs = {}
-  for i, id in ipairs(sorted_keys(st.runs)) do
-    local r = st.runs[id]
-    runs[i] = {
-      run_instance = copy(r.instance),
-      state_history = state_mod.history(r),
-      attempts = state_mod.attempts(r),
-      lease = r.lease_meta and copy(r.lease_meta) or nil,
-    }
+  for _, r in state_mod.each_run(st) do
+    runs[#runs + 1] = { run_instance = r.instance, state_history = r.history,
+                        attempts = r.attempts, lease = r.lease_meta }
   end
 
   local deps = {}
