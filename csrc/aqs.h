@@ -98,6 +98,7 @@ int aqs_postcard_encode(lua_State *L);
 
 /* verdict.c */
 int aqs_snapshot_read(lua_State *L);
+int aqs_snapshot_rules(lua_State *L);
 int aqs_snapshot_verdict(lua_State *L);
 int aqs_verdict_plan(lua_State *L);
 

@@ -38,6 +38,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_write", aqs_proc_write},
   {"schema", aqs_schema},
   {"snapshot_read", aqs_snapshot_read},
+  {"snapshot_rules", aqs_snapshot_rules},
   {"snapshot_verdict", aqs_snapshot_verdict},
   {"u64_parse", aqs_u64_parse},
   {"u64_tostring", aqs_u64_tostring},

@@ -54,5 +54,11 @@ typedef struct {
  * 0 with message, line, column pushed on a decode error.  Restores the collector on
  * every path (errors are re-raised after that). */
 int aqs_json_decode_stream(lua_State *L, int sidx, jstream *s, const jhooks *hk, void *ud);
+/* The same with the modes apart: the payload comes from src (streamed) or, src == NULL,
+ * from buf[0..n); build = 1 builds the value while the hooks (optional) also see the
+ * records (they then replace the schema's Lua check functions: verdict.c implements
+ * every one of them), build = 0 is skim mode (hk required). */
+int aqs_json_decode_hooked(lua_State *L, int sidx, jstream *src, const char *buf, size_t n,
+                           const jhooks *hk, void *ud, int build);
 
 #endif

@@ -58,7 +58,8 @@ typedef struct {
   uint64_t base;    /* payload offset of s[0] */
   uint64_t lines;   /* newlines in the dropped bytes s had before base */
   uint64_t last_nl; /* payload offset + 1 of the last dropped newline (0 = none) */
-  const jhooks *hk; /* skim mode: nothing is built, the hooks see the records */
+  const jhooks *hk; /* the hooks see the records (their fields' values) */
+  int skim;         /* nothing is built (the hooks alone see the values) */
   int noncanon;     /* skim mode: something differs from the canonical encoding */
   void *hud;
 } jd;
@@ -996,7 +997,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
       if (seen & ((uint64_t)1 << k)) return err_custom(d, "duplicate field `%s`", f->name);
       seen |= (uint64_t)1 << k;
       if (object_colon(d)) return -1;
-      if (d->hk) {
+      if (d->skim) {
         /* skim: an absent optional value is the most common one; nothing to capture */
         if (f->type->kind == JK_OPTION && d->n - d->i >= 4 && d->s[d->i] == 'n'
             && d->s[d->i + 1] == 'u' && d->s[d->i + 2] == 'l' && d->s[d->i + 3] == 'l') {
@@ -1007,7 +1008,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
         continue;
       }
       push_ref(d, f->name_ref);
-      if (dv(d, f->type, NULL)) return -1;
+      if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
       /* the key/value pair stays on the stack (dv_record) */
     } else {
       if (object_colon(d)) return -1;
@@ -1019,7 +1020,7 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
     if (seen & ((uint64_t)1 << k)) continue;
     d->noncanon = 1;   /* a field left out */
     if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
-      if (d->hk) continue;   /* skim: absent (the hooks know the defaults they need) */
+      if (d->skim) continue;   /* skim: absent (the hooks know the defaults they need) */
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -1038,15 +1039,15 @@ static int record_seq(jd *d, jtype *t, int variant, jcap *caps) {
     int r = seq_next(d, &first);
     if (r < 0) return -1;
     if (r) {
-      if (d->hk) {
+      if (d->skim) {
         if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
         continue;
       }
       push_ref(d, f->name_ref);
-      if (dv(d, f->type, NULL)) return -1;
+      if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
       /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
-      if (d->hk) continue;
+      if (d->skim) continue;
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -1058,15 +1059,15 @@ static int record_seq(jd *d, jtype *t, int variant, jcap *caps) {
   return 0;
 }
 
-/* Skim mode: a record is judged by its hook (decode-time checks and the verdict's
- * bookkeeping) from the captured values of its fields. */
-static int skim_record_end(jd *d, jtype *t, jcap *caps) {
+/* With hooks (skim or building): a record is judged by its hook (decode-time checks
+ * and the verdict's bookkeeping) from the captured values of its fields. */
+static int hook_record_end(jd *d, jtype *t, jcap *caps) {
   char msg[512];
   if (t->vk && d->hk->record_end(d->hud, t, caps, msg, sizeof msg)) return err_custom(d, "%s", msg);
   return 0;
 }
 
-/* deserialize_struct; variant = 1 for an enum struct-variant payload.  Skim mode:
+/* deserialize_struct; variant = 1 for an enum struct-variant payload.  With hooks:
  * fcaps (optional) receives the fields' values, c (optional) that there is one. */
 static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   lua_State *L = d->L;
@@ -1083,6 +1084,8 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   if (d->hk) {
     if (!caps && t->vk) caps = lcaps;
     if (caps) memset(caps, 0, sizeof(jcap) * (size_t)(t->nitems < JCAP_MAX ? t->nitems : JCAP_MAX));
+  }
+  if (d->skim) {
     if (c == '[') {
       r = record_seq(d, t, variant, caps);
       d->depth++;
@@ -1095,7 +1098,7 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
       if (end_map(d, 1)) return -1;
     }
     if (c0) c0->present = 1;
-    return caps ? skim_record_end(d, t, caps) : 0;
+    return caps ? hook_record_end(d, t, caps) : 0;
   }
   /* The fields' key/value pairs collect on the stack; the table is made at the end with
    * room for the non-nil ones only (Lua stores no node for a nil value, so a record
@@ -1103,12 +1106,12 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   luaL_checkstack(L, 2 * t->nitems + 8, "json_decode");
   base = lua_gettop(L);
   if (c == '[') {
-    r = record_seq(d, t, variant, NULL);
+    r = record_seq(d, t, variant, caps);
     d->depth++;
     if (r) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
   } else {
-    r = record_map(d, t, NULL);
+    r = record_map(d, t, caps);
     d->depth++;
     if (r) { end_map(d, 0); fix_pos(d); return -1; }
     if (end_map(d, 1)) return -1;
@@ -1124,11 +1127,22 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   }
   lua_replace(L, base + 1);
   lua_settop(L, base + 1);
+  if (d->hk) {
+    /* the hooks implement the schema's decode-time checks (verdict.c plan_compile) */
+    if (c0) c0->present = 1;
+    return caps ? hook_record_end(d, t, caps) : 0;
+  }
   if (t->check_ref && run_check(d, t->check_ref)) return -1;
   return 0;
 }
 
 #define LIST_STACK 32
+
+/* With hooks: what a captured list's hook needs of an element (an empty string, ids). */
+static void list_elem_seen(jd *d, const jtype *t, jcap *cap, const jcap *ec) {
+  if (t->of->kind == JK_STRING && ec->u == 0) cap->empty_elem = 1;
+  else if (t->of->kind == JK_ID && d->hk->list_id) d->hk->list_id(d->hud, ec->id);
+}
 
 static int dv_list(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
@@ -1154,20 +1168,18 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
       if (!r) break;
       if (read_int(d, &u8t, &v)) { r = -1; break; }
       ch = (unsigned char)v;
-      if (!d->hk) dbuf_add(d, b, &ch, 1);
+      if (!d->skim) dbuf_add(d, b, &ch, 1);
       k++;
     }
     d->depth++;
     if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
-    if (d->hk) {
-      if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
-      return 0;
-    }
+    if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
+    if (d->skim) return 0;
     lua_pushlstring(L, (const char *)b->p, b->len);
     return 0;
   }
-  if (d->hk) {
+  if (d->skim) {
     jcap ec;
     for (;;) {
       r = seq_next(d, &first);
@@ -1175,10 +1187,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
       ec.present = 0;
       if (dv(d, t->of, cap ? &ec : NULL)) { r = -1; break; }
       ++k;
-      if (cap) {
-        if (t->of->kind == JK_STRING && ec.u == 0) cap->empty_elem = 1;
-        else if (t->of->kind == JK_ID && d->hk->list_id) d->hk->list_id(d->hud, ec.id);
-      }
+      if (cap) list_elem_seen(d, t, cap, &ec);
     }
     d->depth++;
     if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
@@ -1201,13 +1210,19 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
       tbl = base + 1;
       for (j = k; j >= 1; j--) lua_rawseti(L, tbl, j);
     }
-    if (dv(d, t->of, NULL)) { r = -1; break; }
+    if (cap) {
+      jcap ec;
+      ec.present = 0;
+      if (dv(d, t->of, &ec)) { r = -1; break; }
+      list_elem_seen(d, t, cap, &ec);
+    } else if (dv(d, t->of, NULL)) { r = -1; break; }
     ++k;
     if (tbl) lua_rawseti(L, tbl, k);
   }
   d->depth++;
   if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
   if (end_seq(d, 1)) return -1;
+  if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
   if (!tbl) {
     lua_Integer j;
     lua_createtable(L, (int)k, 0);
@@ -1248,7 +1263,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
       return err_custom(d, "invalid type: unit variant, expected %s",
                         v->type->kind == JK_RECORD ? "struct variant" : "newtype variant");
     }
-    if (!d->hk) push_ref(d, v->name_ref);
+    if (!d->skim) push_ref(d, v->name_ref);
   } else if (c == '{') {
     if (enter(d)) return -1;
     d->i++;
@@ -1273,17 +1288,18 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
         d->depth++;
         return invalid_type(d, "unit");
       }
-      if (!d->hk) push_ref(d, v->name_ref);
-    } else if (d->hk) {
+      if (!d->skim) push_ref(d, v->name_ref);
+    } else if (d->skim) {
       int r;
       if (v->type->kind == JK_RECORD) r = dv_record(d, v->type, 1, v->vk ? vcaps : NULL, NULL);
       else r = dv(d, v->type, NULL);
       if (r) { d->depth++; return -1; }
     } else {
+      jcap *rc = d->hk && v->vk ? vcaps : NULL;
       luaL_checkstack(L, 4, "json_decode");
       lua_createtable(L, 0, 1);
       push_ref(d, v->name_ref);
-      if (v->type->kind == JK_RECORD ? dv_record(d, v->type, 1, NULL, NULL) : dv(d, v->type, NULL)) {
+      if (v->type->kind == JK_RECORD ? dv_record(d, v->type, 1, rc, NULL) : dv(d, v->type, NULL)) {
         d->depth++;
         return -1;
       }
@@ -1300,6 +1316,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
     return PEEK_ERR(d, "expected value");
   }
   if (d->hk) {
+    /* the hooks implement the variants' decode-time checks (verdict.c plan_compile) */
     char msg[512];
     if (cap) { cap->present = 1; cap->u = (uint64_t)(v - t->items); }
     if (v->vk && d->hk->variant_end(d->hud, t, v, vcaps, msg, sizeof msg)) return err_custom(d, "%s", msg);
@@ -1338,10 +1355,8 @@ static int dv(jd *d, jtype *t, jcap *cap) {
     case JK_U8: case JK_U16: case JK_U32: case JK_U64: case JK_I32: {
       lua_Integer v;
       if (read_int(d, t, &v)) return -1;
-      if (d->hk) {
-        if (cap) { cap->present = 1; cap->u = (uint64_t)v; }
-        return 0;
-      }
+      if (cap) { cap->present = 1; cap->u = (uint64_t)v; }
+      if (d->skim) return 0;
       lua_pushinteger(L, v);
       return 0;
     }
@@ -1352,8 +1367,8 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       else if (c == 'f') { d->i++; if (parse_ident(d, "alse")) return -1; b = 0; }
       else if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
       else return invalid_type(d, "a boolean");
-      if (!d->hk) lua_pushboolean(L, b);
-      else if (cap) { cap->present = 1; cap->u = (uint64_t)b; }
+      if (!d->skim) lua_pushboolean(L, b);
+      if (cap) { cap->present = 1; cap->u = (uint64_t)b; }
       return 0;
     }
     case JK_STRING: case JK_ID: {
@@ -1368,8 +1383,8 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         char out[37], err[256];
         unsigned char b[16];
         if (n == 36 && canonical_id(s, b)) {
-          if (!d->hk) lua_pushlstring(L, (const char *)s, 36);
-          else if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
+          if (!d->skim) lua_pushlstring(L, (const char *)s, 36);
+          if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
           return 0;
         }
         size_t errlen = 0;
@@ -1379,13 +1394,11 @@ static int dv(jd *d, jtype *t, jcap *cap) {
           return -1;
         }
         d->noncanon = 1;
-        if (!d->hk) lua_pushlstring(L, out, 36);
-        else if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
-      } else if (!d->hk) {
-        lua_pushlstring(L, (const char *)s, n);
-      } else if (cap) {
-        cap->present = 1;
-        cap->u = (uint64_t)n;
+        if (!d->skim) lua_pushlstring(L, out, 36);
+        if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
+      } else {
+        if (!d->skim) lua_pushlstring(L, (const char *)s, n);
+        if (cap) { cap->present = 1; cap->u = (uint64_t)n; }
       }
       return 0;
     }
@@ -1398,7 +1411,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         d->i++;
         if (d->n - d->i >= 3 && d->s[d->i] == 'u' && d->s[d->i + 1] == 'l' && d->s[d->i + 2] == 'l') d->i += 3;
         else if (parse_ident(d, "ull")) return -1;
-        if (!d->hk) lua_pushnil(L);
+        if (!d->skim) lua_pushnil(L);
         return 0;
       }
       return dv(d, t->of, cap);
@@ -1421,7 +1434,7 @@ static int decode_run(lua_State *L) {
   d->refs = 3;
   if (dv(d, sc->root, NULL) == 0) {
     int c = ws(d);
-    if (c < 0) return d->hk ? 0 : 1;
+    if (c < 0) return d->skim ? 0 : 1;
     PEEK_ERR(d, "trailing characters");
   }
   return 0;
@@ -1460,7 +1473,7 @@ static int decode_driver(lua_State *L, int sidx, jd *d) {
   lua_pushvalue(L, -5);          /* refs */
   /* Building allocates almost no garbage: pausing the incremental collector saves it
    * from re-traversing the growing document (a large part of the decode time). */
-  if (!d->hk) {
+  if (!d->skim) {
     gc_was_running = lua_gc(L, LUA_GCISRUNNING);
     if (gc_was_running) lua_gc(L, LUA_GCSTOP);
   }
@@ -1471,7 +1484,7 @@ static int decode_driver(lua_State *L, int sidx, jd *d) {
     lua_replace(L, -3);          /* value (or nil in skim mode) over refs */
     lua_pop(L, 1);               /* state */
     drain(d);
-    if (d->src) d->src->canonical = d->hk && !d->noncanon;
+    if (d->src) d->src->canonical = d->skim && !d->noncanon;
     return 1;
   }
   lua_pop(L, 1);
@@ -1495,13 +1508,20 @@ static int decode_driver(lua_State *L, int sidx, jd *d) {
 }
 
 int aqs_json_decode_stream(lua_State *L, int sidx, jstream *src, const jhooks *hk, void *ud) {
+  return aqs_json_decode_hooked(L, sidx, src, NULL, 0, hk, ud, hk == NULL);
+}
+
+int aqs_json_decode_hooked(lua_State *L, int sidx, jstream *src, const char *s, size_t n,
+                           const jhooks *hk, void *ud, int build) {
   jd d;
   memset(&d, 0, sizeof d);
   d.L = L;
   d.src = src;
   d.hk = hk;
+  d.skim = !build;
   d.hud = ud;
-  d.s = (const unsigned char *)"";
+  d.s = (const unsigned char *)(src ? "" : s);
+  d.n = src ? 0 : n;
   return decode_driver(L, lua_absindex(L, sidx), &d);
 }
 

@@ -21,8 +21,12 @@
  *   {status = "decode_error", message, line, column};
  *   {status = "mapping_error", kind, path, message};
  *   {status = "ok", tasks, runs, version, length, crc}.
- * snapshot_read(path, plan [, opts]) -> the same, but the snapshot is built (a Lua value,
- *   not validated: status = "ok", value) from the streamed payload.
+ * snapshot_read(path, plan [, opts]) -> the same, but the snapshot is built (status =
+ *   "ok", value) from the streamed payload; the hooks judge the rules while it is built.
+ * snapshot_rules(payload, plan [, all]) -> {violation...} | nil, msg, line, col: the rules
+ *   on a JSON payload (snapshot.validate of a Lua table, through its encoding), the
+ *   decode-time checks off; all = every violation in the engine's order, each with its
+ *   document path, else at most the first.  The rules exist only here.
  *   opts = {version = 4, max_length = 268435456}.  "ok" also has `canonical` (the payload
  *   is byte for byte its canonical encoding) and `json_version` (the document's version).
  *   A 4th argument, an AtomicWriter inside begin_frame, receives a copy of the payload
@@ -95,10 +99,13 @@ typedef struct { signed char from, to; uint64_t ts; } vhist;
 typedef struct { unsigned char id[16]; unsigned char finished; } vattempt;
 
 typedef struct {
-  const char *kind;             /* NULL = none */
+  const char *kind;
+  uint64_t at;                  /* runs: the run's index (1-based) */
   char path[96];
   char msg[512];
 } violation;
+
+typedef struct { violation *p; size_t n, cap; } vlist;
 
 typedef struct {
   lua_State *L;
@@ -106,6 +113,8 @@ typedef struct {
   int fd;
   int writer_ref;               /* copy of the payload: AtomicWriter ref (LUA_NOREF = none) */
   int writer_failed;            /* its first failure (the writer repeats it to Lua) */
+  int all;                      /* every violation (validate's all mode), not only the first */
+  int checks;                   /* the decode-time checks (3.6) are on (off for Lua tables) */
   uint64_t json_version;        /* the document's own "version" field */
   /* header */
   int md_seen;
@@ -115,13 +124,12 @@ typedef struct {
   uint64_t ntasks;
   idset tasks;
   unsigned char cur_task_id[16];
-  violation v_tasks;
+  vlist v_tasks;                /* the tasks' violations (first mode: the first one) */
   /* runs */
   uint64_t nruns;
   idset runs;
   vbuf run_ids;                 /* run id, task id per run: the unknown-task rule runs at the end */
-  uint64_t v_runs_at;           /* index (1-based) of v_runs */
-  violation v_runs;
+  vlist v_runs;                 /* the runs' violations but the unknown-task rule's */
   jcap ri[JCAP_MAX];            /* the current run's run_instance fields */
   int ri_seen;
   vbuf hist, attempts;
@@ -131,7 +139,7 @@ typedef struct {
   /* references */
   vbuf dep_tids, dep_off, dep_ids, budgets, subs;
   idset seen;                   /* the duplicate rules of the references (one at a time) */
-  violation out;                /* the verdict's violation */
+  vlist out;                    /* the violations in the engine's order (first mode: one) */
 } vstate;
 
 static void *xrealloc(vstate *v, void *p, size_t n) {
@@ -226,6 +234,10 @@ static int vstate_gc(lua_State *L) {
   idset_free(&v->runs);
   idset_free(&v->seen);
   for (i = 0; i < 8; i++) { free(bufs[i]->p); memset(bufs[i], 0, sizeof(vbuf)); }
+  free(v->v_tasks.p); free(v->v_runs.p); free(v->out.p);
+  memset(&v->v_tasks, 0, sizeof(vlist));
+  memset(&v->v_runs, 0, sizeof(vlist));
+  memset(&v->out, 0, sizeof(vlist));
   if (v->fd >= 0) { (void)aqs_close(v->fd); v->fd = -1; }
   if (v->writer_ref != LUA_NOREF && v->writer_ref != 0) {
     luaL_unref(L, LUA_REGISTRYINDEX, v->writer_ref);
@@ -257,16 +269,35 @@ static const char *state_name(const vplan *pl, uint64_t s) {
   return s < (uint64_t)pl->nstates ? pl->names[s] : "?";
 }
 
-/* Records a violation in *to unless one is there already; always returns 1. */
-static int fail(violation *to, const char *kind, const char *path, const char *fmt, ...) {
+static violation *vlist_add(vstate *v, vlist *l) {
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 8;
+    l->p = (violation *)xrealloc(v, l->p, nc * sizeof(violation));
+    l->cap = nc;
+  }
+  return &l->p[l->n++];
+}
+
+/* Records a violation (of the run `at`) in l; in first mode only the first one.
+ * Returns 1 when the caller stops judging (first mode), 0 when it goes on (all mode). */
+static int fail(vstate *v, vlist *l, uint64_t at, const char *kind, const char *path, const char *fmt, ...) {
   va_list ap;
-  if (to->kind) return 1;
-  to->kind = kind;
-  snprintf(to->path, sizeof to->path, "%s", path);
+  violation *o;
+  if (!v->all && l->n) return 1;
+  o = vlist_add(v, l);
+  o->kind = kind;
+  o->at = at;
+  snprintf(o->path, sizeof o->path, "%s", path);
   va_start(ap, fmt);
-  vsnprintf(to->msg, sizeof to->msg, fmt, ap);
+  vsnprintf(o->msg, sizeof o->msg, fmt, ap);
   va_end(ap);
-  return 1;
+  return !v->all;
+}
+
+/* A violation recorded earlier to the verdict's list; 1 = stop (first mode). */
+static int emit(vstate *v, const violation *x) {
+  *vlist_add(v, &v->out) = *x;
+  return !v->all;
 }
 
 static const char *pathf(char *buf, size_t n, const char *fmt, uint64_t a, uint64_t b) {
@@ -288,10 +319,12 @@ static int msgf(char *msg, size_t n, const char *fmt, ...) {
 }
 
 /* SnapshotRun ended: the run rules of section 6.2 in the engine's order (payload checks,
- * detail checks, duplicate run id; the unknown-task rule waits for the end). */
+ * detail checks, duplicate run id; the unknown-task rule waits for the end).  First
+ * mode stops at the first violation; all mode goes on like the engine's rules would
+ * (each history entry judged against the state the previous one reached). */
 static void judge_run(vstate *v, const jtype *t, const jcap *caps) {
   const vplan *pl = v->pl;
-  violation *o = &v->v_runs;
+  vlist *o = &v->v_runs;
   uint64_t i = v->nruns, state, ac, created, scheduled;
   const jcap *ri = v->ri;
   char rid[37], tid[37], path[96];
@@ -307,78 +340,64 @@ static void judge_run(vstate *v, const jtype *t, const jcap *caps) {
   ac = ri[4].u;
   created = ri[5].u;
   scheduled = ri[6].u;
-  if (o->kind) goto dup;   /* an earlier run failed already: only ids are kept */
+  if (!v->all && o->n) goto dup;   /* an earlier run failed already: only ids are kept */
   /* the texts name the run: its ids are formatted once a rule fails */
 #define NAMES() (named ? 0 : (idtext(ri[0].id, rid), idtext(ri[1].id, tid), named = 1, 0))
+#define FAIL(kind, ...) fail(v, o, i, kind, __VA_ARGS__)
+#define PATH(fmt, b) pathf(path, sizeof path, fmt, i, b)
   if (is_nil_id(ri[0].id)
-      && !NAMES() && fail(o, "InvalidRunId", pathf(path, sizeof path, "runs[%llu].run_instance.id", i, 0),
-              "snapshot run has invalid nil run id: %s", rid)) goto done;
+      && !NAMES() && FAIL("InvalidRunId", PATH("runs[%llu].run_instance.id", 0),
+                          "snapshot run has invalid nil run id: %s", rid)) goto done;
   if (is_nil_id(ri[1].id)
-      && !NAMES() && fail(o, "InvalidTaskId", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i, 0),
-              "snapshot run %s has invalid nil task id: %s", rid, tid)) goto done;
+      && !NAMES() && FAIL("InvalidTaskId", PATH("runs[%llu].run_instance.task_id", 0),
+                          "snapshot run %s has invalid nil task id: %s", rid, tid)) goto done;
   if ((int)state == pl->st_ready && created < scheduled
-      && !NAMES() && fail(o, "InvalidReadyScheduleCausality",
-              pathf(path, sizeof path, "runs[%llu].run_instance.scheduled_at", i, 0),
+      && !NAMES() && FAIL("InvalidReadyScheduleCausality", PATH("runs[%llu].run_instance.scheduled_at", 0),
               "snapshot run %s has invalid Ready schedule causality: scheduled_at (%llu) > created_at (%llu)",
               rid, (unsigned long long)scheduled, (unsigned long long)created)) goto done;
   if (cur) {
     if ((int)state != pl->st_running && (int)state != pl->st_canceled
-        && !NAMES() && fail(o, "InvalidAttemptLineageState",
-                pathf(path, sizeof path, "runs[%llu].run_instance.current_attempt_id", i, 0),
+        && !NAMES() && FAIL("InvalidAttemptLineageState", PATH("runs[%llu].run_instance.current_attempt_id", 0),
                 "snapshot run %s has active attempt lineage in invalid state %s", rid,
                 state_name(pl, state))) goto done;
     if (ac == 0
-        && !NAMES() && fail(o, "InvalidAttemptLineageCount",
-                pathf(path, sizeof path, "runs[%llu].run_instance.attempt_count", i, 0),
+        && !NAMES() && FAIL("InvalidAttemptLineageCount", PATH("runs[%llu].run_instance.attempt_count", 0),
                 "snapshot run %s has active attempt with invalid attempt_count (%d)", rid, 0)) goto done;
   }
   if (nh == 0) {
     NAMES();
-    fail(o, "MissingInitialRunStateHistory", pathf(path, sizeof path, "runs[%llu].state_history", i, 0),
-         "snapshot run %s missing initial Scheduled state history entry", rid);
-    goto done;
+    if (FAIL("MissingInitialRunStateHistory", PATH("runs[%llu].state_history", 0),
+             "snapshot run %s missing initial Scheduled state history entry", rid)) goto done;
   } else {
     int prev = pl->st_scheduled;
     if (h[0].from >= 0 || h[0].to != pl->st_scheduled || h[0].ts != created) {
       NAMES();
-      fail(o, "MissingInitialRunStateHistory", pathf(path, sizeof path, "runs[%llu].state_history[1]", i, 0),
-           "snapshot run %s missing initial Scheduled state history entry", rid);
-      goto done;
+      if (FAIL("MissingInitialRunStateHistory", PATH("runs[%llu].state_history[1]", 0),
+               "snapshot run %s missing initial Scheduled state history entry", rid)) goto done;
+      prev = h[0].to;   /* (all mode) on from where the faulty first entry says the run went */
     }
     for (k = 1; k < nh; k++) {
       int from = h[k].from, to = h[k].to;
-      if (from < 0) {
+      if (from < 0 || from != prev || !pl->allowed[from][to]) {
         NAMES();
-        fail(o, "InvalidRunStateHistoryTransition",
-             pathf(path, sizeof path, "runs[%llu].state_history[%llu]", i, k + 1),
-             "snapshot run %s has invalid state history transition %s -> %s", rid,
-             state_name(pl, (uint64_t)prev), state_name(pl, (uint64_t)to));
-        goto done;
-      }
-      if (from != prev || !pl->allowed[from][to]) {
-        NAMES();
-        fail(o, "InvalidRunStateHistoryTransition",
-             pathf(path, sizeof path, "runs[%llu].state_history[%llu]", i, k + 1),
-             "snapshot run %s has invalid state history transition %s -> %s", rid,
-             state_name(pl, (uint64_t)from), state_name(pl, (uint64_t)to));
-        goto done;
+        if (FAIL("InvalidRunStateHistoryTransition", PATH("runs[%llu].state_history[%llu]", k + 1),
+                 "snapshot run %s has invalid state history transition %s -> %s", rid,
+                 state_name(pl, (uint64_t)(from < 0 ? prev : from)), state_name(pl, (uint64_t)to))) goto done;
       }
       prev = to;
     }
     if ((uint64_t)prev != state) {
       NAMES();
-      fail(o, "InvalidRunStateHistoryTransition", pathf(path, sizeof path, "runs[%llu].run_instance.state", i, 0),
-           "snapshot run %s has invalid state history transition %s -> %s", rid,
-           state_name(pl, (uint64_t)prev), state_name(pl, state));
-      goto done;
+      if (FAIL("InvalidRunStateHistoryTransition", PATH("runs[%llu].run_instance.state", 0),
+               "snapshot run %s has invalid state history transition %s -> %s", rid,
+               state_name(pl, (uint64_t)prev), state_name(pl, state))) goto done;
     }
   }
   if ((uint64_t)na != ac) {
     NAMES();
-    fail(o, "InvalidAttemptHistoryCount", pathf(path, sizeof path, "runs[%llu].attempts", i, 0),
-         "snapshot run %s has attempt history length %llu inconsistent with attempt_count (%llu)",
-         rid, (unsigned long long)na, (unsigned long long)ac);
-    goto done;
+    if (FAIL("InvalidAttemptHistoryCount", PATH("runs[%llu].attempts", 0),
+             "snapshot run %s has attempt history length %llu inconsistent with attempt_count (%llu)",
+             rid, (unsigned long long)na, (unsigned long long)ac)) goto done;
   }
   if (cur) {
     size_t count = 0, at = 0;
@@ -387,30 +406,27 @@ static void judge_run(vstate *v, const jtype *t, const jcap *caps) {
     }
     if (count != 1 || a[at].finished) {
       NAMES();
-      if (count == 1) pathf(path, sizeof path, "runs[%llu].attempts[%llu].finished_at", i, at + 1);
-      else pathf(path, sizeof path, "runs[%llu].run_instance.current_attempt_id", i, 0);
-      NAMES();
-      fail(o, "InvalidActiveAttemptHistory", path,
-           "snapshot run %s has invalid active attempt history alignment", rid);
-      goto done;
+      if (count == 1) PATH("runs[%llu].attempts[%llu].finished_at", at + 1);
+      else PATH("runs[%llu].run_instance.current_attempt_id", 0);
+      if (FAIL("InvalidActiveAttemptHistory", path,
+               "snapshot run %s has invalid active attempt history alignment", rid)) goto done;
     }
   }
   if (CAP(t, caps, 0)->present && !(state < NSTATES && pl->lease[state])) {
     NAMES();
-    fail(o, "InvalidLeasePresence", pathf(path, sizeof path, "runs[%llu].lease", i, 0),
-         "snapshot run %s has lease metadata in invalid state %s", rid, state_name(pl, state));
-    goto done;
+    if (FAIL("InvalidLeasePresence", PATH("runs[%llu].lease", 0),
+             "snapshot run %s has lease metadata in invalid state %s", rid, state_name(pl, state))) goto done;
   }
 dup:
   key = key_of(ri[0].id, 0);
   if (idset_find(v, &v->runs, &key, 1)) {
     NAMES();
-    fail(o, "DuplicateRunId", pathf(path, sizeof path, "runs[%llu].run_instance.id", i, 0),
-         "duplicate snapshot run id: %s", rid);
+    FAIL("DuplicateRunId", PATH("runs[%llu].run_instance.id", 0), "duplicate snapshot run id: %s", rid);
   }
 done:
 #undef NAMES
-  if (o->kind && !v->v_runs_at) v->v_runs_at = i;
+#undef FAIL
+#undef PATH
   vbuf_add(v, &v->run_ids, ri[0].id, 16);
   vbuf_add(v, &v->run_ids, ri[1].id, 16);
 }
@@ -427,12 +443,13 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       v->md_runs = CAP(t, caps, 2)->u;
       return 0;
     case VK_TASKSPEC:
-      if (is_nil_id(CAP(t, caps, 0)->id))
+      if (v->checks && is_nil_id(CAP(t, caps, 0)->id))
         return msgf(msg, n, "invalid task identifier for task admission: 00000000-0000-0000-0000-000000000000");
       memcpy(v->cur_task_id, CAP(t, caps, 0)->id, 16);
       return 0;
     case VK_CONSTRAINTS: {
       const jcap *caps_list = CAP(t, caps, 3);
+      if (!v->checks) return 0;
       if (CAP(t, caps, 0)->u == 0) return msgf(msg, n, "invalid max_attempts value: 0 (must be >= 1)");
       if (CAP(t, caps, 1)->present && CAP(t, caps, 1)->u == 0) return msgf(msg, n, "timeout_secs must not be zero");
       if (CAP(t, caps, 2)->present && CAP(t, caps, 2)->u == 0)
@@ -447,14 +464,14 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       const jcap *created = CAP(t, caps, 0), *canceled = CAP(t, caps, 1);
       vkey key = key_of(v->cur_task_id, 0);
       uint64_t i = ++v->ntasks;
-      if (idset_find(v, &v->tasks, &key, 1)) {
+      if (idset_find(v, &v->tasks, &key, 1) && (v->all || !v->v_tasks.n)) {
         idtext(v->cur_task_id, id);
-        fail(&v->v_tasks, "DuplicateTaskId", pathf(path, sizeof path, "tasks[%llu].task_spec.id", i, 0),
+        fail(v, &v->v_tasks, i, "DuplicateTaskId", pathf(path, sizeof path, "tasks[%llu].task_spec.id", i, 0),
              "duplicate snapshot task id: %s", id);
       }
-      if (canceled->present && canceled->u < created->u && !v->v_tasks.kind) {
+      if (canceled->present && canceled->u < created->u && (v->all || !v->v_tasks.n)) {
         idtext(v->cur_task_id, id);
-        fail(&v->v_tasks, "InvalidTaskCanceledAtCausality", pathf(path, sizeof path, "tasks[%llu].canceled_at", i, 0),
+        fail(v, &v->v_tasks, i, "InvalidTaskCanceledAtCausality", pathf(path, sizeof path, "tasks[%llu].canceled_at", i, 0),
              "snapshot task %s has invalid canceled_at causality: canceled_at (%llu) < created_at (%llu)",
              id, (unsigned long long)canceled->u, (unsigned long long)created->u);
       }
@@ -463,6 +480,9 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
     case VK_RUNINST: {
       int k;
       const jcap *state = CAP(t, caps, 2);
+      for (k = 0; k < 7; k++) v->ri[k] = *CAP(t, caps, k);
+      v->ri_seen = 1;
+      if (!v->checks) return 0;
       if (is_nil_id(CAP(t, caps, 0)->id)) return msgf(msg, n, "run_id must not be nil");
       if (is_nil_id(CAP(t, caps, 1)->id)) return msgf(msg, n, "task_id must not be nil");
       if (CAP(t, caps, 3)->present && (int)state->u != pl->st_running)
@@ -470,8 +490,6 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       if ((int)state->u == pl->st_ready && CAP(t, caps, 5)->u < CAP(t, caps, 6)->u)
         return msgf(msg, n, "Ready state requires scheduled_at (%llu) <= created_at (%llu)",
                     (unsigned long long)CAP(t, caps, 6)->u, (unsigned long long)CAP(t, caps, 5)->u);
-      for (k = 0; k < 7; k++) v->ri[k] = *CAP(t, caps, k);
-      v->ri_seen = 1;
       return 0;
     }
     case VK_HIST: {
@@ -527,8 +545,8 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
 
 static int variant_end(void *ud, const jtype *t, const jitem *it, const jcap *caps, char *msg, size_t n) {
   const jtype *r = it->type;
-  (void)ud; (void)t;
-  if (it->vk == VK_REPEAT) {
+  (void)t;
+  if (it->vk == VK_REPEAT && ((vstate *)ud)->checks) {
     if (CAP(r, caps, 0)->u == 0) return msgf(msg, n, "invalid repeat count: 0 (must be >= 1)");
     if (CAP(r, caps, 1)->u == 0) return msgf(msg, n, "invalid repeat interval_secs: 0 (must be >= 1)");
   }
@@ -560,54 +578,52 @@ static int known_task(vstate *v, const unsigned char id[16]) {
   return idset_find(v, &v->tasks, &key, 0);
 }
 
+/* The verdict's violations in the engine's order (section 6.1): header, tasks, runs (each
+ * run's own, then its unknown task), engine (6.3), dependency declarations, budgets,
+ * subscriptions.  First mode stops at the first one. */
 static void finish_rules(vstate *v) {
-  violation *o = &v->out;
   const vplan *pl = v->pl;
   char path[96], a[37], b[37];
-  uint64_t i, n, k;
-  if (v->md_schema != pl->schema_version
-      && fail(o, "UnsupportedSchemaVersion", "metadata.schema_version",
-              "unsupported snapshot schema version: expected %u, found %u",
-              (unsigned)pl->schema_version, (unsigned)v->md_schema)) return;
-  if (v->md_tasks != v->ntasks
-      && fail(o, "TaskCountMismatch", "metadata.task_count", "snapshot task_count mismatch: declared %llu, actual %llu",
-              (unsigned long long)v->md_tasks, (unsigned long long)v->ntasks)) return;
-  if (v->md_runs != v->nruns
-      && fail(o, "RunCountMismatch", "metadata.run_count", "snapshot run_count mismatch: declared %llu, actual %llu",
-              (unsigned long long)v->md_runs, (unsigned long long)v->nruns)) return;
-  if (v->v_tasks.kind) { *o = v->v_tasks; return; }
-  /* runs: the first unknown task before the first other run violation wins */
-  n = v->v_runs_at ? v->v_runs_at - 1 : v->nruns;
-  for (i = 0; i < n; i++) {
-    const unsigned char *rid = v->run_ids.p + i * 32, *tid = rid + 16;
+  uint64_t i, k;
+  size_t j;
+#define OUT(...) do { if (fail(v, &v->out, 0, __VA_ARGS__)) return; } while (0)
+  if (v->md_schema != pl->schema_version)
+    OUT("UnsupportedSchemaVersion", "metadata.schema_version",
+        "unsupported snapshot schema version: expected %u, found %u",
+        (unsigned)pl->schema_version, (unsigned)v->md_schema);
+  if (v->md_tasks != v->ntasks)
+    OUT("TaskCountMismatch", "metadata.task_count", "snapshot task_count mismatch: declared %llu, actual %llu",
+        (unsigned long long)v->md_tasks, (unsigned long long)v->ntasks);
+  if (v->md_runs != v->nruns)
+    OUT("RunCountMismatch", "metadata.run_count", "snapshot run_count mismatch: declared %llu, actual %llu",
+        (unsigned long long)v->md_runs, (unsigned long long)v->nruns);
+  for (j = 0; j < v->v_tasks.n; j++) if (emit(v, &v->v_tasks.p[j])) return;
+  /* runs: each run's violations, then whether its task is known (first mode: the
+   * first unknown task before the first other run violation wins) */
+  for (i = 1, j = 0; i <= v->nruns; i++) {
+    const unsigned char *rid = v->run_ids.p + (i - 1) * 32, *tid = rid + 16;
+    for (; j < v->v_runs.n && v->v_runs.p[j].at == i; j++) if (emit(v, &v->v_runs.p[j])) return;
     if (!known_task(v, tid)) {
       idtext(rid, a);
       idtext(tid, b);
-      fail(o, "RunReferencesUnknownTask", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i + 1, 0),
-           "snapshot run %s references unknown task %s", a, b);
-      return;
+      OUT("RunReferencesUnknownTask", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i, 0),
+          "snapshot run %s references unknown task %s", a, b);
     }
   }
-  if (v->v_runs.kind) { *o = v->v_runs; return; }
-  /* engine (6.3) */
-  if (v->paused && !v->has_paused_at
-      && fail(o, "InvalidEnginePausedCausality", "engine.paused_at",
-              "snapshot engine state invalid: paused=true requires paused_at")) return;
+  /* engine (6.3): checks 2, 3 and 4 share one rule and one text: reported once */
+  if (v->paused && !v->has_paused_at)
+    OUT("InvalidEnginePausedCausality", "engine.paused_at",
+        "snapshot engine state invalid: paused=true requires paused_at");
   if ((v->paused && v->has_resumed_at) || (!v->has_paused_at && v->has_resumed_at)
-      || (!v->paused && v->has_paused_at && !v->has_resumed_at)) {
-    fail(o, "InvalidEngineResumedCausality", "engine.resumed_at",
-         "snapshot engine state invalid: paused=false with paused_at requires resumed_at");
-    return;
-  }
-  if (!v->paused && v->has_paused_at && v->has_resumed_at && v->resumed_at < v->paused_at) {
-    fail(o, "InvalidEnginePauseResumeOrdering", "engine.resumed_at",
-         "snapshot engine state invalid: resumed_at (%llu) < paused_at (%llu)",
-         (unsigned long long)v->resumed_at, (unsigned long long)v->paused_at);
-    return;
-  }
-  /* dependency declarations */
+      || (!v->paused && v->has_paused_at && !v->has_resumed_at))
+    OUT("InvalidEngineResumedCausality", "engine.resumed_at",
+        "snapshot engine state invalid: paused=false with paused_at requires resumed_at");
+  if (!v->paused && v->has_paused_at && v->has_resumed_at && v->resumed_at < v->paused_at)
+    OUT("InvalidEnginePauseResumeOrdering", "engine.resumed_at",
+        "snapshot engine state invalid: resumed_at (%llu) < paused_at (%llu)",
+        (unsigned long long)v->resumed_at, (unsigned long long)v->paused_at);
+  /* dependency declarations (v->seen: the declared task ids) */
   {
-    idset *declared = &v->seen;
     uint64_t nd = v->dep_tids.len / 16;
     for (i = 0; i < nd; i++) {
       const unsigned char *tid = v->dep_tids.p + i * 16;
@@ -616,78 +632,63 @@ static void finish_rules(vstate *v) {
       memcpy(&end, v->dep_off.p + i * 8, 8);
       if (i > 0) memcpy(&start, v->dep_off.p + (i - 1) * 8, 8);
       idtext(tid, a);
-      if (idset_find(v, declared, &key, 1)) {
-        fail(o, "DuplicateDependencyDeclaration", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
-             "snapshot contains duplicate dependency declaration for task %s", a);
-        break;
-      }
-      if (!known_task(v, tid)) {
-        fail(o, "DependencyDeclarationUnknownTask", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
-             "snapshot dependency declaration for unknown task %s", a);
-        break;
-      }
+      if (idset_find(v, &v->seen, &key, 1))
+        OUT("DuplicateDependencyDeclaration", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
+            "snapshot contains duplicate dependency declaration for task %s", a);
+      if (!known_task(v, tid))
+        OUT("DependencyDeclarationUnknownTask", pathf(path, sizeof path, "dependency_declarations[%llu].task_id", i + 1, 0),
+            "snapshot dependency declaration for unknown task %s", a);
       for (k = start; k < end; k++) {
         const unsigned char *pid = v->dep_ids.p + k * 16;
         if (!known_task(v, pid)) {
           idtext(pid, b);
-          fail(o, "DependencyReferencesUnknownTask",
-               pathf(path, sizeof path, "dependency_declarations[%llu].depends_on[%llu]", i + 1, k - start + 1),
-               "snapshot dependency declaration for task %s references unknown prerequisite task %s", a, b);
-          break;
+          OUT("DependencyReferencesUnknownTask",
+              pathf(path, sizeof path, "dependency_declarations[%llu].depends_on[%llu]", i + 1, k - start + 1),
+              "snapshot dependency declaration for task %s references unknown prerequisite task %s", a, b);
         }
       }
-      if (o->kind) break;
     }
-    idset_free(declared);
-    if (o->kind) return;
+    idset_free(&v->seen);
   }
-  /* budgets */
+  /* budgets (v->seen: task id + dimension) */
   {
-    idset *seen = &v->seen;
     uint64_t nb = v->budgets.len / sizeof(vkey);
     for (i = 0; i < nb; i++) {
       vkey key;
       memcpy(&key, v->budgets.p + i * sizeof(vkey), sizeof key);
       idtext(key.b, a);
-      if (idset_find(v, seen, &key, 1)) {
+      if (idset_find(v, &v->seen, &key, 1)) {
         char dim[64];
         const jtype *de = pl->dimension;
         snake(de && key.x < (uint32_t)de->nitems ? de->items[key.x].name : "?", dim, sizeof dim);
-        fail(o, "DuplicateBudgetAllocation", pathf(path, sizeof path, "budgets[%llu].dimension", i + 1, 0),
-             "duplicate budget allocation for task %s dimension %s", a, dim);
-        break;
+        OUT("DuplicateBudgetAllocation", pathf(path, sizeof path, "budgets[%llu].dimension", i + 1, 0),
+            "duplicate budget allocation for task %s dimension %s", a, dim);
       }
-      if (!known_task(v, key.b)) {
-        fail(o, "BudgetReferencesUnknownTask", pathf(path, sizeof path, "budgets[%llu].task_id", i + 1, 0),
-             "budget allocation references unknown task %s", a);
-        break;
-      }
+      if (!known_task(v, key.b))
+        OUT("BudgetReferencesUnknownTask", pathf(path, sizeof path, "budgets[%llu].task_id", i + 1, 0),
+            "budget allocation references unknown task %s", a);
     }
-    idset_free(seen);
-    if (o->kind) return;
+    idset_free(&v->seen);
   }
-  /* subscriptions */
+  /* subscriptions (v->seen: the subscription ids) */
   {
-    idset *seen = &v->seen;
     uint64_t ns = v->subs.len / 32;
     for (i = 0; i < ns; i++) {
       const unsigned char *sid = v->subs.p + i * 32, *tid = sid + 16;
       vkey key = key_of(sid, 0);
       idtext(sid, a);
-      if (idset_find(v, seen, &key, 1)) {
-        fail(o, "DuplicateSubscriptionId", pathf(path, sizeof path, "subscriptions[%llu].subscription_id", i + 1, 0),
-             "duplicate subscription id %s", a);
-        break;
-      }
+      if (idset_find(v, &v->seen, &key, 1))
+        OUT("DuplicateSubscriptionId", pathf(path, sizeof path, "subscriptions[%llu].subscription_id", i + 1, 0),
+            "duplicate subscription id %s", a);
       if (!known_task(v, tid)) {
         idtext(tid, b);
-        fail(o, "SubscriptionReferencesUnknownTask", pathf(path, sizeof path, "subscriptions[%llu].task_id", i + 1, 0),
-             "subscription %s references unknown task %s", a, b);
-        break;
+        OUT("SubscriptionReferencesUnknownTask", pathf(path, sizeof path, "subscriptions[%llu].task_id", i + 1, 0),
+            "subscription %s references unknown task %s", a, b);
       }
     }
-    idset_free(seen);
+    idset_free(&v->seen);
   }
+#undef OUT
 }
 
 /* ---- the plan ----------------------------------------------------------------------- */
@@ -854,8 +855,9 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     src.copy = copy_chunk;
     src.copy_ud = v;
   }
-  /* ok: the value (nil in skim mode); else msg, line, col */
-  ok = aqs_json_decode_stream(L, 4, &src, build ? NULL : &HOOKS_IMPL, v);
+  /* ok: the value (nothing in skim mode); else msg, line, col.  Building, the hooks see
+   * the records too: the rules are judged on the same pass (no walk of the tree). */
+  ok = aqs_json_decode_hooked(L, 4, &src, NULL, 0, &HOOKS_IMPL, v, build);
   if (src.read_errno > 0) { aqs_push_io_result(L, src.read_errno, AQS_HEADER_SIZE); return; }
   if (src.read_errno < 0 || src.got < len) { aqs_frame_short_payload(L, len, src.got); return; }
   if (src.crc != aqs_get_u32le(h + 8)) {
@@ -873,20 +875,21 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     lua_setfield(L, -2, "column");
     return;
   }
+  finish_rules(v);
+  if (v->out.n) {
+    if (build) lua_pop(L, 1);   /* the value */
+    lua_createtable(L, 0, 4);
+    set_str(L, "status", "mapping_error");
+    set_str(L, "kind", v->out.p[0].kind);
+    set_str(L, "path", v->out.p[0].path);
+    set_str(L, "message", v->out.p[0].msg);
+    return;
+  }
   if (build) {
     lua_createtable(L, 0, 2);
     set_str(L, "status", "ok");
     lua_insert(L, -2);
     lua_setfield(L, -2, "value");
-    return;
-  }
-  finish_rules(v);
-  if (v->out.kind) {
-    lua_createtable(L, 0, 4);
-    set_str(L, "status", "mapping_error");
-    set_str(L, "kind", v->out.kind);
-    set_str(L, "path", v->out.path);
-    set_str(L, "message", v->out.msg);
     return;
   }
   lua_createtable(L, 0, 8);
@@ -926,6 +929,7 @@ static int read_file(lua_State *L, int build) {
   luaL_setmetatable(L, VSTATE_MT);
   v->L = L;
   v->pl = pl;
+  v->checks = 1;
   verdict(L, v, path, expect, max, build);
   /* the descriptor and the id sets go now, not at the next collection */
   lua_pushcfunction(L, vstate_gc);
@@ -939,12 +943,54 @@ int aqs_snapshot_verdict(lua_State *L) {
   return read_file(L, 0);
 }
 
-/* snapshot_read(path, plan [, opts]) -> result table: the frame's failures like
- * snapshot_verdict, decode_error, or {status = "ok", value = <the decoded snapshot>}
- * (not validated: the caller runs section 6).  The payload is streamed in chunks into
- * the decoder: no buffer of the whole payload beside the tree. */
+/* snapshot_read(path, plan [, opts]) -> result table: the frame's failures, decode_error
+ * and mapping_error like snapshot_verdict, or {status = "ok", value = <the snapshot>}.
+ * The payload is streamed in chunks into the building decoder: no buffer of the whole
+ * payload beside the tree; the rules are judged by the hooks on the same pass. */
 int aqs_snapshot_read(lua_State *L) {
   return read_file(L, 1);
+}
+
+/* snapshot_rules(payload, plan [, all]) -> {violation...} | nil, message, line, column
+ * The 27 mapping rules on a JSON payload (the encoding of a snapshot built in Lua:
+ * snapshot.validate), the decode-time checks off (section 6 alone).  Violations are
+ * {kind, path, message}, in the engine's order; without `all` at most the first. */
+int aqs_snapshot_rules(lua_State *L) {
+  size_t n, j;
+  const char *s = luaL_checklstring(L, 1, &n);
+  vplan *pl = (vplan *)luaL_checkudata(L, 2, PLAN_MT);
+  int all = lua_toboolean(L, 3), ok;
+  vstate *v;
+  lua_settop(L, 2);
+  v = (vstate *)lua_newuserdatauv(L, sizeof(vstate), 0);   /* 3 (freed by __gc) */
+  memset(v, 0, sizeof *v);
+  v->fd = -1;
+  v->writer_ref = LUA_NOREF;
+  luaL_setmetatable(L, VSTATE_MT);
+  v->L = L;
+  v->pl = pl;
+  v->all = all;
+  lua_getiuservalue(L, 2, 1);   /* 4: the compiled schema */
+  ok = aqs_json_decode_hooked(L, 4, NULL, s, n, &HOOKS_IMPL, v, 0);
+  if (!ok) {
+    lua_pushnil(L);
+    lua_insert(L, -4);
+    return 4;
+  }
+  finish_rules(v);
+  lua_createtable(L, (int)v->out.n, 0);
+  for (j = 0; j < v->out.n; j++) {
+    lua_createtable(L, 0, 3);
+    set_str(L, "kind", v->out.p[j].kind);
+    set_str(L, "path", v->out.p[j].path);
+    set_str(L, "message", v->out.p[j].msg);
+    lua_rawseti(L, -2, (lua_Integer)j + 1);
+  }
+  /* the id sets go now, not at the next collection */
+  lua_pushcfunction(L, vstate_gc);
+  lua_pushvalue(L, 3);
+  lua_call(L, 1, 0);
+  return 1;
 }
 
 static int plan_tostring(lua_State *L) {

@@ -438,6 +438,32 @@ describe("snapshot.validate", function()
   end)
 end)
 
+describe("the rules have one implementation", function()
+  it("every rule is written in csrc/verdict.c and none in the Lua tree", function()
+    local function read(p)
+      local f = assert(io.open(p, "rb"))
+      local d = f:read("a")
+      f:close()
+      return d
+    end
+    local c = read(fixtures.repo .. "/csrc/verdict.c")
+    local kinds, n = {}, 0
+    for kind in c:gmatch('FAIL%("(%u%a+)"') do kinds[kind] = true end
+    for kind in c:gmatch('OUT%("(%u%a+)"') do kinds[kind] = true end
+    for kind in c:gmatch('fail%(v, &v%->v_tasks, i, "(%u%a+)"') do kinds[kind] = true end
+    for _ in pairs(kinds) do n = n + 1 end
+    assert.equal(27, n)
+    local p = io.popen("find " .. fixtures.repo .. "/lua -name '*.lua'")
+    for file in p:lines() do
+      local text = read(file)
+      for kind in pairs(kinds) do
+        assert(not text:find('"' .. kind .. '"', 1, true), file .. " has a second copy of rule " .. kind)
+      end
+    end
+    p:close()
+  end)
+end)
+
 -- Golden mapping fixtures: the in-memory validation text must be the reference's.
 -- Payloads are decoded with the project's snapshot decoder when it exists; until then with
 -- cjson plus a schema walk (the mapping fixtures hold no integer above 2^53).

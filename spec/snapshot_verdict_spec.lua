@@ -1,6 +1,8 @@
 -- The streamed verdict (snapshot.verdict, csrc/verdict.c) against the table path
--- (snapshot.load): the same outcome, kind, text and violation path on every golden
--- fixture, on truncations and bit flips (with the CRC left stale and recomputed, so that
+-- (snapshot.load) and against snapshot.validate of the decoded table (the rules run on
+-- the table's encoding): one implementation of the rules, reached three ways (skimming,
+-- building, encoding a Lua table), must give the same outcome, kind, text and violation
+-- path on every golden fixture, on truncations and bit flips (with the CRC left stale and recomputed, so that
 -- the flips reach the decoder and the rules), and on documents larger than the read
 -- window (errors after many slides keep their line and column).
 -- Also: the collector is never left stopped by a raising decode (issue 17.6).
@@ -40,9 +42,23 @@ local function by_verdict(path)
   return describe_err(err)
 end
 
+-- A payload that decodes (codec.decode: no rules, the schema's Lua checks) judged by
+-- snapshot.validate (the table's encoding through the rules); nil when the frame or
+-- the decode fails (those outcomes are load's and the verdict's alone).
+local function by_table(path)
+  local r = core.frame_read(path, { version = 4 })
+  if r.status ~= "ok" then return nil end
+  local t = codec.decode(r.payload)
+  if not t then return nil end
+  local ok, v = snapshot.validate(t)
+  if ok then return ("OK tasks=%d runs=%d"):format(#t.tasks, #t.runs) end
+  return ("ERR MappingError Mapping error: %s %s"):format(v.message, v.path)
+end
+
 local function agree(path, what)
-  local a, b = by_load(path), by_verdict(path)
+  local a, b, c = by_load(path), by_verdict(path), by_table(path)
   assert(a == b, ("%s: load says %q, verdict says %q"):format(what, a, b))
+  assert(c == nil or c == a, ("%s: load says %q, validate of the decoded table says %q"):format(what, a, c))
   return a
 end
 

@@ -8,8 +8,6 @@ local S = require "actionqueue.storage.schema.snapshot"
 
 local load = {}
 
--- The decoder's ids are canonical: validation need not normalise them again.
-local DECODED = { decoded = true }
 local READ_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD }
 
 local function decode_error(text, fields)
@@ -64,8 +62,9 @@ function load.frame_outcome(r)
     "I/O error: unexpected frame status " .. tostring(st))
 end
 
--- The streamed verdict's plan (csrc/verdict.c): the compiled schema with the rules'
--- hooks, and the run state machine from statemachine.lua (its one source).
+-- The rules' plan (csrc/verdict.c): the compiled schema with the rules' hooks, and the
+-- run state machine from statemachine.lua (its one source). Shared by check, load and
+-- snapshot.validate.
 local plan
 local function verdict_plan()
   if not plan then
@@ -80,41 +79,21 @@ local function verdict_plan()
   end
   return plan
 end
+load.verdict_plan = verdict_plan
 
 --- Loads a snapshot file.
 -- The payload is streamed from the file in chunks into the decoder (csrc/verdict.c
 -- `snapshot_read`), with the CRC on the same pass: no buffer of the whole payload beside
--- the tree.
+-- the tree. The mapping rules are judged on the same pass by the verdict's hooks (no
+-- walk of the tree afterwards).
 -- @tparam string path
 -- @return snapshot table | `false` (no snapshot: missing or 0-byte file) | `nil, err`
 --   (`err.kind` IoError | DecodeError | MappingError | IncompatibleVersion | CrcMismatch)
 function load.load(path)
   assert(type(path) == "string", "snapshot.load: path string expected")
-  local validate = require "actionqueue.storage.snapshot.validate"
-  -- Decoding and validation allocate almost no garbage (the decoder pauses the collector
-  -- itself): keeping the incremental collector paused through validation saves it a
-  -- full traversal of the freshly built document (~0.3 s for 100,000 runs).
-  -- Both run protected: the collector is restarted on every path, also when either
-  -- raises (an allocation failure; issue 17.6).
-  local gc_was_running = collectgarbage("isrunning")
-  collectgarbage("stop")
-  local okv, snap, err = pcall(function()
-    local r = core.snapshot_read(path, verdict_plan(), READ_OPTS)
-    if r.status == "decode_error" then
-      return nil, decode_error("Failed to decode snapshot: " .. r.message, { line = r.line, column = r.column })
-    elseif r.status ~= "ok" then
-      return load.frame_outcome(r)
-    end
-    local s = r.value
-    local ok, v = validate.validate(s, DECODED)
-    if not ok then
-      return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
-    end
-    return s
-  end)
-  if gc_was_running then collectgarbage("restart") end
-  if not okv then error(snap, 0) end
-  return snap, err
+  local r = core.snapshot_read(path, verdict_plan(), READ_OPTS)
+  if r.status == "ok" then return r.value end
+  return load.verdict_outcome(r)
 end
 
 --- The loader's outcome for `path` without building the snapshot: the payload is

@@ -81,7 +81,8 @@ function write.write(path, snap, opts)
   if not (opts and opts.validated) then
     local validate = require "actionqueue.storage.snapshot.validate"
     local ok, v = validate.validate(snap)
-    if not ok then
+    -- (a table the encoder refuses fails below with the encoder's EncodeError)
+    if not ok and v.kind ~= "EncodeError" then
       return nil, errors.new("MappingError", { violation = v }, "Mapping error: " .. v.message)
     end
   end
