@@ -17,6 +17,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -225,21 +226,82 @@ int aqs_proc_close(lua_State *L) {
   return 1;
 }
 
+/* Opens PATH for writing as the journal of one process: never through a symlink at PATH
+ * (O_NOFOLLOW: ELOOP), never blocking on a FIFO or device (anything but a regular file is
+ * refused: EINVAL), never a file of another user (EPERM: in a shared, sticky folder that
+ * user could read or rewrite what we log), and held with an exclusive flock (never
+ * waiting: a second writer gets "lock PATH: another process holds it", EWOULDBLOCK).  A
+ * truncation happens only once the lock is ours, so a refused opener never empties the
+ * journal of the process that holds it.  After the lock the name must still be the
+ * locked inode (the holder may have removed it as it finished); otherwise we retry.
+ * Returns the descriptor, or pushes the error triple and returns -1. */
+static int open_journal(lua_State *L, const char *path, int truncate, int append) {
+  int tries;
+  for (tries = 0; tries < 8; tries++) {
+    struct stat st, again;
+    int fd = aqs_open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+                      (append ? O_APPEND : 0), 0666);
+    if (fd < 0) return push_error(L, "open", path, errno), -1;
+    if (aqs_fstat(fd, &st) < 0 || aqs_fcntl_clear_nonblock(fd) < 0) {
+      int e = errno;
+      (void)aqs_close(fd);
+      return push_error(L, "open", path, e), -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      (void)aqs_close(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "open %s: refusing to write a %s, not a regular file", path,
+                      aqs_file_kind(st.st_mode));
+      lua_pushliteral(L, "EINVAL");
+      return -1;
+    }
+    if (st.st_uid != geteuid()) {
+      (void)aqs_close(fd);
+      lua_pushnil(L);
+      lua_pushfstring(L, "open %s: refusing to write a file owned by uid %d (we are uid %d): "
+                      "another user could read or rewrite it; remove it or choose another path",
+                      path, (int)st.st_uid, (int)geteuid());
+      lua_pushliteral(L, "EPERM");
+      return -1;
+    }
+    if (aqs_flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      int e = errno;
+      (void)aqs_close(fd);
+      return aqs_push_lock_error(L, path, e), -1;
+    }
+    if (aqs_lstat(path, &again) < 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
+      (void)aqs_close(fd);   /* the name went away under us: open what is there now */
+      continue;
+    }
+    if (truncate && aqs_ftruncate(fd, 0) < 0) {
+      int e = errno;
+      (void)aqs_close(fd);
+      return push_error(L, "truncate", path, e), -1;
+    }
+    return fd;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "open %s: the file kept being replaced while we opened it", path);
+  lua_pushliteral(L, "ESTALE");
+  return -1;
+}
+
 /* proc_open(path, mode) -> fd | nil, "open PATH: ...", ENAME
- * mode "append" | "truncate" | "create" (exclusive: EEXIST when PATH exists) open for
- * writing, never through a symlink at PATH (O_NOFOLLOW: ELOOP) and never blocking on a
- * FIFO or device: anything but a regular file is refused (EINVAL).  New files get
- * 0666 & ~umask, as the engine's.  "read" opens an existing file for reading (a symlink
- * is followed: inputs may be links), refusing FIFOs, devices and sockets at once
- * instead of blocking.  "directory" opens a directory read-only for fsync; it follows a
- * symlinked directory like every other path component (nothing is written through it). */
+ * mode "append" | "truncate" open a journal for writing (open_journal: regular file of
+ * ours, no symlink, exclusive flock held until the descriptor is closed, truncated only
+ * under the lock); "create" creates PATH exclusively (EEXIST when it exists, never
+ * through a symlink).  New files get 0666 & ~umask, as the engine's.  "read" opens an
+ * existing file for reading (a symlink is followed: inputs may be links), refusing
+ * FIFOs, devices and sockets at once instead of blocking.  "directory" opens a directory
+ * read-only for fsync; it follows a symlinked directory like every other path component
+ * (nothing is written through it). */
 int aqs_proc_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   static const char *const modes[] = {"append", "truncate", "directory", "create", "read", NULL};
   int mode = luaL_checkoption(L, 2, "append", modes);
   const char *kind = NULL;
   struct stat st;
-  int flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, fd;
+  int fd;
   if (mode == 2) {
     fd = aqs_open(path, O_RDONLY | O_DIRECTORY, 0);   /* io.c: EINTR loop, test hooks */
     if (fd < 0) return push_error(L, "open", path, errno);
@@ -258,23 +320,18 @@ int aqs_proc_open(lua_State *L) {
     lua_pushinteger(L, fd);
     return 1;
   }
-  if (mode == 0) flags |= O_APPEND;
-  else if (mode == 1) flags |= O_TRUNC;
-  else flags |= O_EXCL;
-  fd = aqs_open(path, flags, 0666);
+  if (mode == 0 || mode == 1) {
+    fd = open_journal(L, path, mode == 1, mode == 0);
+    if (fd < 0) return 3;
+    lua_pushinteger(L, fd);
+    return 1;
+  }
+  fd = aqs_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0666);
   if (fd < 0) return push_error(L, "open", path, errno);
   if (aqs_fstat(fd, &st) < 0 || aqs_fcntl_clear_nonblock(fd) < 0) {
     int e = errno;
     (void)aqs_close(fd);
     return push_error(L, "open", path, e);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    (void)aqs_close(fd);
-    lua_pushnil(L);
-    lua_pushfstring(L, "open %s: refusing to write a %s, not a regular file", path,
-                    aqs_file_kind(st.st_mode));
-    lua_pushliteral(L, "EINVAL");
-    return 3;
   }
   lua_pushinteger(L, fd);
   return 1;

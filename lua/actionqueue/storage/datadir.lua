@@ -102,8 +102,10 @@ function datadir.lock_holders(path)
   return pids
 end
 
--- errors value for a lock held elsewhere: names the file, says who holds it.
-local function locked(path, msg, ename)
+--- The error for a lock of `path` that could not be taken (`msg`, `ename` from the C
+-- core): `kind = "Locked"` naming the file and the holders' pids when another process
+-- holds it (EWOULDBLOCK), else an `IoError`.
+function datadir.locked_error(path, msg, ename)
   if ename ~= "EWOULDBLOCK" then
     return errors.new("IoError", { path = path, op = "lock", errno = ename, cause = msg },
       "I/O error: " .. tostring(msg))
@@ -119,7 +121,7 @@ end
 function datadir.lock_exclusive(dir)
   local path = dir .. "/" .. datadir.LOCK_FILE
   local lock, msg, ename = core.lock_file(path, { create = true })
-  if not lock then return nil, locked(path, msg, ename) end
+  if not lock then return nil, datadir.locked_error(path, msg, ename) end
   return lock
 end
 
@@ -129,7 +131,7 @@ function datadir.lock_shared(dir)
   local path = dir .. "/" .. datadir.LOCK_FILE
   local lock, msg, ename = core.lock_file(path, { shared = true })
   if lock then return lock end
-  if ename == "EWOULDBLOCK" then return false, locked(path, msg, ename).message end
+  if ename == "EWOULDBLOCK" then return false, datadir.locked_error(path, msg, ename).message end
   return false
 end
 
@@ -148,7 +150,7 @@ function datadir.lock_wal(path, log)
   local ok, msg, ename = log:lock()
   if not ok then
     if store then store:unlock() end
-    return nil, locked(path, msg, ename)
+    return nil, datadir.locked_error(path, msg, ename)
   end
   return { store = store, release = function(self)
     if self.store then self.store:unlock() end

@@ -184,6 +184,10 @@ report.write_file = fsutil.write_file_atomic
 -- the journal is opened for append and never truncated, so the progress it holds survives
 -- a resume killed at any moment. A torn last line (the kill landed mid-write) is ended
 -- before the first new line, so it spoils no new entry.
+-- One process at a time: the journal is held with an exclusive lock until `close`, so a
+-- second run into the same report (two resumes at once, or a new run) is refused at once
+-- and never truncates or appends to the live journal; a journal owned by another user
+-- (a shared folder) is refused too (`core.proc_open`, docs/safety.md).
 -- @tparam string path the report path (the journal is `path .. ".journal"`)
 -- @tparam[opt] table opts `append` (keep the existing lines)
 -- @treturn table journal with `append(entry)`, `commit()`, `pending()`, `close(remove)`
@@ -193,7 +197,11 @@ function report.journal(path, opts)
   local append = opts and opts.append
   local size = append and fsutil.file_size(jpath) or 0
   local torn = size > 0 and fsutil.read_range(jpath, size - 1, 1) ~= "\n"
-  local fd, err = core.proc_open(jpath, append and "append" or "truncate")
+  local fd, err, ename = core.proc_open(jpath, append and "append" or "truncate")
+  if not fd and ename == "EWOULDBLOCK" then
+    return nil, require("actionqueue.storage.datadir").locked_error(jpath, err, ename).message ..
+      " (another batch is writing this report; wait for it, or choose another --report)"
+  end
   if not fd then return nil, err end
   fsutil.fsync_dir(fsutil.dirname(jpath))
   local j = { path = jpath }
@@ -217,9 +225,10 @@ function report.journal(path, opts)
     return core.proc_fsync(fd)
   end
   function j.close(remove)
+    -- removed while still locked: a run that opened the name meanwhile finds it gone
+    if remove and fd then os.remove(jpath) end
     if fd then core.proc_close(fd) end
     fd = nil
-    if remove then os.remove(jpath) end
   end
   return j
 end
