@@ -80,6 +80,10 @@ int aqs_proc_open(lua_State *L);
 int aqs_proc_poll(lua_State *L);
 int aqs_proc_read(lua_State *L);
 int aqs_proc_signal_watch(lua_State *L);  /* signals.c */
+int aqs_proc_signal_trap(lua_State *L);   /* signals.c */
+/* The signal a SignalTrap caught (SIGINT/SIGTERM/SIGHUP), 0 when none: a writer must not
+ * publish (rename) once the command is being interrupted. */
+int aqs_signal_caught(void);
 int aqs_proc_spawn(lua_State *L);
 int aqs_proc_wait(lua_State *L);
 int aqs_proc_write(lua_State *L);

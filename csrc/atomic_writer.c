@@ -517,6 +517,9 @@ static int aw_close(lua_State *L) {
     record(L, w, "verify temp", w->tmp, ESTALE);
     return 3;
   }
+  /* A SIGINT/SIGTERM/SIGHUP caught meanwhile (signals.c) interrupts the command: the
+   * target keeps its previous content, as if the signal had come a moment earlier. */
+  if (aqs_signal_caught()) return fail(L, w, "rename", w->path, EINTR);
   if ((w->noreplace ? aqs_rename_noreplace(w->tmp, w->path) : aqs_rename(w->tmp, w->path)) < 0) {
     int e = errno;
     /* The target is what a failing rename is about (a directory there, EEXIST, ...). */

@@ -32,6 +32,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_open", aqs_proc_open},
   {"proc_poll", aqs_proc_poll},
   {"proc_read", aqs_proc_read},
+  {"proc_signal_trap", aqs_proc_signal_trap},
   {"proc_signal_watch", aqs_proc_signal_watch},
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},

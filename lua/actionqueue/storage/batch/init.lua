@@ -92,7 +92,7 @@ local function make_output_dirs(jobs)
   return failed
 end
 
-local SIGNAL_NAMES = { [2] = "SIGINT", [15] = "SIGTERM" }
+local SIGNAL_NAMES = { [1] = "SIGHUP", [2] = "SIGINT", [15] = "SIGTERM" }
 local Interrupted = { __tostring = function(e) return e.message end }
 
 -- The error of a batch stopped by a signal (see `batch.run`).
@@ -111,11 +111,11 @@ local function interrupted(sig, opts, finished, total)
 end
 
 --- Runs a batch.
--- SIGINT and SIGTERM are watched while it runs (`core.proc_signal_watch`, unless
--- `opts.signals == false`): on either, the workers are stopped (the temp files of their
+-- SIGINT, SIGTERM and SIGHUP are watched while it runs (`core.proc_signal_watch`, unless
+-- `opts.signals == false`): on any of them, the workers are stopped (the temp files of their
 -- running jobs removed), the journal is committed and kept for `--resume`, and `batch.run`
 -- returns `nil, err` with `err.kind == "Interrupted"` (`err.signal`, `err.finished`,
--- `err.total`, `err.exit_code` 130 / 143, `tostring(err)` the one-line message).
+-- `err.total`, `err.exit_code` 129 / 130 / 143, `tostring(err)` the one-line message).
 -- @tparam table opts job source (see `batch.jobs`), `workers` (default: cores; capped at
 --   `MAX_WORKERS_PER_CORE` x the cores unless `force`, see `batch.worker_count`; the
 --   report's `workers` is the number of worker processes actually run), `on_warning(text)`,

@@ -309,11 +309,14 @@ function cli.main(argv)
   end
   local mod = mods[args.command]
   local interrupted = false
+  -- SIGINT, SIGTERM and SIGHUP raise "interrupted by SIGTERM!" (core.proc_signal_trap;
+  -- lua5.4's own Ctrl-C: "interrupted!"): one line and 128 + N, not a traceback; the
+  -- writers' temps are removed and no target is replaced (docs/safety.md "Signals").
+  -- The REPL keeps lua5.4's handling (Ctrl-C interrupts a line, not the session).
+  local trap <close> = args.command ~= "repl" and require("actionqueue.storage.core").proc_signal_trap() or nil
   local ran, code = xpcall(mod.run, function(e)
-    -- lua5.4 turns Ctrl-C into an "interrupted!" error: one line and 130, not a traceback.
-    -- (Writers replace files atomically: an interrupted write leaves the old file.)
-    if type(e) == "string" and e:match("interrupted!$") then
-      interrupted = true
+    if type(e) == "string" and (e:match("interrupted!$") or e:match("interrupted by SIG%u+!$")) then
+      interrupted = e:match("interrupted by (SIG%u+)!$") or "SIGINT"
       return e
     end
     return debug.traceback(e, 2)
@@ -323,8 +326,8 @@ function cli.main(argv)
   -- os.exit (no state close) would leave behind.
   if not ran then collectgarbage() collectgarbage() end
   if not ran and interrupted then
-    cli.err(args.command, ": interrupted by SIGINT before it finished; run it again to finish")
-    return 130
+    cli.err(args.command, ": interrupted by ", interrupted, " before it finished; run it again to finish")
+    return ({ SIGHUP = 129, SIGINT = 130, SIGTERM = 143 })[interrupted]
   elseif not ran then
     cli.err("internal error in '", args.command, "': ", code)
     return cli.BAD
