@@ -10,6 +10,8 @@
  * The lock file is opened with O_NOFOLLOW (a planted symlink is refused, never followed)
  * and O_NONBLOCK (a planted FIFO cannot hang the open), and must be a regular file.
  * A created lock file gets mode 0666 minus the umask, as the engine's files do.
+ * opts.directory locks a directory's own descriptor instead (O_RDONLY|O_DIRECTORY; the
+ * path may be a link: the data dir the user names), which no planted file can replace.
  */
 #include "aqs.h"
 #include "io.h"
@@ -54,7 +56,7 @@ int aqs_push_lock_error(lua_State *L, const char *path, int err) {
 int aqs_lock_file(lua_State *L) {
   size_t n;
   const char *path = luaL_checklstring(L, 1, &n);
-  int shared = 0, create = 0, flags;
+  int shared = 0, create = 0, directory = 0, flags;
   struct stat st;
   filelock_t *k;
   luaL_argcheck(L, strlen(path) == n, 1, "path contains a NUL byte");
@@ -62,7 +64,8 @@ int aqs_lock_file(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (lua_getfield(L, 2, "shared") != LUA_TNIL) shared = lua_toboolean(L, -1);
     if (lua_getfield(L, 2, "create") != LUA_TNIL) create = lua_toboolean(L, -1);
-    lua_pop(L, 2);
+    if (lua_getfield(L, 2, "directory") != LUA_TNIL) directory = lua_toboolean(L, -1);
+    lua_pop(L, 3);
   }
   k = (filelock_t *)lua_newuserdatauv(L, sizeof(filelock_t), 0);
   memset(k, 0, sizeof *k);
@@ -72,7 +75,8 @@ int aqs_lock_file(lua_State *L) {
   if ((k->path = (char *)malloc(n + 1)) == NULL) return luaL_error(L, "out of memory");
   memcpy(k->path, path, n + 1);
   /* flock needs no write access: a shared lock works on a read-only mount. */
-  flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0);
+  flags = directory ? O_RDONLY | O_DIRECTORY
+                    : O_RDONLY | O_NOFOLLOW | O_NONBLOCK | (create ? O_CREAT : 0);
   k->fd = aqs_open(path, flags, 0666);
   if (k->fd < 0) return aqs_push_ioerr(L, "open", path, errno);
   if (aqs_fstat(k->fd, &st) < 0) {
@@ -80,9 +84,9 @@ int aqs_lock_file(lua_State *L) {
     release(k);
     return aqs_push_ioerr(L, "fstat", path, e);
   }
-  if (!S_ISREG(st.st_mode)) {
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
     release(k);
-    return aqs_push_ioerr(L, "open", path, S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
+    return aqs_push_ioerr(L, "open", path, directory ? ENOTDIR : S_ISDIR(st.st_mode) ? EISDIR : EINVAL);
   }
   if (aqs_flock(k->fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
     int e = errno;

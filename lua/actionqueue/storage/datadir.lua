@@ -43,9 +43,12 @@ end
 -- @tparam string dir
 -- @treturn[1] table the paths (see `paths`)
 -- @return[2] nil
--- @return[2] err `{kind = "IoError", path = the directory that failed, message = ...}`
+-- @return[2] err `{kind = "IoError", path = the directory that failed, message = ...}`, or
+--   `UnsafePath` when `wal` or `snapshots` is a symbolic link (`check_layout`)
 function datadir.init(dir)
   local p = datadir.paths(dir)
+  local safe, uerr = datadir.check_layout(dir, "create the data dir layout")
+  if not safe then return nil, uerr end
   for _, sub in ipairs { fsutil.dirname(p.snapshot), fsutil.dirname(p.wal) } do
     -- the components mkdir_p will create, outermost first
     local missing, d = {}, sub
@@ -116,23 +119,124 @@ function datadir.locked_error(path, msg, ename)
     string.format("%s is locked: another process holds it%s", path, who))
 end
 
---- Takes the exclusive lock of data dir `dir` (`store.lock`, created when missing).
--- @return FileLock | nil, err (`err.kind` "Locked" when held elsewhere, else "IoError")
+--- The data dir's own folders (`wal`, `snapshots`: the folders of WAL_FILE and
+-- SNAPSHOT_FILE), which a mutation must never follow when they are symbolic links.
+function datadir.layout_dirs()
+  return { fsutil.dirname(datadir.WAL_FILE), fsutil.dirname(datadir.SNAPSHOT_FILE) }
+end
+
+--- Checks that the data dir's own folders are not symbolic links (a missing folder is
+-- fine: it is created as a real directory when needed). The data dir path itself may be a
+-- link: that is the user's choice. Checked by every mutation before it touches the dir
+-- (appends, repair, compaction in place, bootstrap, `init`); reading follows links as the
+-- 0.1.2 engine does (docs/wal.md "The data dir's own folders").
+-- @tparam string dir the data dir
+-- @tparam string step what was about to happen ("append to the WAL", ...), for the message
+-- @return true | nil, err `{kind = "UnsafePath", path = the link, op = step, target}`
+function datadir.check_layout(dir, step)
+  local base = dir == "/" and "" or dir:gsub("/+$", "")
+  for _, sub in ipairs(datadir.layout_dirs()) do
+    local p = base .. "/" .. sub
+    local a = lfs.symlinkattributes(p)
+    if a and a.mode == "link" then
+      local target = a.target or "?"
+      return nil, errors.new("UnsafePath", { path = p, op = step, target = target },
+        string.format("%s is a symbolic link (to %s): refusing to %s through it; the data " ..
+          "dir's own folders (%s) must be real directories, not links (the data dir path " ..
+          "itself may be a link)", p, target, step, table.concat(datadir.layout_dirs(), "/, ") .. "/"))
+    end
+  end
+  return true
+end
+
+-- A lock object over the data dir's two locks (the directory's own descriptor and
+-- store.lock); `unlock`/`close` release both, `held` says whether they are held.
+local DirLock = {}
+DirLock.__index = DirLock
+function DirLock:unlock()
+  if self.file then self.file:unlock() end
+  if self.dir then self.dir:unlock() end
+  self.file, self.dir = nil, nil
+  return true
+end
+DirLock.close = DirLock.unlock
+DirLock.__close = DirLock.unlock
+function DirLock:held() return self.file ~= nil or self.dir ~= nil end
+function DirLock:path() return self.lock_path end
+function DirLock:__tostring()
+  return "DirLock(" .. self.lock_path .. ", " .. (self:held() and "held" or "released") .. ")"
+end
+
+-- Errors of store.lock that a planted file causes (a symlink: ELOOP; a FIFO, device or
+-- socket: EINVAL/ENXIO): the name is replaced by a regular lock file of ours.
+local REPLACEABLE = { ELOOP = true, EINVAL = true, ENXIO = true }
+
+--- Takes the exclusive lock of data dir `dir`: an exclusive flock on the directory's own
+-- descriptor (our mutators exclude each other through it even when `store.lock` is
+-- removed or swapped), then on `<dir>/store.lock` (created when missing; the lock file of
+-- later engine versions). A symlink, FIFO, device or socket planted at `store.lock` is
+-- replaced by a regular file of ours (written by the AtomicWriter: the link is replaced,
+-- what it points to is never opened), so a planted link cannot block mutations; this
+-- happens only while the directory lock is held. The layout is checked first
+-- (`check_layout`).
+-- @return lock (`unlock()`) | nil, err (`err.kind` "Locked" when held elsewhere,
+--   "UnsafePath" for a linked layout folder, else "IoError")
 function datadir.lock_exclusive(dir)
   local path = dir .. "/" .. datadir.LOCK_FILE
-  local lock, msg, ename = core.lock_file(path, { create = true })
-  if not lock then return nil, datadir.locked_error(path, msg, ename) end
+  local ok, uerr = datadir.check_layout(dir, "lock the data dir")
+  if not ok then return nil, uerr end
+  local lock = setmetatable({ lock_path = path }, DirLock)
+  local dlock, msg, ename = core.lock_file(dir, { directory = true })
+  if not dlock and ename == "EWOULDBLOCK" then
+    local err = datadir.locked_error(path, msg, ename)
+    if #err.pids == 0 then
+      -- the holder is seen on the directory's inode
+      err.pids = datadir.lock_holders(dir)
+      if #err.pids > 0 then
+        err.message = string.format("%s is locked: another process holds it (pid %s)", path,
+          table.concat(err.pids, ", "))
+      end
+    end
+    return nil, err
+  end
+  -- (a file system without directory locks: store.lock alone, as before)
+  lock.dir = dlock or nil
+  local file
+  file, msg, ename = core.lock_file(path, { create = true })
+  if not file and REPLACEABLE[ename] then
+    local wok, wmsg, wname = fsutil.write_file_atomic(path, "")
+    if not wok then
+      lock:unlock()
+      return nil, errors.new("IoError", { path = path, op = "replace lock file", errno = wname, cause = wmsg },
+        "I/O error: cannot replace " .. path .. " (not a regular file) by a lock file: " .. tostring(wmsg))
+    end
+    file, msg, ename = core.lock_file(path, { create = true })
+  end
+  if not file then
+    lock:unlock()
+    return nil, datadir.locked_error(path, msg, ename)
+  end
+  lock.file = file
   return lock
 end
 
---- Takes a shared lock on `dir`'s `store.lock` when the file exists.
--- @return FileLock | false (no lock file, or a writer holds it: `busy` = true) , note
+--- Takes a shared lock on `dir` (its descriptor) and on `dir`'s `store.lock` when that
+-- file exists (a reader never creates or replaces it).
+-- @return lock | false (no lock file, or a writer holds it: `busy` = true) , note
 function datadir.lock_shared(dir)
   local path = dir .. "/" .. datadir.LOCK_FILE
-  local lock, msg, ename = core.lock_file(path, { shared = true })
-  if lock then return lock end
-  if ename == "EWOULDBLOCK" then return false, datadir.locked_error(path, msg, ename).message end
-  return false
+  local dlock, msg, ename = core.lock_file(dir, { directory = true, shared = true })
+  if not dlock and ename == "EWOULDBLOCK" then
+    return false, datadir.locked_error(path, msg, ename).message
+  end
+  local file
+  file, msg, ename = core.lock_file(path, { shared = true })
+  if not file and ename == "EWOULDBLOCK" then
+    if dlock then dlock:unlock() end
+    return false, datadir.locked_error(path, msg, ename).message
+  end
+  if not file and not dlock then return false end
+  return setmetatable({ lock_path = path, file = file or nil, dir = dlock or nil }, DirLock)
 end
 
 --- Exclusive lock for a mutation of the WAL open as FramedLog `log` at `path`: the

@@ -313,7 +313,8 @@ function cli.main(argv)
   -- lua5.4's own Ctrl-C: "interrupted!"): one line and 128 + N, not a traceback; the
   -- writers' temps are removed and no target is replaced (docs/safety.md "Signals").
   -- The REPL keeps lua5.4's handling (Ctrl-C interrupts a line, not the session).
-  local trap <close> = args.command ~= "repl" and require("actionqueue.storage.core").proc_signal_trap() or nil
+  local core = require "actionqueue.storage.core"
+  local trap <close> = args.command ~= "repl" and core.proc_signal_trap() or nil -- luacheck: no unused
   local ran, code = xpcall(mod.run, function(e)
     if type(e) == "string" and (e:match("interrupted!$") or e:match("interrupted by SIG%u+!$")) then
       interrupted = e:match("interrupted by (SIG%u+)!$") or "SIGINT"

@@ -63,6 +63,12 @@ end
 -- Opens `path` read+write, creating it when missing: FramedLog | nil, err.
 -- A symlink as the last component is refused, never followed (docs/wal.md).
 local function open_log(path)
+  -- a WAL in a data dir: never created or written through a linked wal/ folder
+  local data_dir = datadir.of_wal(path)
+  if data_dir then
+    local ok, uerr = datadir.check_layout(data_dir, "open the WAL for writing")
+    if not ok then return nil, uerr end
+  end
   -- lstat, not an open: opening a FIFO to probe it would block (issue 13 defect 10)
   local probe = require("lfs").symlinkattributes(path, "mode")
   local log, msg, ename = core.log_open(path, { create = true, nofollow = true })

@@ -110,6 +110,12 @@ end
 function repair.run(path, opts)
   opts = opts or {}
   local mode = opts.mode or "safe"
+  local dir = datadir.of_wal(path)
+  if dir then
+    -- never cut, or write a cut file, through a linked wal/ folder
+    local ok, uerr = datadir.check_layout(dir, "repair the WAL")
+    if not ok then return nil, uerr end
+  end
   local log, msg, ename = core.log_open(path, { create = false, nofollow = true })
   if not log then return nil, io_err(msg, ename, { path = path, op = "open" }) end
   local guard, lerr = datadir.lock_wal(path, log)
