@@ -149,7 +149,17 @@ static ssize_t h_write(int fd, const void *b, size_t n) { return gate() ? -1 : l
 static ssize_t h_pwrite(int fd, const void *b, size_t n, off_t o) { return gate() ? -1 : libc->pwrite(fd, b, n, o); }
 static int h_ftruncate(int fd, off_t n) { return gate() ? -1 : libc->ftruncate(fd, n); }
 static int h_fstat(int fd, struct stat *st) { return gate() ? -1 : libc->fstat(fd, st); }
-static int h_close(int fd) { return gate() ? -1 : libc->close(fd); }
+/* After the cut close() fails, but the descriptor is released all the same, as Linux's
+ * close always releases it: a leaked descriptor would keep its flock (the data dir's
+ * directory lock) held into the next case of this process, which a real cut never does. */
+static int h_close(int fd) {
+  if (gate()) {
+    (void)libc->close(fd);
+    errno = EIO;
+    return -1;
+  }
+  return libc->close(fd);
+}
 static int h_rename(const char *a, const char *b) { return gate() ? -1 : libc->rename(a, b); }
 static int h_unlink(const char *p) { return gate() ? -1 : libc->unlink(p); }
 static int h_lstat(const char *p, struct stat *st) { return gate() ? -1 : libc->lstat(p, st); }

@@ -215,7 +215,8 @@ elseif scenario == "compact" then
       (got == SNAP and "the old snapshot" or ("%d other bytes"):format(got and #got or -1))) end
     if got ~= SNAP and got ~= EXPECTED then return case(label, n, "LOST snapshot is neither old nor new") end
     if ls(dir .. "/snapshots") ~= "snapshot.bin" then return case(label, n, "LOST leftover files") end
-    if not run() then return case(label, n, "LOST rerun failed") end
+    local rok, rerr = run()
+    if not rok then return case(label, n, "LOST rerun failed " .. tostring(rerr)) end
     case(label, n)
   end
   fresh(files)
