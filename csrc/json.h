@@ -41,6 +41,8 @@ typedef struct {
   /* optional: every chunk read is also handed to copy (e.g. an AtomicWriter) */
   void (*copy)(void *ud, const unsigned char *p, size_t n);
   void *copy_ud;
+  struct jemit *emit;   /* optional (skim mode): the canonical encoding is emitted to it
+                           (transcode.h) */
   int canonical;        /* out (skim mode): the payload is exactly its canonical encoding
                            (compact, schema key order, every field, canonical ids, no
                            escapes, unit variants as strings) */

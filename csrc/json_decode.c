@@ -15,6 +15,7 @@
  * limit; known structures obey serde_json's recursion limit of 128.
  */
 #include "json.h"
+#include "transcode.h"
 #include "io.h"
 
 #include <errno.h>
@@ -62,7 +63,11 @@ typedef struct {
   int skim;         /* nothing is built (the hooks alone see the values) */
   int noncanon;     /* skim mode: something differs from the canonical encoding */
   void *hud;
+  jemit *em;        /* skim mode, optional: the canonical encoding is emitted (transcode.c) */
 } jd;
+
+/* Transcoding: the emitter sees every accepted value (skim mode only). */
+#define EMIT(d, call) do { if ((d)->em) call; } while (0)
 
 /* ---- buffers and errors -------------------------------------------------------- */
 
@@ -945,6 +950,14 @@ static inline int same_bytes(const unsigned char *a, const char *b, size_t n) {
   return x == y;
 }
 
+/* Transcoding: an absent field with a default is emitted as its default's encoding. */
+static void emit_default(jd *d, jitem *f, int k) {
+  luaL_checkstack(d->L, 4, "json_decode");
+  push_default(d, f);
+  aqs_tx_default(d->em, k, -1);
+  lua_pop(d->L, 1);
+}
+
 static int record_map(jd *d, jtype *t, jcap *caps) {
   uint64_t seen = 0;
   int first = 1, k, hint = 0;
@@ -998,13 +1011,14 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
       seen |= (uint64_t)1 << k;
       if (object_colon(d)) return -1;
       if (d->skim) {
+        EMIT(d, aqs_tx_field(d->em, k));
         /* skim: an absent optional value is the most common one; nothing to capture */
         if (f->type->kind == JK_OPTION && d->n - d->i >= 4 && d->s[d->i] == 'n'
             && d->s[d->i + 1] == 'u' && d->s[d->i + 2] == 'l' && d->s[d->i + 3] == 'l') {
           d->i += 4;
-          continue;
-        }
-        if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
+          EMIT(d, aqs_tx_raw(d->em, "null", 4));
+        } else if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
+        EMIT(d, aqs_tx_field_end(d->em, k));
         continue;
       }
       push_ref(d, f->name_ref);
@@ -1020,7 +1034,10 @@ static int record_map(jd *d, jtype *t, jcap *caps) {
     if (seen & ((uint64_t)1 << k)) continue;
     d->noncanon = 1;   /* a field left out */
     if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
-      if (d->skim) continue;   /* skim: absent (the hooks know the defaults they need) */
+      if (d->skim) {   /* skim: absent (the hooks know the defaults they need) */
+        if (d->em) emit_default(d, f, k);
+        continue;
+      }
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -1040,14 +1057,19 @@ static int record_seq(jd *d, jtype *t, int variant, jcap *caps) {
     if (r < 0) return -1;
     if (r) {
       if (d->skim) {
+        EMIT(d, aqs_tx_field(d->em, k));
         if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
+        EMIT(d, aqs_tx_field_end(d->em, k));
         continue;
       }
       push_ref(d, f->name_ref);
       if (dv(d, f->type, caps && k < JCAP_MAX ? &caps[k] : NULL)) return -1;
       /* the key/value pair stays on the stack (dv_record) */
     } else if (f->dkind == JD_VALUE || f->dkind == JD_FUNC) {
-      if (d->skim) continue;
+      if (d->skim) {
+        if (d->em) emit_default(d, f, k);
+        continue;
+      }
       push_ref(d, f->name_ref);
       push_default(d, f);
       /* the key/value pair stays on the stack (dv_record) */
@@ -1086,6 +1108,7 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
     if (caps) memset(caps, 0, sizeof(jcap) * (size_t)(t->nitems < JCAP_MAX ? t->nitems : JCAP_MAX));
   }
   if (d->skim) {
+    EMIT(d, aqs_tx_record_begin(d->em, t));
     if (c == '[') {
       r = record_seq(d, t, variant, caps);
       d->depth++;
@@ -1097,6 +1120,7 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
       if (r) { end_map(d, 0); fix_pos(d); return -1; }
       if (end_map(d, 1)) return -1;
     }
+    EMIT(d, aqs_tx_record_end(d->em));
     if (c0) c0->present = 1;
     return caps ? hook_record_end(d, t, caps) : 0;
   }
@@ -1160,6 +1184,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
     u8t.kind = JK_U8;
     u8t.max = 255;
     b->len = 0;
+    EMIT(d, aqs_tx_list_begin(d->em));
     for (;;) {
       lua_Integer v;
       unsigned char ch;
@@ -1169,21 +1194,25 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
       if (read_int(d, &u8t, &v)) { r = -1; break; }
       ch = (unsigned char)v;
       if (!d->skim) dbuf_add(d, b, &ch, 1);
+      EMIT(d, (aqs_tx_list_elem(d->em, (uint64_t)k), aqs_tx_int(d->em, &u8t, (uint64_t)v)));
       k++;
     }
     d->depth++;
     if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
     if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
+    EMIT(d, aqs_tx_list_end(d->em));
     if (d->skim) return 0;
     lua_pushlstring(L, (const char *)b->p, b->len);
     return 0;
   }
   if (d->skim) {
     jcap ec;
+    EMIT(d, aqs_tx_list_begin(d->em));
     for (;;) {
       r = seq_next(d, &first);
       if (r <= 0) break;
+      EMIT(d, aqs_tx_list_elem(d->em, (uint64_t)k));
       ec.present = 0;
       if (dv(d, t->of, cap ? &ec : NULL)) { r = -1; break; }
       ++k;
@@ -1192,6 +1221,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
     d->depth++;
     if (r < 0) { end_seq(d, 0); fix_pos(d); return -1; }
     if (end_seq(d, 1)) return -1;
+    EMIT(d, aqs_tx_list_end(d->em));
     if (cap) { cap->present = 1; cap->u = (uint64_t)k; }
     return 0;
   }
@@ -1264,6 +1294,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
                         v->type->kind == JK_RECORD ? "struct variant" : "newtype variant");
     }
     if (!d->skim) push_ref(d, v->name_ref);
+    else EMIT(d, aqs_tx_string(d->em, (const unsigned char *)v->name, v->len));
   } else if (c == '{') {
     if (enter(d)) return -1;
     d->i++;
@@ -1289,11 +1320,14 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
         return invalid_type(d, "unit");
       }
       if (!d->skim) push_ref(d, v->name_ref);
+      else EMIT(d, aqs_tx_string(d->em, (const unsigned char *)v->name, v->len));
     } else if (d->skim) {
       int r;
+      EMIT(d, aqs_tx_variant_begin(d->em, v));
       if (v->type->kind == JK_RECORD) r = dv_record(d, v->type, 1, v->vk ? vcaps : NULL, NULL);
       else r = dv(d, v->type, NULL);
       if (r) { d->depth++; return -1; }
+      EMIT(d, aqs_tx_variant_end(d->em));
     } else {
       jcap *rc = d->hk && v->vk ? vcaps : NULL;
       luaL_checkstack(L, 4, "json_decode");
@@ -1356,6 +1390,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       lua_Integer v;
       if (read_int(d, t, &v)) return -1;
       if (cap) { cap->present = 1; cap->u = (uint64_t)v; }
+      EMIT(d, aqs_tx_int(d->em, t, (uint64_t)v));
       if (d->skim) return 0;
       lua_pushinteger(L, v);
       return 0;
@@ -1368,6 +1403,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       else if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
       else return invalid_type(d, "a boolean");
       if (!d->skim) lua_pushboolean(L, b);
+      EMIT(d, aqs_tx_raw(d->em, b ? "true" : "false", b ? 4 : 5));
       if (cap) { cap->present = 1; cap->u = (uint64_t)b; }
       return 0;
     }
@@ -1384,6 +1420,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         unsigned char b[16];
         if (n == 36 && canonical_id(s, b)) {
           if (!d->skim) lua_pushlstring(L, (const char *)s, 36);
+          EMIT(d, aqs_tx_id(d->em, (const char *)s));
           if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
           return 0;
         }
@@ -1395,9 +1432,11 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         }
         d->noncanon = 1;
         if (!d->skim) lua_pushlstring(L, out, 36);
+        EMIT(d, aqs_tx_id(d->em, out));
         if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
       } else {
         if (!d->skim) lua_pushlstring(L, (const char *)s, n);
+        EMIT(d, aqs_tx_string(d->em, s, n));
         if (cap) { cap->present = 1; cap->u = (uint64_t)n; }
       }
       return 0;
@@ -1412,6 +1451,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         if (d->n - d->i >= 3 && d->s[d->i] == 'u' && d->s[d->i + 1] == 'l' && d->s[d->i + 2] == 'l') d->i += 3;
         else if (parse_ident(d, "ull")) return -1;
         if (!d->skim) lua_pushnil(L);
+        EMIT(d, aqs_tx_raw(d->em, "null", 4));
         return 0;
       }
       return dv(d, t->of, cap);
@@ -1520,6 +1560,7 @@ int aqs_json_decode_hooked(lua_State *L, int sidx, jstream *src, const char *s, 
   d.hk = hk;
   d.skim = !build;
   d.hud = ud;
+  d.em = !build && src ? src->emit : NULL;
   d.s = (const unsigned char *)(src ? "" : s);
   d.n = src ? 0 : n;
   return decode_driver(L, lua_absindex(L, sidx), &d);

@@ -31,6 +31,7 @@
  *   nil instead of being written as `null` (CronPolicy.max_occurrences).
  */
 #include "json.h"
+#include "transcode.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,10 +41,7 @@
 #define STATE_MT "actionqueue.storage.JsonEncodeState"
 #define MAX_PATH 64
 
-typedef struct {
-  char *p;
-  size_t len, cap;
-} ebuf;
+typedef aqs_obuf ebuf;   /* shared with transcode.c */
 
 typedef struct {
   const char *name;     /* field name, or NULL for an index */
@@ -474,6 +472,24 @@ static int ev(je *e, jtype *t, int idx) {
     default:
       return fail(e, "unsupported schema kind %d", t->kind);
   }
+}
+
+/* ---- for the transcoder (transcode.h) ------------------------------------------------ */
+
+int aqs_json_encode_append(lua_State *L, int idx, jtype *t, aqs_obuf *b) {
+  je e;
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.b = b;
+  return ev(&e, t, lua_absindex(L, idx));
+}
+
+void aqs_json_string_append(lua_State *L, aqs_obuf *b, const unsigned char *s, size_t n) {
+  je e;
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.b = b;
+  put_string(&e, s, n);
 }
 
 /* Reads opts.indent (at the options table idx) into e; pushes the unit string (slot 7). */

@@ -29,11 +29,13 @@
  *   document path, else at most the first.  The rules exist only here.
  *   opts = {version = 4, max_length = 268435456}.  "ok" also has `canonical` (the payload
  *   is byte for byte its canonical encoding) and `json_version` (the document's version).
- *   A 4th argument, an AtomicWriter inside begin_frame, receives a copy of the payload
- *   (aqstore rewrite of a canonical payload; the caller finishes or aborts it).
+ *   A 4th argument, an AtomicWriter inside begin_frame, receives a copy of the payload,
+ *   or with opts.transcode = true its canonical encoding (transcode.c: aqstore rewrite;
+ *   the caller finishes or aborts it).
  */
 #include "json.h"
 #include "io.h"
+#include "transcode.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -115,6 +117,8 @@ typedef struct {
   int writer_failed;            /* its first failure (the writer repeats it to Lua) */
   int all;                      /* every violation (validate's all mode), not only the first */
   int checks;                   /* the decode-time checks (3.6) are on (off for Lua tables) */
+  int transcode;                /* the writer receives the canonical encoding (transcode.c),
+                                   not a copy */
   uint64_t json_version;        /* the document's own "version" field */
   /* header */
   int md_seen;
@@ -851,7 +855,8 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   memset(&src, 0, sizeof src);
   src.fd = v->fd;
   src.left = len;
-  if (v->writer_ref != LUA_NOREF) {
+  if (v->writer_ref != LUA_NOREF && v->transcode) src.emit = aqs_tx_new(L, 3);
+  else if (v->writer_ref != LUA_NOREF) {
     src.copy = copy_chunk;
     src.copy_ud = v;
   }
@@ -876,6 +881,7 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     return;
   }
   finish_rules(v);
+  if (!v->out.n && src.emit) (void)aqs_tx_finish(src.emit);   /* a failure: the writer repeats it */
   if (v->out.n) {
     if (build) lua_pop(L, 1);   /* the value */
     lua_createtable(L, 0, 4);
@@ -912,6 +918,9 @@ static int read_file(lua_State *L, int build) {
   uint32_t max = aqs_opt_u32(L, 3, "max_length", AQS_MAX_PAYLOAD);
   vstate *v;
   int writer = !build && aqs_aw_is(L, 4);
+  int transcode = writer && lua_istable(L, 3) && lua_getfield(L, 3, "transcode") != LUA_TNIL
+                  && lua_toboolean(L, -1);
+  lua_settop(L, 4);
   if (writer) lua_pushvalue(L, 4);
   else lua_pushnil(L);
   lua_replace(L, 3);            /* 3: the writer (or nil) */
@@ -920,6 +929,7 @@ static int read_file(lua_State *L, int build) {
   memset(v, 0, sizeof *v);
   v->fd = -1;
   v->writer_ref = LUA_NOREF;
+  v->transcode = transcode;
   lua_getiuservalue(L, 2, 1);   /* 5: the compiled schema */
   lua_insert(L, 4);             /* 4: schema, 5: state */
   if (writer) {

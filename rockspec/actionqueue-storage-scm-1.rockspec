@@ -47,6 +47,7 @@ build = {
         "csrc/process.c",
         "csrc/schema.c",
         "csrc/signals.c",
+        "csrc/transcode.c",
         "csrc/u64.c",
         "csrc/verdict.c",
       },

@@ -145,7 +145,7 @@ describe("snapshot verdict", function()
   end)
 end)
 
-describe("snapshot.rewrite (a canonical payload is copied while it is judged)", function()
+describe("snapshot.rewrite (transcoded while it is judged)", function()
   local write = require "actionqueue.storage.snapshot.write"
 
   it("writes what load + write write, for every fixture, byte for byte", function()

@@ -9,6 +9,7 @@ local S = require "actionqueue.storage.schema.snapshot"
 local load = {}
 
 local READ_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD }
+local TRANSCODE_OPTS = { version = S.FRAME_VERSION, max_length = S.MAX_PAYLOAD, transcode = true }
 
 local function decode_error(text, fields)
   local f = fields or {}
@@ -108,12 +109,14 @@ function load.verdict(path)
 end
 
 --- The raw result of the streamed verdict (`core.snapshot_verdict`), the payload copied
--- into `writer` (an AtomicWriter inside `begin_frame`) when one is given.
+-- into `writer` (an AtomicWriter inside `begin_frame`) when one is given, or with
+-- `transcode` its canonical encoding (the rewrite, csrc/transcode.c).
 -- @tparam string path
 -- @param[opt] writer
+-- @tparam[opt] boolean transcode
 -- @treturn table `{status = "ok", tasks, runs, canonical, json_version, ...}` or a failure
-function load.verdict_result(path, writer)
-  return core.snapshot_verdict(path, verdict_plan(), READ_OPTS, writer)
+function load.verdict_result(path, writer, transcode)
+  return core.snapshot_verdict(path, verdict_plan(), transcode and TRANSCODE_OPTS or READ_OPTS, writer)
 end
 
 --- `load.verdict`'s return values for a `core.snapshot_verdict` result.

@@ -1,13 +1,16 @@
 --- `aqstore rewrite IN OUT` as a library function: IN loaded like the reference loader and
 -- written canonically and atomically to OUT.
 --
--- A canonical payload (byte for byte its own canonical encoding: what the engine and this
--- package write) is its own rewrite: while the streamed verdict judges IN
--- (`load.verdict`), every chunk it reads is copied into OUT's atomic writer; the frame is
--- finished only when the verdict is good and the payload canonical. No Lua tree is built
--- and memory stays bounded (issue 15.4). Any other payload (keys out of order, unknown keys,
--- defaults left out, other UUID spellings, escapes, whitespace) goes through the table
--- path: `load.load`, then `write.write` (the canonical encoder).
+-- The rewrite transcodes (issue 15.4): while the streamed verdict judges IN
+-- (`load.verdict_result` with `transcode`), the skim parser hands every value it accepts
+-- to the canonical emitter (csrc/transcode.c), which writes the canonical encoding into
+-- OUT's atomic writer: keys in schema order, defaults filled in, ids, escapes and unit
+-- variants in their canonical spelling, no whitespace. No Lua tree is built; memory is
+-- bounded by the fields that arrive before the fields they follow in schema order. The
+-- frame is finished only when the verdict is good; otherwise the writer is aborted and
+-- OUT keeps its previous content. The output is byte for byte what the table path
+-- (`load.load`, then `write.write`: the canonical encoder) writes; `M.by_tables` keeps
+-- that path for the differential specs.
 -- @module actionqueue.storage.snapshot.rewrite
 local core = require "actionqueue.storage.core"
 local load = require "actionqueue.storage.snapshot.load"
@@ -15,13 +18,15 @@ local S = require "actionqueue.storage.schema.snapshot"
 
 local M = {}
 
--- The copy path: true, verdict | nil (take the table path).
-local function copy(input, output)
+-- The transcoding path: true, verdict | nil (take the table path: the writer failed
+-- before anything was judged, or the document's version is not the one the writer
+-- accepts; the table path reports these with write.write's texts).
+local function transcode(input, output)
   local w = core.atomic_writer(output)
   if not w then return nil end
   if not w:begin_frame(S.FRAME_VERSION) then w:abort() return nil end
-  local r = load.verdict_result(input, w)
-  if r.status == "ok" and r.canonical and r.json_version == S.FRAME_VERSION and w:finish_frame() then
+  local r = load.verdict_result(input, w, true)
+  if r.status == "ok" and r.json_version == S.FRAME_VERSION and w:finish_frame() then
     local ok, _, _, replaced = w:close()
     if ok then return true, r end
     -- the table path meets the same failure and reports it with write.write's texts
@@ -30,6 +35,20 @@ local function copy(input, output)
   w:abort()
   if r.status ~= "ok" then return true, r end   -- the loader's error: nothing is written
   return nil
+end
+
+--- The table path (load into Lua tables, then the canonical encoder): what the
+-- transcoding rewrite must equal byte for byte (the differential specs).
+-- @tparam string input
+-- @tparam string output
+-- @return like `rewrite`
+function M.by_tables(input, output)
+  local snap, err = load.load(input)
+  if not snap then return snap, err, "input" end
+  -- `snap` was validated by the loader and is unchanged: no second §6 pass
+  local ok, werr = require("actionqueue.storage.snapshot.write").write(output, snap, { validated = true })
+  if not ok then return nil, werr, "output" end
+  return { tasks = #snap.tasks, runs = #snap.runs }
 end
 
 --- Rewrites the snapshot at `input` canonically and atomically to `output`.
@@ -41,18 +60,13 @@ end
 --   its previous content)
 function M.rewrite(input, output)
   assert(type(input) == "string" and type(output) == "string", "snapshot.rewrite: input, output paths expected")
-  local done, r = copy(input, output)
+  local done, r = transcode(input, output)
   if done then
     if r.status == "ok" then return { tasks = r.tasks, runs = r.runs } end
     local none, err = load.verdict_outcome(r)
     return none, err, "input"
   end
-  local snap, err = load.load(input)
-  if not snap then return snap, err, "input" end
-  -- `snap` was validated by the loader and is unchanged: no second §6 pass
-  local ok, werr = require("actionqueue.storage.snapshot.write").write(output, snap, { validated = true })
-  if not ok then return nil, werr, "output" end
-  return { tasks = #snap.tasks, runs = #snap.runs }
+  return M.by_tables(input, output)
 end
 
 return M
