@@ -32,9 +32,13 @@
 -- * ids are accepted in the four spellings and stored lower-case; bytes may be Lua
 --   strings or lists of 0-255; u64 may also be decimal strings (for values above 2^63-1).
 --
--- The schema is compiled once into one specialised coercer closure per type; the path
--- of the value being built is kept as a stack of keys and becomes text only when an
--- error is reported.
+-- The schema is compiled once into one specialised coercer per type (generated Lua code
+-- for records: plain records below a record are walked inline, in the same function);
+-- the path of the value being built is kept as a stack of keys and becomes text only
+-- when an error is reported. A run given flat (its RunInstance fields on the run) is
+-- taken apart by constructors generated from the schema, and its two tables become the
+-- result's (no copies). The collector is stopped while building (the result is nearly
+-- all that is allocated). 100,000 tasks + 100,000 runs: see docs/performance.md.
 --
 -- The result is validated (§6) unless `opts.validate == false`.
 -- @module actionqueue.storage.snapshot.build
@@ -90,17 +94,17 @@ local function expected(ctx, what, v, ...)
   fail(ctx, "expected " .. what .. ", got " .. show(v), ...)
 end
 
--- Moves the keys of `v` that are fields of `rec` into a new sub-table `key` (when absent).
--- Returns the (new) outer table and whether it was made here (then it may be changed).
-local function nest(v, key, rec, extra)
-  if v[key] ~= nil then return v, false end
-  local inner, outer = {}, {}
-  local by_name = rec.by_name
-  for k, x in pairs(v) do
-    if by_name[k] or (extra and extra[k]) then inner[k] = x else outer[k] = x end
+-- The first unknown key of `v` (by name), reported at the record's path; `by_name2`: the
+-- fields of an embedded record.
+local function unknown_field(ctx, v, by_name, by_name2)
+  local unknown
+  for k in pairs(v) do
+    if type(k) ~= "string" or not (by_name[k] or (by_name2 and by_name2[k])) then
+      local s = tostring(k)
+      if not unknown or s < unknown then unknown = s end
+    end
   end
-  outer[key] = inner
-  return outer, true
+  fail(ctx, "unknown field", unknown)
 end
 
 -- Shortest valid history of each state (computed once).
@@ -114,10 +118,12 @@ local final_fields = {}
 final_fields[S.Run] = { state_history = true, attempts = true }
 final_fields[T.RunInstance] = { task_id = true }
 
--- Records whose table a pre-hook may have made from known keys only (ctx.checked is that
--- table): the unknown-field walk is skipped for it.
-local prechecked = {}
-prechecked[T.RunInstance] = true
+-- Records whose table a pre-hook may have made itself from known keys only
+-- (ctx.made[record] is that table): the unknown-field walk is skipped for it, and the
+-- coercer stores the built fields back into it (no second table).
+local made_by_pre = {}
+made_by_pre[S.Run] = true
+made_by_pre[T.RunInstance] = true
 
 -- Pre-hooks: friendly forms and defaults that need context. They get the input value
 -- (the current path is the record's) and return the table to walk; they never change
@@ -164,22 +170,24 @@ end
 -- `task = <index or id>` on records that have a task_id field; `sub` is the key of `v`
 -- below the current path (nil: `v` is the current record). `mine` says `v` was made by
 -- the caller (it may be changed).
+local function task_fail(ctx, msg, sub)
+  if sub then fail(ctx, msg, sub, "task") end
+  fail(ctx, msg, "task")
+end
+
 local function resolve_task(v, ctx, mine, sub)
-  if v.task == nil then return v end
-  if not mine then v = copy(v) end
   local ref = v.task
+  if ref == nil then return v end
+  if not mine then v = copy(v) end
   v.task = nil
-  local function task_fail(msg)
-    if sub then fail(ctx, msg, sub, "task") end
-    fail(ctx, msg, "task")
-  end
-  if v.task_id ~= nil then task_fail("give either task or task_id") end
+  if v.task_id ~= nil then task_fail(ctx, "give either task or task_id", sub) end
   if mtype(ref) == "integer" then
     local tasks = ctx.root.tasks or {}
     local t = tasks[ref]
-    if not t then task_fail("no task at index " .. ref) end
-    v.task_id = t.task_spec.id
-    ctx.final.task_id = v.task_id -- a built task's id: canonical already
+    if not t then task_fail(ctx, "no task at index " .. ref, sub) end
+    local id = t.task_spec.id
+    v.task_id = id
+    ctx.final.task_id = id -- a built task's id: canonical already
   else
     v.task_id = ref
   end
@@ -200,48 +208,86 @@ local function task_priority(ctx, task_id)
   return p or 0
 end
 
+-- A run may carry the RunInstance fields (and `task`) directly. Its two tables are made
+-- by constructors generated from the schema (one allocation each, sized once): the
+-- RunInstance fields of the run, and the run with them moved into `run_instance`. The
+-- keys a flat run may have: the fields of both records and `task`.
+local function constructor(rec, extra)
+  local parts = {}
+  for _, f in ipairs(rec.fields) do
+    parts[#parts + 1] = ("[%q] = %s"):format(f.name, extra[f.name] or ("v[%q]"):format(f.name))
+  end
+  for k, expr in pairs(extra) do
+    if not rec.by_name[k] then parts[#parts + 1] = ("[%q] = %s"):format(k, expr) end
+  end
+  return assert(load("return function(v, x) return { " .. table.concat(parts, ", ") .. " } end",
+    "=build:" .. rec.name .. "(flat)", "t"))()
+end
+local flat_run_instance = constructor(T.RunInstance, { task = "v.task" })
+local flat_run = constructor(S.Run, { run_instance = "x" })
+local FLAT_RUN_KEYS = { task = true }
+for k in pairs(T.RunInstance.by_name) do FLAT_RUN_KEYS[k] = true end
+for k in pairs(S.Run.by_name) do FLAT_RUN_KEYS[k] = true end
+
 pre[S.Run] = function(v, ctx)
   if type(v) ~= "table" then return v end
-  local mine
-  v, mine = nest(v, "run_instance", T.RunInstance, { task = true })
-  if not mine then v = copy(v) end
-  local ri = v.run_instance
-  if type(ri) ~= "table" then return v end
-  if not mine then ri = copy(ri) end
-  ri = resolve_task(ri, ctx, true, "run_instance")
-  if ri.state == nil then ri.state = "Scheduled" end
-  if ri.created_at == nil then ri.created_at = ctx.timestamp end
-  if ri.scheduled_at == nil then ri.scheduled_at = ri.created_at end
-  if v.attempts == nil then
-    local attempts = {}
-    if ri.current_attempt_id ~= nil then
-      attempts[1] = { attempt_id = ri.current_attempt_id, started_at = ri.created_at }
+  local input, ri = v, v.run_instance
+  local flat = ri == nil
+  if flat then
+    ri = flat_run_instance(v)
+    v = flat_run(v, ri)
+  else
+    v = copy(v)
+    if type(ri) ~= "table" then return v end
+    ri = copy(ri)
+  end
+  if ri.task ~= nil then resolve_task(ri, ctx, true, "run_instance") end
+  local state, created = ri.state, ri.created_at
+  if state == nil then state = "Scheduled"; ri.state = state end
+  if created == nil then created = ctx.timestamp; ri.created_at = created end
+  if ri.scheduled_at == nil then ri.scheduled_at = created end
+  local final = ctx.final
+  local attempts = v.attempts
+  if attempts == nil then
+    local current = ri.current_attempt_id
+    if current ~= nil then
+      attempts = { { attempt_id = current, started_at = created } }
     else
-      ctx.final.attempts = attempts -- {} is its own built form
+      attempts = {}
+      final.attempts = attempts -- {} is its own built form
     end
     v.attempts = attempts
   end
-  if type(v.attempts) == "table" and ri.attempt_count == nil then ri.attempt_count = #v.attempts end
-  if v.state_history == nil then
-    local states = SHORTEST[ri.state]
+  if ri.attempt_count == nil and type(attempts) == "table" then ri.attempt_count = #attempts end
+  local history = v.state_history
+  if history == nil then
+    local states = SHORTEST[state]
     if states then
-      local h, at = {}, ri.created_at
-      for i = 1, #states do h[i] = { from = states[i - 1], to = states[i], timestamp = at } end
-      v.state_history = h
+      history = { { to = states[1], timestamp = created } }
+      for i = 2, #states do history[i] = { from = states[i - 1], to = states[i], timestamp = created } end
+      v.state_history = history
       -- valid states and an integer u64 time: the entries are already in built form
-      if mtype(at) == "integer" and at >= 0 then ctx.final.state_history = h end
+      if mtype(created) == "integer" and created >= 0 then final.state_history = history end
     end
   end
-  if ri.last_state_change_at == nil and type(v.state_history) == "table" then
-    local last = v.state_history[#v.state_history]
-    ri.last_state_change_at = type(last) == "table" and last.timestamp or ri.created_at
+  if ri.last_state_change_at == nil and type(history) == "table" then
+    local last = history[#history]
+    ri.last_state_change_at = type(last) == "table" and last.timestamp or created
   end
-  if ri.effective_priority == nil and ri.task_id ~= nil then
-    ri.effective_priority = task_priority(ctx, ri.task_id)
+  if ri.effective_priority == nil then
+    local task_id = ri.task_id
+    if task_id ~= nil then ri.effective_priority = task_priority(ctx, task_id) end
   end
   v.run_instance = ri
-  -- a run_instance made by nest holds RunInstance fields only (`task` was resolved above)
-  if mine then ctx.checked = ri end
+  if flat then
+    -- the run_instance made here holds RunInstance fields only (`task` was resolved
+    -- above); a key of the run that belongs to neither record is reported at the run
+    for k in pairs(input) do
+      if not FLAT_RUN_KEYS[k] then unknown_field(ctx, input, FLAT_RUN_KEYS) end
+    end
+    local made = ctx.made
+    made[S.Run], made[T.RunInstance] = v, ri
+  end
   return v
 end
 
@@ -295,26 +341,15 @@ local function default_expr(field, K)
   local d = field.default
   if d ~= nil and d ~= dsl.NONE then
     K[#K + 1] = field
-    return "default_of(K[" .. #K .. "])"
+    if type(d) == "function" then return "default_of(K[" .. #K .. "])" end
+    K[#K] = d -- a string or number: the value itself
+    return "K[" .. #K .. "]"
   end
   local t = field.type
   if t.kind == "list" then return "EMPTY" end
   if t.kind == "bool" then return "false" end
   if t.kind == "u64" and (field.name == "timestamp" or field.name:match("_at$")) then return "ctx.timestamp" end
   return nil
-end
-
--- The first unknown key of `v` (by name), reported at the record's path; `by_name2`: the
--- fields of an embedded record.
-local function unknown_field(ctx, v, by_name, by_name2)
-  local unknown
-  for k in pairs(v) do
-    if type(k) ~= "string" or not (by_name[k] or (by_name2 and by_name2[k])) then
-      local s = tostring(k)
-      if not unknown or s < unknown then unknown = s end
-    end
-  end
-  fail(ctx, "unknown field", unknown)
 end
 
 -- Inline fast checks of the common scalar kinds (the coercer is called only when the
@@ -339,15 +374,140 @@ local function fast_check(t, x, const)
 end
 
 -- A record's coercer is generated Lua code: one local per field, the output table made
--- by one constructor (sized once), no loop over the field list.
+-- by one constructor (sized once), no loop over the field list. A field whose type is a
+-- plain record (no pre-hook) is walked inline, in the same function: its path below
+-- the coercer's record is known when the code is generated, so nothing is pushed on the
+-- path stack for it. The inline walk only takes the common way (known keys, values of
+-- their kind, no friendly spelling to convert, the record's check passes); on anything
+-- else it goes to the record's coercer instead, which starts that record again and
+-- converts or reports exactly as before (inline walks have no side effects but fresh
+-- ids, so starting again changes nothing but which ids are drawn).
 local embedded_compiled = {}
 
-local function compile_record(rec, embedded)
+local function inlinable(t)
+  return t.kind == "record" and t ~= S.root and not pre[t] and not made_by_pre[t] and not embed[t]
+end
+
+-- `at(ctx, coerce, x, key, prefix)`: coerce `x` found under `key` of a record walked
+-- inline at `prefix` (the keys from the coercer's record down to it).
+local function at(ctx, coerce, x, key, prefix)
+  local d0, stack = ctx.depth, ctx.stack
+  local n = #prefix
+  for i = 1, n do stack[d0 + i] = prefix[i] end
+  ctx.depth = d0 + n
+  local r = coerce(x, ctx, key)
+  ctx.depth = d0
+  return r
+end
+
+local compile_record
+
+-- The embedded record's coercer (its fields read from the outer table itself).
+local function embedded_coercer(rec)
+  local ec = embedded_compiled[rec]
+  if not ec then ec = compile_record(rec, true); embedded_compiled[rec] = ec end
+  return ec
+end
+
+compile_record = function(rec, embedded)
   local K = {}
   local function const(v) K[#K + 1] = v; return "K[" .. #K .. "]" end
   local src = {}
   local function emit(line, ...) src[#src + 1] = select("#", ...) > 0 and line:format(...) or line end
-  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY = ...")
+  local labels = 0
+
+  -- Emits the inline walk of record `r` over the table in local `s` (already declared),
+  -- found at `prefix` below the coercer's record; stores the result in local `out`.
+  -- `slow`: the statement that coerces `s` into `out` the ordinary way. `skip_unknown`
+  -- (a Lua expression): the keys were checked already (an embedded record's flat form).
+  local walk_inline
+  local function field_conv(f, y, prefix, ind)
+    -- the conversion of the value in local `y` (not nil) of field `f` of a record walked
+    -- inline at `prefix`
+    local t = f.type
+    if t.kind == "option" then t = t.of end
+    local function call()
+      return ("%s = at(ctx, %s, %s, %q, %s)"):format(y, const(coercer(t)), y, f.name, const(prefix))
+    end
+    if inlinable(t) then
+      local sub = { table.unpack(prefix) }
+      sub[#sub + 1] = f.name
+      local s = "s" .. y
+      emit("%slocal %s = %s", ind, s, y)
+      walk_inline(t, s, y, sub, ind,
+        ("%s = at(ctx, %s, %s, %q, %s)"):format(y, const(coercer(t)), s, f.name, const(prefix)))
+      return
+    end
+    local item_check = t.kind == "list" and fast_check(t.of, "e", const)
+    if item_check then
+      -- a list of scalars: copied inline when every item passes its kind's check
+      labels = labels + 1
+      local L = labels
+      emit("%sdo", ind)
+      emit("%s  local l = %s", ind, y)
+      emit("%s  if type(l) ~= \"table\" then goto slow%d end", ind, L)
+      emit("%s  local n = #l", ind)
+      emit("%s  for k in pairs(l) do if mtype(k) ~= \"integer\" or k < 1 or k > n then goto slow%d end end", ind, L)
+      emit("%s  local o = {}", ind)
+      emit("%s  for i = 1, n do local e = l[i]; if not (%s) then goto slow%d end; o[i] = e end", ind, item_check, L)
+      emit("%s  %s = o", ind, y)
+      emit("%s  goto done%d", ind, L)
+      emit("%send", ind)
+      emit("%s::slow%d::", ind, L)
+      emit("%s%s", ind, call())
+      emit("%s::done%d::", ind, L)
+      return
+    end
+    local fast = fast_check(t, y, const)
+    local conv = fast and ("if not (%s) then %s end"):format(fast, call()) or call()
+    if shortcut[t] then
+      conv = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), y, y, conv)
+    end
+    emit("%s%s", ind, conv)
+  end
+
+  walk_inline = function(r, s, out, prefix, ind, slow, skip_unknown)
+    labels = labels + 1
+    local L = labels
+    emit("%sdo", ind)
+    local i2 = ind .. "  "
+    emit("%sif type(%s) ~= \"table\" then goto slow%d end", i2, s, L)
+    local by_name = const(r.by_name)
+    local loop = ("for k in pairs(%s) do if %s[k] == nil then goto slow%d end end"):format(s, by_name, L)
+    if skip_unknown then emit("%sif not %s then %s end", i2, skip_unknown, loop) else emit("%s%s", i2, loop) end
+    local ctor = {}
+    for i, f in ipairs(r.fields) do
+      local y = ("y%d_%d"):format(L, i)
+      emit("%slocal %s = %s[%q]", i2, y, s, f.name)
+      local optional = f.type.kind == "option"
+      if f.own_id then
+        emit("%sif %s == nil then %s = v4() else", i2, y, y)
+        field_conv(f, y, prefix, i2 .. "  ")
+        emit("%send", i2)
+      else
+        local d = default_expr(f, K)
+        if d then emit("%sif %s == nil then %s = %s end", i2, y, y, d) end
+        if optional then
+          emit("%sif %s ~= nil then", i2, y)
+          field_conv(f, y, prefix, i2 .. "  ")
+          emit("%send", i2)
+        else
+          emit("%sif %s == nil then goto slow%d end", i2, y, L)
+          field_conv(f, y, prefix, i2)
+        end
+      end
+      ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, y)
+    end
+    emit("%s%s = { %s }", i2, out, table.concat(ctor, ", "))
+    if r.check then emit("%sif %s(%s) ~= nil then goto slow%d end", i2, const(r.check), out, L) end
+    emit("%sgoto done%d", i2, L)
+    emit("%send", ind)
+    emit("%s::slow%d::", ind, L)
+    emit("%s%s", ind, slow)
+    emit("%s::done%d::", ind, L)
+  end
+
+  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY, at = ...")
   emit("return function(v, ctx, key)")
   emit("  local d0 = ctx.depth")
   emit("  if key ~= nil then ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key end")
@@ -355,16 +515,21 @@ local function compile_record(rec, embedded)
   emit("  if type(v) ~= \"table\" then expected(ctx, %q, v) end", rec.name)
   local by_name = const(rec.by_name)
   local E = embed[rec]
-  if E then
-    local eby = const(E.rec.by_name)
-    emit("  if v[%q] == nil then", E.field)
-    emit("    for k in pairs(v) do if %s[k] == nil and %s[k] == nil then unknown_field(ctx, v, %s, %s) end end",
-      by_name, eby, by_name, eby)
-    emit("  else")
+  if made_by_pre[rec] then
+    emit("  local mine = ctx.made[%s] == v", const(rec))
+    emit("  if not mine then")
     emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
-  elseif prechecked[rec] then
-    emit("  if ctx.checked ~= v then")
+  elseif E then
+    -- the keys of the flat form: the fields of both records
+    local both = {}
+    for k, f in pairs(rec.by_name) do both[k] = f end
+    for k, f in pairs(E.rec.by_name) do both[k] = f end
+    local eby = const(E.rec.by_name)
+    emit("  if v[%q] == nil then", E.field)
+    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s, %s) end end",
+      const(both), by_name, eby)
+    emit("  else")
     emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
   elseif not embedded then
@@ -377,35 +542,62 @@ local function compile_record(rec, embedded)
     local t = f.type
     local optional = t.kind == "option"
     if optional then t = t.of end
-    local c = const(coercer(t))
-    local fast = fast_check(t, x, const)
-    local conv = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
-      or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
-    if shortcut[t] then
-      conv = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), x, x, conv)
-    end
-    if finals[f.name] then conv = ("if ctx.final[%q] ~= %s then %s end"):format(f.name, x, conv) end
     emit("  local %s = v[%q]", x, f.name)
     if E and E.field == f.name then
-      -- the flat form: the embedded record's fields sit on `v` (its unknown keys were checked above)
-      local ec = embedded_compiled[E.rec]
-      if not ec then ec = compile_record(E.rec, true); embedded_compiled[E.rec] = ec end
-      emit("  if %s == nil then %s = %s(v, ctx, %q) else %s end", x, x, const(ec), f.name, conv)
-    elseif f.own_id then
-      emit("  if %s == nil then %s = v4() else %s end", x, x, conv)
+      -- the flat form: the embedded record's fields sit on `v` (its unknown keys were
+      -- checked above); either form is walked inline
+      local ec, c = const(embedded_coercer(E.rec)), const(coercer(E.rec))
+      emit("  local flat%d = %s == nil", i, x)
+      emit("  local s%d = flat%d and v or %s", i, i, x)
+      walk_inline(E.rec, "s" .. i, x, { f.name }, "  ",
+        ("if flat%d then %s = %s(v, ctx, %q) else %s = %s(s%d, ctx, %q) end"):format(i, x, ec, f.name, x, c, i, f.name),
+        "flat" .. i)
     else
-      local d = default_expr(f, K)
-      if d then emit("  if %s == nil then %s = %s end", x, x, d) end
-      if optional then
-        emit("  if %s ~= nil then %s end", x, conv)
+      local conv
+      if inlinable(t) then
+        conv = function(ind)
+          emit("%slocal s%d = %s", ind, i, x)
+          walk_inline(t, "s" .. i, x, { f.name }, ind,
+            ("%s = %s(s%d, ctx, %q)"):format(x, const(coercer(t)), i, f.name))
+        end
       else
-        emit("  if %s == nil then fail(ctx, \"missing field\", %q) end", x, f.name)
-        emit("  %s", conv)
+        local c = const(coercer(t))
+        local fast = fast_check(t, x, const)
+        local text = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
+          or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
+        if shortcut[t] then
+          text = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), x, x, text)
+        end
+        if finals[f.name] then text = ("if ctx.final[%q] ~= %s then %s end"):format(f.name, x, text) end
+        conv = function(ind) emit("%s%s", ind, text) end
+      end
+      if f.own_id then
+        emit("  if %s == nil then %s = v4() else", x, x)
+        conv("    ")
+        emit("  end")
+      else
+        local d = default_expr(f, K)
+        if d then emit("  if %s == nil then %s = %s end", x, x, d) end
+        if optional then
+          emit("  if %s ~= nil then", x)
+          conv("    ")
+          emit("  end")
+        else
+          emit("  if %s == nil then fail(ctx, \"missing field\", %q) end", x, f.name)
+          conv("  ")
+        end
       end
     end
     ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, x)
   end
-  emit("  local out = { %s }", table.concat(ctor, ", "))
+  if made_by_pre[rec] then
+    local back = {}
+    for i, f in ipairs(rec.fields) do back[i] = ("v[%q] = x%d"):format(f.name, i) end
+    emit("  local out")
+    emit("  if mine then %s; out = v else out = { %s } end", table.concat(back, "; "), table.concat(ctor, ", "))
+  else
+    emit("  local out = { %s }", table.concat(ctor, ", "))
+  end
   if rec.check then
     emit("  local msg = %s(out)", const(rec.check))
     emit("  if msg then fail(ctx, msg) end")
@@ -413,16 +605,19 @@ local function compile_record(rec, embedded)
   emit("  ctx.depth = d0")
   emit("  return out")
   emit("end")
-  -- K entries become locals of the chunk (upvalues of the coercer: no table index per use)
-  local names = {}
-  for i = 1, #K do names[i] = "K" .. i end
-  local text = table.concat(src, "\n"):gsub("K%[(%d+)%]", "K%1")
-  if #K > 0 then
+  -- K entries become locals of the chunk (upvalues of the coercer: no table index per
+  -- use), as many as a function may have
+  local text = table.concat(src, "\n")
+  if #K > 0 and #K <= 150 then
+    local names = {}
+    for i = 1, #K do names[i] = "K" .. i end
+    text = text:gsub("K%[(%d+)%]", "K%1")
     text = text:gsub("\nreturn function", "\nlocal " .. table.concat(names, ", ") .. " = table.unpack(K, 1, " .. #K
       .. ")\nreturn function", 1)
   end
+  if os.getenv("BUILD_DUMP") then io.stderr:write("==== ", rec.name, "\n", text, "\n") end
   local chunk = assert(load(text, "=build:" .. rec.name, "t"))
-  return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY)
+  return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY, at)
 end
 
 -- The root record keeps a plain loop: runs refer to the tasks built before them
@@ -514,21 +709,28 @@ end
 
 local function compile_list(t)
   local item = coercer(t.of)
-  return function(v, ctx, key)
-    local d0 = ctx.depth
-    ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key
-    if type(v) ~= "table" then expected(ctx, "a list", v) end
-    local n = #v
-    for i in pairs(v) do
-      if mtype(i) ~= "integer" or i < 1 or i > n then
-        fail(ctx, "expected a list, got a table with key " .. show(i))
-      end
+  local C = {}
+  local check = fast_check(t.of, "x", function(c) C[#C + 1] = c; return "C[" .. #C .. "]" end)
+  -- an item that passes the inline check of its kind is stored as it is (no call)
+  local store = check and ("local x = v[i]; if not (%s) then x = item(x, ctx, i) end; out[i] = x"):format(check)
+    or "out[i] = item(v[i], ctx, i)"
+  return assert(load([[
+local item, type, mtype, utf8_len, pairs, expected, fail, show, C = ...
+return function(v, ctx, key)
+  local d0 = ctx.depth
+  ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key
+  if type(v) ~= "table" then expected(ctx, "a list", v) end
+  local n = #v
+  for i in pairs(v) do
+    if mtype(i) ~= "integer" or i < 1 or i > n then
+      fail(ctx, "expected a list, got a table with key " .. show(i))
     end
-    local out = {}
-    for i = 1, n do out[i] = item(v[i], ctx, i) end
-    ctx.depth = d0
-    return out
   end
+  local out = {}
+  for i = 1, n do ]] .. store .. [[ end
+  ctx.depth = d0
+  return out
+end]], "=build:list", "t"))(item, type, mtype, utf8.len, pairs, expected, fail, show, C)
 end
 
 local function compile_scalar(t)
@@ -605,11 +807,10 @@ end
 
 local build_root -- compiled on first use
 
--- The collector's pause (percent) while building; see M.build.
-local GC_PAUSE = 1000
+local VALIDATE_OPTS = { decoded = true }
 
 local function build_and_validate(t, opts)
-  local ctx = { timestamp = 0, stack = {}, depth = 0, final = {} }
+  local ctx = { timestamp = 0, stack = {}, depth = 0, final = {}, made = {} }
   local ok, res = pcall(build_root, t, ctx, nil)
   if not ok then
     if getmetatable(res) ~= Fail then error(res, 0) end
@@ -618,7 +819,9 @@ local function build_and_validate(t, opts)
     return nil, errors.new("BuildError", { path = path, problem = res.message }, msg)
   end
   if not (opts and opts.validate == false) then
-    local valid, v = validate.validate(res)
+    -- every id of the result is canonical (normalised or made here): `decoded` skips
+    -- normalising them again
+    local valid, v = validate.validate(res, VALIDATE_OPTS)
     if not valid then
       return nil, errors.new("BuildError", { path = v.path, problem = v.message, rule = v.kind },
         v.path .. ": " .. v.message)
@@ -636,12 +839,15 @@ end
 function M.build(t, opts)
   if t == nil then t = {} end
   build_root = build_root or coercer(S.root)
-  -- Nearly everything build allocates stays alive (it is the result), so collection cycles
-  -- during the build mark live data in vain: a longer pause for the build's duration
-  -- (about 15% of the time at 100k tasks + runs, +10% peak memory), restored on every path.
-  local pause = collectgarbage("setpause", GC_PAUSE)
+  -- Nearly everything build allocates stays alive (it is the result; the coercers make
+  -- no garbage but the validation's id sets), so collection steps during the build mark
+  -- live data in vain: the collector is stopped for the build's duration and restarted
+  -- (when it ran before) on every path. A longer pause was not enough: a cycle already
+  -- begun when the build starts goes on stepping through the growing result.
+  local running = collectgarbage("isrunning")
+  collectgarbage("stop")
   local ok, res, err = pcall(build_and_validate, t, opts)
-  collectgarbage("setpause", pause)
+  if running then collectgarbage("restart") end
   if not ok then error(res, 0) end
   return res, err
 end
