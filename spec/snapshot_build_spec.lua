@@ -360,7 +360,8 @@ describe("snapshot.build on flat runs (the RunInstance fields on the run)", func
     fails({ tasks = { {} }, runs = { { task = 1, bogus = 1, zz = 2 } } }, "runs[1].bogus: unknown field")
     fails({ tasks = { {} }, runs = { { task = 1, state = "Ready", attempt_count = -1 } } },
       "runs[1].run_instance.attempt_count: expected u32, got -1")
-    fails({ tasks = { {} }, runs = { { task = 1, state_history = 5 } } }, "runs[1].state_history: expected a list, got 5")
+    fails({ tasks = { {} }, runs = { { task = 1, state_history = 5 } } },
+      "runs[1].state_history: expected a list, got 5")
   end)
 
   it("makes fresh tables for every run (none shared with the input or another run)", function()
