@@ -29,6 +29,10 @@ typedef struct {
                      char *msg, size_t msgsz);
   /* an id element of a captured list of ids (DependencyDeclaration.depends_on) */
   void (*list_id)(void *ud, const unsigned char id[16]);
+  /* building (optional): the expected length of a list of `list->of` (e.g. a count the
+   * document declared earlier, bounded by its size), 0 = unknown: the Lua table is made
+   * that size up front (no growth by doubling, no slack) */
+  size_t (*list_hint)(void *ud, const jtype *list);
 } jhooks;
 
 /* A payload read from a descriptor in chunks; the CRC is computed on the same pass. */

@@ -19,6 +19,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1226,10 +1227,18 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
     return 0;
   }
   /* The first LIST_STACK elements wait on the stack so that short lists get a table of
-   * exactly their size (no 1 -> 2 -> 4 array growth); longer lists spill into a table. */
+   * exactly their size (no 1 -> 2 -> 4 array growth); longer lists spill into a table,
+   * made at once at the size the hooks expect when they know it. */
   base = lua_gettop(L);
   tbl = 0;
   luaL_checkstack(L, LIST_STACK + 8, "json_decode");
+  if (d->hk && d->hk->list_hint) {
+    size_t hint = d->hk->list_hint(d->hud, t);
+    if (hint > LIST_STACK && hint < (size_t)INT_MAX) {
+      lua_createtable(L, (int)hint, 0);
+      tbl = lua_gettop(L);
+    }
+  }
   for (;;) {
     r = seq_next(d, &first);
     if (r <= 0) break;

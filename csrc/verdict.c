@@ -98,6 +98,7 @@ typedef struct { unsigned char b[16]; } vid;
 typedef struct { unsigned char *p; size_t len, cap; } vbuf;   /* growable array of bytes */
 
 typedef struct { signed char from, to; uint64_t ts; } vhist;
+typedef struct { uint64_t at; unsigned char rid[16], tid[16]; } vpending;
 typedef struct { unsigned char id[16]; unsigned char finished; } vattempt;
 
 typedef struct {
@@ -120,6 +121,7 @@ typedef struct {
   int transcode;                /* the writer receives the canonical encoding (transcode.c),
                                    not a copy */
   uint64_t json_version;        /* the document's own "version" field */
+  uint64_t payload_len;         /* bounds the declared counts used as size hints */
   /* header */
   int md_seen;
   uint32_t md_schema;
@@ -132,7 +134,8 @@ typedef struct {
   /* runs */
   uint64_t nruns;
   idset runs;
-  vbuf run_ids;                 /* run id, task id per run: the unknown-task rule runs at the end */
+  vbuf unresolved;              /* vpending: runs whose task was not known (yet) at their end:
+                                   the unknown-task rule decides at the end (tasks may follow) */
   vlist v_runs;                 /* the runs' violations but the unknown-task rule's */
   jcap ri[JCAP_MAX];            /* the current run's run_instance fields */
   int ri_seen;
@@ -174,22 +177,34 @@ static uint64_t mix(const vkey *k) {
   return a;
 }
 
-static void idset_grow(vstate *v, idset *s) {
-  size_t nc = s->cap ? s->cap * 2 : 1024, i;
+/* Room for nc keys (exactly: a declared count) and at least twice as many slots. */
+static void idset_resize(vstate *v, idset *s, size_t nc) {
+  size_t ns = 2048, i;
   uint32_t *slot;
-  if (nc > 0x7FFFFFFF) luaL_error(v->L, "snapshot_verdict: too many ids");
+  if (nc > 0x3FFFFFFF) luaL_error(v->L, "snapshot_verdict: too many ids");
+  while (ns < 2 * nc) ns *= 2;
   s->keys = (vkey *)xrealloc(v, s->keys, nc * sizeof(vkey));
-  slot = (uint32_t *)calloc(nc * 2, sizeof(uint32_t));
+  slot = (uint32_t *)calloc(ns, sizeof(uint32_t));
   if (!slot) luaL_error(v->L, "snapshot_verdict: out of memory");
   free(s->slot);
   s->slot = slot;
   s->cap = nc;
-  s->mask = nc * 2 - 1;
+  s->mask = ns - 1;
   for (i = 0; i < s->n; i++) {
     size_t h = (size_t)mix(&s->keys[i]) & s->mask;
     while (slot[h]) h = (h + 1) & s->mask;
     slot[h] = (uint32_t)i + 1;
   }
+}
+
+static void idset_grow(vstate *v, idset *s) {
+  idset_resize(v, s, s->cap ? s->cap * 2 : 1024);
+}
+
+/* A document's declared count, bounded by what its payload can hold (a hint only). */
+static size_t declared(const vstate *v, uint64_t count) {
+  uint64_t bound = v->payload_len / 64;
+  return (size_t)(count < bound ? count : bound);
 }
 
 /* 1 when k is in the set; add = 1 also inserts it. */
@@ -232,7 +247,7 @@ static int vstate_gc(lua_State *L) {
   vstate *v = (vstate *)lua_touserdata(L, 1);
   vbuf *bufs[8];
   int i;
-  bufs[0] = &v->run_ids; bufs[1] = &v->hist; bufs[2] = &v->attempts; bufs[3] = &v->dep_tids;
+  bufs[0] = &v->unresolved; bufs[1] = &v->hist; bufs[2] = &v->attempts; bufs[3] = &v->dep_tids;
   bufs[4] = &v->dep_off; bufs[5] = &v->dep_ids; bufs[6] = &v->budgets; bufs[7] = &v->subs;
   idset_free(&v->tasks);
   idset_free(&v->runs);
@@ -320,6 +335,11 @@ static int msgf(char *msg, size_t n, const char *fmt, ...) {
   vsnprintf(msg, n, fmt, ap);
   va_end(ap);
   return -1;
+}
+
+static int known_task(vstate *v, const unsigned char id[16]) {
+  vkey key = key_of(id, 0);
+  return idset_find(v, &v->tasks, &key, 0);
 }
 
 /* SnapshotRun ended: the run rules of section 6.2 in the engine's order (payload checks,
@@ -431,8 +451,15 @@ done:
 #undef NAMES
 #undef FAIL
 #undef PATH
-  vbuf_add(v, &v->run_ids, ri[0].id, 16);
-  vbuf_add(v, &v->run_ids, ri[1].id, 16);
+  /* a task known now stays known: only the others wait for the end (none in a canonical
+   * document, whose tasks come first); first mode needs them only while no run failed */
+  if ((v->all || !o->n) && !known_task(v, ri[1].id)) {
+    vpending p;
+    p.at = i;
+    memcpy(p.rid, ri[0].id, 16);
+    memcpy(p.tid, ri[1].id, 16);
+    vbuf_add(v, &v->unresolved, &p, sizeof p);
+  }
 }
 
 static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, size_t n) {
@@ -445,6 +472,9 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       v->md_schema = (uint32_t)CAP(t, caps, 0)->u;
       v->md_tasks = CAP(t, caps, 1)->u;
       v->md_runs = CAP(t, caps, 2)->u;
+      /* the id sets at their final size (a canonical document's counts are right) */
+      if (v->tasks.cap == 0 && declared(v, v->md_tasks) > 1024) idset_resize(v, &v->tasks, declared(v, v->md_tasks));
+      if (v->runs.cap == 0 && declared(v, v->md_runs) > 1024) idset_resize(v, &v->runs, declared(v, v->md_runs));
       return 0;
     case VK_TASKSPEC:
       if (v->checks && is_nil_id(CAP(t, caps, 0)->id))
@@ -562,7 +592,17 @@ static void list_id(void *ud, const unsigned char id[16]) {
   vbuf_add(v, &v->dep_ids, id, 16);
 }
 
-static const jhooks HOOKS_IMPL = { record_end, variant_end, list_id };
+/* Building: the tasks and runs lists at their declared sizes. */
+static size_t list_hint(void *ud, const jtype *list) {
+  const vstate *v = (const vstate *)ud;
+  const jtype *e = list->of;
+  if (!v->md_seen || !e || e->kind != JK_RECORD) return 0;
+  if (e->vk == VK_TASK) return declared(v, v->md_tasks);
+  if (e->vk == VK_RUN) return declared(v, v->md_runs);
+  return 0;
+}
+
+static const jhooks HOOKS_IMPL = { record_end, variant_end, list_id, list_hint };
 
 /* ---- the end: the rules in the engine's order ------------------------------------------ */
 
@@ -577,10 +617,6 @@ static void snake(const char *name, char *out, size_t n) {
   out[k] = '\0';
 }
 
-static int known_task(vstate *v, const unsigned char id[16]) {
-  vkey key = key_of(id, 0);
-  return idset_find(v, &v->tasks, &key, 0);
-}
 
 /* The verdict's violations in the engine's order (section 6.1): header, tasks, runs (each
  * run's own, then its unknown task), engine (6.3), dependency declarations, budgets,
@@ -604,14 +640,22 @@ static void finish_rules(vstate *v) {
   for (j = 0; j < v->v_tasks.n; j++) if (emit(v, &v->v_tasks.p[j])) return;
   /* runs: each run's violations, then whether its task is known (first mode: the
    * first unknown task before the first other run violation wins) */
-  for (i = 1, j = 0; i <= v->nruns; i++) {
-    const unsigned char *rid = v->run_ids.p + (i - 1) * 32, *tid = rid + 16;
-    for (; j < v->v_runs.n && v->v_runs.p[j].at == i; j++) if (emit(v, &v->v_runs.p[j])) return;
-    if (!known_task(v, tid)) {
-      idtext(rid, a);
-      idtext(tid, b);
-      OUT("RunReferencesUnknownTask", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", i, 0),
-          "snapshot run %s references unknown task %s", a, b);
+  {
+    const vpending *p = (const vpending *)v->unresolved.p;
+    size_t np = v->unresolved.len / sizeof(vpending), q = 0;
+    j = 0;
+    while (j < v->v_runs.n || q < np) {
+      if (q == np || (j < v->v_runs.n && v->v_runs.p[j].at <= p[q].at)) {
+        if (emit(v, &v->v_runs.p[j++])) return;
+        continue;
+      }
+      if (!known_task(v, p[q].tid)) {
+        idtext(p[q].rid, a);
+        idtext(p[q].tid, b);
+        OUT("RunReferencesUnknownTask", pathf(path, sizeof path, "runs[%llu].run_instance.task_id", p[q].at, 0),
+            "snapshot run %s references unknown task %s", a, b);
+      }
+      q++;
     }
   }
   /* engine (6.3): checks 2, 3 and 4 share one rule and one text: reported once */
@@ -853,6 +897,7 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
     if (avail < len) { aqs_frame_short_payload(L, len, avail); return; }
   }
   memset(&src, 0, sizeof src);
+  v->payload_len = len;
   src.fd = v->fd;
   src.left = len;
   if (v->writer_ref != LUA_NOREF && v->transcode) src.emit = aqs_tx_new(L, 3);
@@ -980,6 +1025,7 @@ int aqs_snapshot_rules(lua_State *L) {
   v->L = L;
   v->pl = pl;
   v->all = all;
+  v->payload_len = n;
   lua_getiuservalue(L, 2, 1);   /* 4: the compiled schema */
   ok = aqs_json_decode_hooked(L, 4, NULL, s, n, &HOOKS_IMPL, v, 0);
   if (!ok) {

@@ -87,6 +87,27 @@ describe("snapshot.load", function()
     assert.equal("MappingError", err.kind)
   end)
 
+  it("builds the lists at their declared sizes, whatever the declared counts say", function()
+    if not fixtures.available() then pending("shared fixtures not found") return end
+    local medium = assert(files.read(fixtures.path("snapshot", "valid_12_medium_1000.snap"))):sub(13)
+    local function with_counts(tasks, runs)
+      local t = medium:gsub('"task_count":1000', '"task_count":' .. tasks, 1)
+      return (t:gsub('"run_count":1000', '"run_count":' .. runs, 1))
+    end
+    assert.equal("OK tasks=1000 runs=1000", outcome(put("c.snap", core.frame_encode(4, with_counts(1000, 1000)))))
+    -- a count far beyond what the payload holds is a size hint bounded by the payload
+    -- (not a table of 2^40 slots: that raised), then the rules' mismatch as always
+    assert.equal("ERR Mapping error: snapshot task_count mismatch: declared 1099511627776, actual 1000",
+      outcome(put("c.snap", core.frame_encode(4, with_counts(1099511627776, 1000)))))
+    assert.equal("ERR Mapping error: snapshot run_count mismatch: declared 18446744073709551615, actual 1000",
+      outcome(put("c.snap", core.frame_encode(4, with_counts(1000, "18446744073709551615")))))
+    -- fewer declared than there are: the lists grow past the hint
+    assert.equal("ERR Mapping error: snapshot task_count mismatch: declared 40, actual 1000",
+      outcome(put("c.snap", core.frame_encode(4, with_counts(40, 1000)))))
+    local snap = assert(snapshot.decode(with_counts(40, 40)))
+    assert.equal(1000, #snap.tasks)
+  end)
+
   it("reports a directory as an I/O error", function()
     local msg, err = outcome(tmpdir)
     assert.equal("ERR I/O error: Is a directory (os error 21)", msg)
