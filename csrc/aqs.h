@@ -95,6 +95,7 @@ int aqs_uuid_parse(lua_State *L);
 
 /* schema.c (see schema.h) */
 int aqs_schema(lua_State *L);
+int aqs_schema_kinds(lua_State *L);
 
 /* postcard.c */
 int aqs_postcard_decode(lua_State *L);

@@ -38,6 +38,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
   {"schema", aqs_schema},
+  {"schema_kinds", aqs_schema_kinds},
   {"snapshot_read", aqs_snapshot_read},
   {"snapshot_rules", aqs_snapshot_rules},
   {"snapshot_verdict", aqs_snapshot_verdict},

@@ -594,16 +594,6 @@ static void describe_num(const jnum *nm, char *out, size_t outsz) {
 
 static int dv(jd *d, jtype *t, jcap *c);
 
-static const char *int_name(int kind) {
-  switch (kind) {
-    case JK_U8: return "u8";
-    case JK_U16: return "u16";
-    case JK_U32: return "u32";
-    case JK_I32: return "i32";
-    default: return "u64";
-  }
-}
-
 /* Rust Debug text of a str (for `invalid type: string "..."`). */
 static void push_debug_str(jd *d, const unsigned char *s, size_t n) {
   luaL_Buffer b;
@@ -700,7 +690,7 @@ static int read_int(jd *d, jtype *t, lua_Integer *out) {
       return 0;
     }
   }
-  name = int_name(t->kind);
+  name = aqs_kind_name(t->kind);
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c == '-') {
     size_t start = d->i++;

@@ -281,8 +281,7 @@ static int ev_int(je *e, jtype *t, int idx) {
   char buf[96];
   int isnum;
   lua_Integer v = lua_tointegerx(L, idx, &isnum);
-  const char *name = t->kind == JK_U8 ? "u8" : t->kind == JK_U16 ? "u16" : t->kind == JK_U32 ? "u32"
-                   : t->kind == JK_I32 ? "i32" : "u64";
+  const char *name = aqs_kind_name(t->kind);
   if (lua_type(L, idx) != LUA_TNUMBER || !isnum)
     return fail(e, "expected %s, got %s", name, got(e, idx, buf, sizeof buf));
   if (t->kind == JK_U64) { put_u64(e, (uint64_t)v); return 0; }

@@ -633,10 +633,11 @@ static int parse_uuid(const char *s, size_t n, unsigned char *out) {
   return j == 16 ? 0 : -1;
 }
 
-static int get_int(ectx *e, lua_Integer *v, const char *what) {
+static int get_int(ectx *e, lua_Integer *v, int kind) {
   int isnum;
   *v = lua_tointegerx(e->c.L, -1, &isnum);
-  if (!isnum || lua_type(e->c.L, -1) != LUA_TNUMBER) return failf(&e->c, "expected an integer (%s)", what);
+  if (!isnum || lua_type(e->c.L, -1) != LUA_TNUMBER)
+    return failf(&e->c, "expected an integer (%s)", aqs_kind_name(kind));
   return 0;
 }
 
@@ -651,31 +652,19 @@ static int encode_node(ectx *e, const jtype *nd, int depth) {
   if (depth > MAX_DEPTH) return fail(&e->c, "value nesting too deep");
   if (!lua_checkstack(L, 8)) return fail(&e->c, "out of Lua stack");
   switch (nd->kind) {
-    case JK_U8:
-      if (get_int(e, &v, "u8") < 0) return -1;
-      if (v < 0 || v > 255) return fail(&e->c, "u8 out of range");
-      return put_byte(e, (unsigned)v);
+    case JK_U8: case JK_U16: case JK_U32: case JK_U64: case JK_I32:
+      if (get_int(e, &v, nd->kind) < 0) return -1;
+      if (nd->kind != JK_U64 && (v < nd->min || v > nd->max))
+        return failf(&e->c, "%s out of range", aqs_kind_name(nd->kind));
+      if (nd->kind == JK_U8) return put_byte(e, (unsigned)v);
+      if (nd->kind == JK_I32) {
+        int32_t x = (int32_t)v;
+        return put_varint(e, (uint32_t)(((uint32_t)x << 1) ^ (uint32_t)(x >> 31)));
+      }
+      return put_varint(e, (uint64_t)v);
     case JK_BOOL:
       if (!lua_isboolean(L, -1)) return fail(&e->c, "expected a boolean");
       return put_byte(e, (unsigned)lua_toboolean(L, -1));
-    case JK_U16:
-      if (get_int(e, &v, "u16") < 0) return -1;
-      if (v < 0 || v > 65535) return fail(&e->c, "u16 out of range");
-      return put_varint(e, (uint64_t)v);
-    case JK_U32:
-      if (get_int(e, &v, "u32") < 0) return -1;
-      if (v < 0 || v > 4294967295LL) return fail(&e->c, "u32 out of range");
-      return put_varint(e, (uint64_t)v);
-    case JK_U64:
-      if (get_int(e, &v, "u64") < 0) return -1;
-      return put_varint(e, (uint64_t)v);
-    case JK_I32: {
-      int32_t x;
-      if (get_int(e, &v, "i32") < 0) return -1;
-      if (v < -2147483647LL - 1 || v > 2147483647LL) return fail(&e->c, "i32 out of range");
-      x = (int32_t)v;
-      return put_varint(e, (uint32_t)(((uint32_t)x << 1) ^ (uint32_t)(x >> 31)));
-    }
     case JK_STRING:
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a string");
       s = lua_tolstring(L, -1, &n);

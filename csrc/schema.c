@@ -74,13 +74,55 @@ static void *xcalloc(lua_State *L, size_t n, size_t sz) {
 
 static jtype *compile_type(compiler *c, int idx);
 
-static const struct { const char *name; int kind; int64_t min, max; } SCALARS[] = {
-  {"u8", JK_U8, 0, 255}, {"u16", JK_U16, 0, 65535}, {"u32", JK_U32, 0, 4294967295LL},
-  {"u64", JK_U64, 0, 0}, {"i32", JK_I32, -2147483647LL - 1, 2147483647LL},
-  {"bool", JK_BOOL, 0, 0}, {"string", JK_STRING, 0, 0}, {"bytes", JK_BYTES, 0, 0},
-  {"id", JK_ID, 0, 0}, {"option", JK_OPTION, 0, 0}, {"list", JK_LIST, 0, 0},
-  {"record", JK_RECORD, 0, 0}, {"enum", JK_ENUM, 0, 0}, {NULL, 0, 0, 0}
+/* THE table of type kinds: every kind's name and, for the bounded integer kinds, its
+ * range.  Every codec reads ranges (jtype.min/max) and kind names (aqs_kind_name) from
+ * here, and dsl.lua's scalar types take their min/max from it (core.schema_kinds), so a
+ * kind or a range is declared once.  u64 is unbounded: the full unsigned 64-bit range
+ * (held in a Lua integer as the same bit pattern). */
+static const struct {
+  const char *name;
+  int kind;           /* rows in JK_* order: KINDS[k].kind == k */
+  int bounded;        /* min/max below apply */
+  int64_t min, max;
+} KINDS[] = {
+  {"u8", JK_U8, 1, 0, 255},
+  {"u16", JK_U16, 1, 0, 65535},
+  {"u32", JK_U32, 1, 0, 4294967295LL},
+  {"u64", JK_U64, 0, 0, 0},
+  {"i32", JK_I32, 1, -2147483647LL - 1, 2147483647LL},
+  {"bool", JK_BOOL, 0, 0, 0},
+  {"string", JK_STRING, 0, 0, 0},
+  {"bytes", JK_BYTES, 0, 0, 0},
+  {"id", JK_ID, 0, 0, 0},
+  {"option", JK_OPTION, 0, 0, 0},
+  {"list", JK_LIST, 0, 0, 0},
+  {"record", JK_RECORD, 0, 0, 0},
+  {"enum", JK_ENUM, 0, 0, 0},
+  {NULL, 0, 0, 0, 0}
 };
+
+const char *aqs_kind_name(int kind) {
+  /* the rows are in JK_* order (checked by aqs_schema_init) */
+  return kind >= 0 && kind <= JK_ENUM ? KINDS[kind].name : "?";
+}
+
+/* schema_kinds() -> {u8 = {min = 0, max = 255}, ..., u64 = {}, bool = {}, ...}: the kinds
+ * table for dsl.lua (min/max only for the bounded integer kinds). */
+int aqs_schema_kinds(lua_State *L) {
+  int i;
+  lua_createtable(L, 0, (int)(sizeof KINDS / sizeof KINDS[0]));
+  for (i = 0; KINDS[i].name; i++) {
+    lua_createtable(L, 0, 2);
+    if (KINDS[i].bounded) {
+      lua_pushinteger(L, (lua_Integer)KINDS[i].min);
+      lua_setfield(L, -2, "min");
+      lua_pushinteger(L, (lua_Integer)KINDS[i].max);
+      lua_setfield(L, -2, "max");
+    }
+    lua_setfield(L, -2, KINDS[i].name);
+  }
+  return 1;
+}
 
 static char *get_name(compiler *c, int idx, const char *what) {
   size_t n;
@@ -231,9 +273,9 @@ static jtype *compile_type(compiler *c, int idx) {
   lua_getfield(L, idx, "kind");
   kind = lua_tostring(L, -1);
   if (!kind) luaL_error(L, "schema: type without a kind");
-  for (i = 0; SCALARS[i].name; i++)
-    if (strcmp(SCALARS[i].name, kind) == 0) break;
-  if (!SCALARS[i].name) luaL_error(L, "schema: unknown kind '%s'", kind);
+  for (i = 0; KINDS[i].name; i++)
+    if (strcmp(KINDS[i].name, kind) == 0) break;
+  if (!KINDS[i].name) luaL_error(L, "schema: unknown kind '%s'", kind);
   lua_pop(L, 1);
   if (c->s->ntypes == c->s->cap) {
     int ncap = c->s->cap ? c->s->cap * 2 : 32;
@@ -244,9 +286,9 @@ static jtype *compile_type(compiler *c, int idx) {
   }
   t = (jtype *)xcalloc(L, 1, sizeof(jtype));
   c->s->types[c->s->ntypes++] = t;
-  t->kind = SCALARS[i].kind;
-  t->min = SCALARS[i].min;
-  t->max = SCALARS[i].max;
+  t->kind = KINDS[i].kind;
+  t->min = KINDS[i].min;
+  t->max = KINDS[i].max;
   /* memoise before recursing (shared and recursive types) */
   lua_pushvalue(L, idx);
   lua_pushlightuserdata(L, t);
@@ -362,6 +404,9 @@ int aqs_schema(lua_State *L) {
 }
 
 void aqs_schema_init(lua_State *L) {
+  int i;
+  for (i = 0; KINDS[i].name; i++)
+    if (KINDS[i].kind != i) luaL_error(L, "schema.c: KINDS row %d out of JK_* order", i);
   if (luaL_newmetatable(L, AQS_SCHEMA_MT)) {
     lua_pushcfunction(L, schema_gc);
     lua_setfield(L, -2, "__gc");

@@ -41,7 +41,7 @@ typedef struct {
 struct jtype {
   int kind;
   char *name;          /* record/enum/id name (owned), "" otherwise */
-  int64_t min, max;    /* integer ranges */
+  int64_t min, max;    /* bounded integer kinds: the range (schema.c's table of kinds) */
   jtype *of;           /* option/list element */
   int nitems;          /* record fields / enum variants (feature-gated ones left out) */
   int nall;            /* nitems + the feature-gated variants stored after them (the
@@ -74,6 +74,9 @@ typedef struct {
 } jschema;
 
 #define AQS_SCHEMA_MT "actionqueue.storage.Schema"
+
+/* The name of a kind ("u8", "record", ...) from schema.c's one table of kinds. */
+const char *aqs_kind_name(int kind);
 
 /* Compiled schema at stack index idx (a Schema userdata, or a schema type table that is
  * compiled and cached on first use).  Replaces the value at idx by the userdata. */

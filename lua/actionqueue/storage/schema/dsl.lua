@@ -29,22 +29,28 @@
 --
 -- Types are values: the same table is shared by every record that uses it.
 -- @module actionqueue.storage.schema.dsl
+local core = require "actionqueue.storage.core"
+
 local dsl = {}
 
 --- Sentinel default for an optional field whose explicit default is "absent".
 dsl.NONE = setmetatable({}, { __tostring = function() return "NONE" end })
 
-local function scalar(kind, extra)
-  local t = { kind = kind }
-  for k, v in pairs(extra or {}) do t[k] = v end
-  return t
+-- The kinds and the integer ranges come from the C core's one table of kinds
+-- (csrc/schema.c), which every codec enforces: `min`/`max` here are that range, for
+-- the Lua code that checks values (build, validate).
+local KINDS = core.schema_kinds()
+
+local function scalar(kind)
+  local k = assert(KINDS[kind], kind)
+  return { kind = kind, min = k.min, max = k.max }
 end
 
-dsl.u8 = scalar("u8", { min = 0, max = 255 })
-dsl.u16 = scalar("u16", { min = 0, max = 65535 })
-dsl.u32 = scalar("u32", { min = 0, max = 4294967295 })
+dsl.u8 = scalar("u8")
+dsl.u16 = scalar("u16")
+dsl.u32 = scalar("u32")
 dsl.u64 = scalar("u64")
-dsl.i32 = scalar("i32", { min = -2147483648, max = 2147483647 })
+dsl.i32 = scalar("i32")
 dsl.bool = scalar("bool")
 dsl.string = scalar("string")
 dsl.bytes = scalar("bytes")
