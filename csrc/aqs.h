@@ -88,9 +88,11 @@ int aqs_proc_spawn(lua_State *L);
 int aqs_proc_wait(lua_State *L);
 int aqs_proc_write(lua_State *L);
 
-/* json_decode.c, json_encode.c, json_uuid.c (see json.h) */
+/* json_decode.c, json_encode.c (see json.h) */
 int aqs_json_decode(lua_State *L);
 int aqs_json_encode(lua_State *L);
+
+/* text.c (see schema.h) */
 int aqs_uuid_parse(lua_State *L);
 
 /* schema.c (see schema.h) */

@@ -1359,28 +1359,6 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
   return 0;
 }
 
-/* Lower-case hex digit value | 0x10 (0 = not one). */
-static const unsigned char LHEX[256] = {
-  ['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14, ['5'] = 0x15,
-  ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19, ['a'] = 0x1A, ['b'] = 0x1B,
-  ['c'] = 0x1C, ['d'] = 0x1D, ['e'] = 0x1E, ['f'] = 0x1F
-};
-
-/* Lower-case hyphenated already (the writer's form: no re-formatting needed)?  Then 1,
- * with the 16 bytes in out. */
-static int canonical_id(const unsigned char *s, unsigned char out[16]) {
-  static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
-  unsigned all = 0x10;
-  int k;
-  if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
-  for (k = 0; k < 16; k++) {
-    unsigned h = LHEX[s[at[k]]], l = LHEX[s[at[k] + 1]];
-    all &= h & l;
-    out[k] = (unsigned char)((h & 15) << 4 | (l & 15));
-  }
-  return all != 0;
-}
-
 static int dv(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
   int c;
@@ -1417,7 +1395,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
       if (t->kind == JK_ID) {
         char out[37], err[256];
         unsigned char b[16];
-        if (n == 36 && canonical_id(s, b)) {
+        if (n == 36 && aqs_uuid_canonical(s, b)) {
           if (!d->skim) lua_pushlstring(L, (const char *)s, 36);
           EMIT(d, aqs_tx_id(d->em, (const char *)s));
           if (cap) { cap->present = 1; memcpy(cap->id, b, 16); }
@@ -1432,7 +1410,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         d->noncanon = 1;
         if (!d->skim) lua_pushlstring(L, out, 36);
         EMIT(d, aqs_tx_id(d->em, out));
-        if (cap) { cap->present = 1; canonical_id((const unsigned char *)out, cap->id); }
+        if (cap) { cap->present = 1; aqs_uuid_canonical((const unsigned char *)out, cap->id); }
       } else {
         if (!d->skim) lua_pushlstring(L, (const char *)s, n);
         EMIT(d, aqs_tx_string(d->em, s, n));

@@ -88,38 +88,6 @@ static int run_check(ctx *c, int ref, const char *what) {
   return 0;
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_valid(const unsigned char *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char b = p[i];
-    if (b < 0x80) { i++; continue; }
-    if (b >= 0xC2 && b <= 0xDF) {
-      if (i + 1 >= n || (p[i + 1] & 0xC0) != 0x80) return 0;
-      i += 2;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-      unsigned char b1;
-      if (i + 2 >= n) return 0;
-      b1 = p[i + 1];
-      if ((b1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80) return 0;
-      if (b == 0xE0 && b1 < 0xA0) return 0;
-      if (b == 0xED && b1 > 0x9F) return 0;
-      i += 3;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-      unsigned char b1;
-      if (i + 3 >= n) return 0;
-      b1 = p[i + 1];
-      if ((b1 & 0xC0) != 0x80 || (p[i + 2] & 0xC0) != 0x80 || (p[i + 3] & 0xC0) != 0x80) return 0;
-      if (b == 0xF0 && b1 < 0x90) return 0;
-      if (b == 0xF4 && b1 > 0x8F) return 0;
-      i += 4;
-    } else {
-      return 0;
-    }
-  }
-  return 1;
-}
-
 /* ---- decoding ---------------------------------------------------------------- */
 
 typedef struct {
@@ -161,14 +129,8 @@ static int get_len(dctx *d, size_t *n) {
 }
 
 static void push_uuid(lua_State *L, const unsigned char *b) {
-  static const char hex[] = "0123456789abcdef";
   char s[36];
-  int i, j = 0;
-  for (i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) s[j++] = '-';
-    s[j++] = hex[b[i] >> 4];
-    s[j++] = hex[b[i] & 15];
-  }
+  aqs_uuid_format(b, s);
   lua_pushlstring(L, s, 36);
 }
 
@@ -274,7 +236,7 @@ static int decode_node(dctx *d, const jtype *nd, int depth) {
     }
     case JK_STRING:
       if (get_len(d, &n) < 0) return -1;
-      if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
+      if (!aqs_utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
       push_str(d, d->p, n, SC_RAW);
       d->p += n;
       return 0;
@@ -367,7 +329,7 @@ static int skim_node(dctx *d, const jtype *nd, int depth, int pushname) {
     case JK_U64: return GET_U64(d, &v);
     case JK_STRING:
       if (get_len(d, &n) < 0) return -1;
-      if (!utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
+      if (!aqs_utf8_valid(d->p, n)) return fail(&d->c, E_UTF8);
       d->p += n;
       return 0;
     case JK_BYTES:
@@ -604,35 +566,6 @@ static int put_raw(ectx *e, const void *p, size_t n) {
   return 0;
 }
 
-static int hexval(int ch) {
-  if (ch >= '0' && ch <= '9') return ch - '0';
-  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-  return -1;
-}
-
-/* Hyphenated (36) or simple (32 hex digits) UUID text -> 16 bytes. */
-static int parse_uuid(const char *s, size_t n, unsigned char *out) {
-  size_t i;
-  int j = 0;
-  if (n != 36 && n != 32) return -1;
-  for (i = 0; i < n;) {
-    int hi, lo;
-    if (n == 36 && (i == 8 || i == 13 || i == 18 || i == 23)) {
-      if (s[i] != '-') return -1;
-      i++;
-      continue;
-    }
-    if (i + 1 >= n) return -1;
-    hi = hexval((unsigned char)s[i]);
-    lo = hexval((unsigned char)s[i + 1]);
-    if (hi < 0 || lo < 0 || j >= 16) return -1;
-    out[j++] = (unsigned char)(hi << 4 | lo);
-    i += 2;
-  }
-  return j == 16 ? 0 : -1;
-}
-
 static int get_int(ectx *e, lua_Integer *v, int kind) {
   int isnum;
   *v = lua_tointegerx(e->c.L, -1, &isnum);
@@ -668,7 +601,7 @@ static int encode_node(ectx *e, const jtype *nd, int depth) {
     case JK_STRING:
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a string");
       s = lua_tolstring(L, -1, &n);
-      if (!utf8_valid((const unsigned char *)s, n)) return fail(&e->c, "string is not valid UTF-8");
+      if (!aqs_utf8_valid((const unsigned char *)s, n)) return fail(&e->c, "string is not valid UTF-8");
       return put_raw(e, s, n);
     case JK_BYTES:
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a byte string");
@@ -678,7 +611,7 @@ static int encode_node(ectx *e, const jtype *nd, int depth) {
       unsigned char u[16];
       if (lua_type(L, -1) != LUA_TSTRING) return fail(&e->c, "expected a UUID string");
       s = lua_tolstring(L, -1, &n);
-      if (parse_uuid(s, n, u) < 0) return fail(&e->c, "invalid UUID text");
+      if (!aqs_uuid_bytes(s, n, u)) return fail(&e->c, "invalid UUID text");
       return put_raw(e, u, 16);
     }
     case JK_OPTION:

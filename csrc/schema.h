@@ -87,10 +87,20 @@ void aqs_schema_push_refs(lua_State *L, int idx);
 /* Pushes the string table of postcard's short-string cache of the schema at idx. */
 void aqs_schema_push_strings(lua_State *L, int idx);
 
-/* UUID text parsing (snapshot-format.md 3.3).  Returns 1 and writes the 36-char
- * lower-case hyphenated form (+NUL) to out, or 0 and writes the detail text (without the
- * "UUID parsing failed: " prefix) to err, its length to *errlen (optional; the text may
- * hold a NUL byte: the character found). */
+/* ---- text.c: the one UUID parser/formatter and UTF-8 check of every codec ---------- */
+
+/* UUID text in any of the reference's four spellings (snapshot-format.md 3.3: hyphenated,
+ * simple, braced, urn:uuid:; hex digits of either case) -> 16 bytes: 1, or 0. */
+int aqs_uuid_bytes(const char *s, size_t n, unsigned char b[16]);
+/* The writer's spelling (36 bytes at s: lower-case hyphenated)?  1 with the 16 bytes in
+ * out, else 0 (the fast path; aqs_uuid_bytes takes every spelling). */
+int aqs_uuid_canonical(const unsigned char *s, unsigned char out[16]);
+/* 16 bytes -> the 36-char lower-case hyphenated text (no NUL written). */
+void aqs_uuid_format(const unsigned char b[16], char out[36]);
+/* aqs_uuid_bytes + aqs_uuid_format: returns 1 and writes the canonical text (+NUL) to
+ * out, or 0 and writes the reference's detail text (without the "UUID parsing failed: "
+ * prefix) to err, its length to *errlen (optional; the text may hold a NUL byte: the
+ * character found). */
 int aqs_uuid_text(const char *s, size_t n, char out[37], char *err, size_t errsz, size_t *errlen);
 
 /* UTF-8 validity (no surrogates, no overlongs, <= U+10FFFF). */

@@ -267,3 +267,49 @@ describe("the integer kinds' ranges", function()
     assert.equal("Found a varint that didn't terminate. Is the usize too big?", msg)
   end)
 end)
+
+describe("ids and strings in every codec", function()
+  local R = dsl.record { "TextProbe", { "id", dsl.id("ProbeId") }, { "s", dsl.string } }
+  local CANON = "67e55044-10b1-426f-9247-bb680e5fe0c8"
+
+  it("take the reference's four UUID spellings alike (one parser)", function()
+    local want_json = assert(core.json_encode({ id = CANON, s = "" }, R))
+    local want_pc = assert(core.postcard_encode({ id = CANON, s = "" }, R))
+    for _, spelling in ipairs { CANON, CANON:upper(), CANON:gsub("-", ""), "{" .. CANON .. "}",
+                                "urn:uuid:" .. CANON } do
+      assert.equal(want_json, core.json_encode({ id = spelling, s = "" }, R), spelling)
+      assert.equal(want_pc, core.postcard_encode({ id = spelling, s = "" }, R), spelling)
+      assert.equal(CANON, core.uuid_parse(spelling))
+      assert.same({ id = CANON, s = "" },
+        core.json_decode(('{"id":"%s","s":""}'):format(spelling), R))
+    end
+    for _, bad in ipairs { CANON:sub(2), "{" .. CANON, CANON .. "0", CANON:gsub("-", "_") } do
+      assert.is_nil(core.uuid_parse(bad), bad)
+      assert.is_nil(core.json_encode({ id = bad, s = "" }, R), bad)
+      assert.is_nil(core.postcard_encode({ id = bad, s = "" }, R), bad)
+    end
+  end)
+
+  it("reject the same invalid UTF-8 (one check)", function()
+    local bad = { "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE0\x80\x80", "\xFF", "a\xC3" }
+    local good = { "", "ascii", "\xC3\xA9", "\xED\x9F\xBF", "\xF4\x8F\xBF\xBF", "\xEF\xBF\xBD" }
+    for _, s in ipairs(good) do
+      local v = { id = CANON, s = s }
+      local pc = assert(core.postcard_encode(v, R))
+      assert.same(v, (core.postcard_decode(pc, R)))
+      assert.same(v, core.json_decode(assert(core.json_encode(v, R)), R))
+    end
+    for _, s in ipairs(bad) do
+      local v = { id = CANON, s = s }
+      assert.is_nil(core.postcard_encode(v, R), s)
+      assert.is_nil(core.json_encode(v, R), s)
+      -- postcard wire: the 16-byte id, then the string's length and bytes
+      local wire = "\16" .. ("\0"):rep(16) .. string.char(#s) .. s
+      local got, msg = core.postcard_decode(wire, R)
+      assert.is_nil(got)
+      assert.equal("Tried to decode invalid utf8", msg)
+      got = core.json_decode('{"id":"' .. CANON .. '","s":"' .. s .. '"}', R)
+      assert.is_nil(got)
+    end
+  end)
+end)

@@ -8,8 +8,8 @@ local uuid = {}
 --- The nil UUID.
 uuid.NIL = "00000000-0000-0000-0000-000000000000"
 
--- The one UUID parser is the C core's (csrc/json_uuid.c), shared with the JSON decoder
--- and encoder: the reference's four spellings and its error texts live there only.
+-- The one UUID parser is the C core's (csrc/text.c), shared with the JSON and postcard
+-- codecs: the reference's four spellings and its error texts live there only.
 local core = require "actionqueue.storage.core"
 local core_parse = core.uuid_parse
 

@@ -1,6 +1,7 @@
 /*
- * json_uuid.c - UUID text parsing with the reference's accepted spellings and error texts
- * (snapshot-format.md 3.3), and the UTF-8 validity check shared by the JSON codecs.
+ * text.c - the one UUID text parser (the reference's accepted spellings and error texts,
+ * snapshot-format.md 3.3), the one UUID formatter and the one UTF-8 validity check,
+ * shared by every codec (json_decode.c, json_encode.c, postcard.c).
  *
  * uuid_parse(s) -> "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" | nil, "UUID parsing failed: ..."
  */
@@ -14,6 +15,26 @@ static int hexval(unsigned char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+/* Lower-case hex digit value | 0x10 (0 = not one). */
+static const unsigned char LHEX[256] = {
+  ['0'] = 0x10, ['1'] = 0x11, ['2'] = 0x12, ['3'] = 0x13, ['4'] = 0x14, ['5'] = 0x15,
+  ['6'] = 0x16, ['7'] = 0x17, ['8'] = 0x18, ['9'] = 0x19, ['a'] = 0x1A, ['b'] = 0x1B,
+  ['c'] = 0x1C, ['d'] = 0x1D, ['e'] = 0x1E, ['f'] = 0x1F
+};
+
+int aqs_uuid_canonical(const unsigned char *s, unsigned char out[16]) {
+  static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  unsigned all = 0x10;
+  int k;
+  if (s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return 0;
+  for (k = 0; k < 16; k++) {
+    unsigned h = LHEX[s[at[k]]], l = LHEX[s[at[k] + 1]];
+    all &= h & l;
+    out[k] = (unsigned char)((h & 15) << 4 | (l & 15));
+  }
+  return all != 0;
 }
 
 static int parse_hyphenated(const unsigned char *s, unsigned char b[16]) {
@@ -98,28 +119,35 @@ static size_t detail(const unsigned char *s, size_t n, char *err, size_t errsz) 
   return strlen(err);
 }
 
-int aqs_uuid_text(const char *str, size_t n, char out[37], char *err, size_t errsz, size_t *errlen) {
+int aqs_uuid_bytes(const char *str, size_t n, unsigned char b[16]) {
   const unsigned char *s = (const unsigned char *)str;
-  unsigned char b[16];
-  int ok = 0, i, k = 0;
-  static const char HEX[] = "0123456789abcdef";
   switch (n) {
-    case 32: ok = parse_simple(s, b); break;
-    case 36: ok = parse_hyphenated(s, b); break;
-    case 38: ok = s[0] == '{' && s[37] == '}' && parse_hyphenated(s + 1, b); break;
-    case 45: ok = memcmp(s, "urn:uuid:", 9) == 0 && parse_hyphenated(s + 9, b); break;
-    default: break;
+    case 32: return parse_simple(s, b);
+    case 36: return aqs_uuid_canonical(s, b) || parse_hyphenated(s, b);
+    case 38: return s[0] == '{' && s[37] == '}' && parse_hyphenated(s + 1, b);
+    case 45: return memcmp(s, "urn:uuid:", 9) == 0 && parse_hyphenated(s + 9, b);
+    default: return 0;
   }
-  if (!ok) {
-    size_t len = detail(s, n, err, errsz);
-    if (errlen) *errlen = len;
-    return 0;
-  }
+}
+
+void aqs_uuid_format(const unsigned char b[16], char out[36]) {
+  static const char HEX[] = "0123456789abcdef";
+  int i, k = 0;
   for (i = 0; i < 16; i++) {
     if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
     out[k++] = HEX[b[i] >> 4];
     out[k++] = HEX[b[i] & 15];
   }
+}
+
+int aqs_uuid_text(const char *str, size_t n, char out[37], char *err, size_t errsz, size_t *errlen) {
+  unsigned char b[16];
+  if (!aqs_uuid_bytes(str, n, b)) {
+    size_t len = detail((const unsigned char *)str, n, err, errsz);
+    if (errlen) *errlen = len;
+    return 0;
+  }
+  aqs_uuid_format(b, out);
   out[36] = '\0';
   return 1;
 }
