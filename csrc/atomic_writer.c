@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #define AW_MT "actionqueue.storage.AtomicWriter"
@@ -47,6 +48,7 @@ enum { AW_OPEN, AW_FAILED, AW_CLOSED, AW_ABORTED };
 
 typedef struct {
   int fd;            /* -1 once released */
+  int lockfd;        /* the previous target, flocked while we replace it; -1: none */
   int state;
   int in_frame;
   int framed;        /* a frame has been finished */
@@ -85,8 +87,13 @@ static int temp_is_ours(aw_t *w) {
          st.st_dev == w->dev && st.st_ino == w->ino;
 }
 
+static void unlock_target(aw_t *w) {
+  if (w->lockfd >= 0) { (void)aqs_close(w->lockfd); w->lockfd = -1; }
+}
+
 static void release(aw_t *w) {
   if (w->fd >= 0) { (void)aqs_close(w->fd); w->fd = -1; }
+  unlock_target(w);
   /* Until the rename happened the temp file is ours to remove, but only if the name
    * still is our file: never somebody else's that took its place. */
   if (w->tmp_live) {
@@ -113,6 +120,8 @@ static void push_info(lua_State *L, const char *op, const char *path, int err, i
   lua_setfield(L, -2, "ename");
   if (disturbed)
     lua_pushfstring(L, "temp file %s was removed or replaced by another process", path);
+  else if (strcmp(op, "lock") == 0 && err == EWOULDBLOCK)
+    lua_pushfstring(L, "another process is writing %s (os error %d)", path, err);
   else
     aqs_push_osmsg(L, err);
   lua_setfield(L, -2, "os_message");
@@ -299,6 +308,38 @@ static int opt_bool(lua_State *L, int idx, const char *key, int dflt) {
   return v;
 }
 
+/* Takes an exclusive flock (never waiting) on the regular file PATH is now, held until
+ * the writer ends: a second writer of ours that starts while we replace that file is
+ * refused (EWOULDBLOCK) instead of replacing our output a moment later.  A target that
+ * is gone, a link, or that we may not read, and a file system without flock, go without
+ * the lock (0); so does a missing target (nothing to lock: the later rename wins, both
+ * outputs whole).  Other failures (EIO ...) are the writer's first failure: -1, errno. */
+static int lock_target(aw_t *w) {
+  struct stat st;
+  int fd = aqs_open(w->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ENOENT || e == EACCES || e == EPERM || e == ELOOP || e == ENXIO) return 0;
+    return -1;
+  }
+  if (aqs_fstat(fd, &st) < 0) {
+    int e = errno;
+    (void)aqs_close(fd);
+    errno = e;
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) { (void)aqs_close(fd); return 0; }
+  if (aqs_flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+    (void)aqs_close(fd);
+    if (e != EWOULDBLOCK && e != EAGAIN) return 0;
+    errno = EWOULDBLOCK;
+    return -1;
+  }
+  w->lockfd = fd;
+  return 0;
+}
+
 /* atomic_writer(path [, opts]) -> AtomicWriter | nil, msg, ENAME, info (push_info; op
  * "path" when the path has no file name, "open temp" when the temp file cannot be
  * created).  opts: frame = false (plain bytes), replace = false (never replace PATH). */
@@ -320,6 +361,7 @@ int aqs_atomic_writer(lua_State *L) {
   w = (aw_t *)lua_newuserdatauv(L, sizeof(aw_t), 0);
   memset(w, 0, sizeof *w);
   w->fd = -1;
+  w->lockfd = -1;
   w->state = AW_CLOSED;  /* nothing to clean up until the temp file exists */
   w->plain = plain;
   w->noreplace = noreplace;
@@ -329,6 +371,27 @@ int aqs_atomic_writer(lua_State *L) {
   w->tmp = (char *)malloc(n + 48);
   if (!w->path || !w->dir || !w->tmp) return luaL_error(L, "out of memory");
   w->tmp[0] = '\0';
+  if (aqs_lstat(path, &st) == 0 && S_ISREG(st.st_mode) && lock_target(w) < 0) {
+    int e = errno;
+    /* A writer of this process that was dropped without close() may hold the lock until
+     * it is collected: collect once, then ask again. */
+    if (e == EWOULDBLOCK) {
+      lua_gc(L, LUA_GCCOLLECT);
+      e = lock_target(w) < 0 ? errno : 0;
+    }
+    if (e == EWOULDBLOCK) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "lock %s: another process is writing it", path);
+      lua_pushliteral(L, "EWOULDBLOCK");
+      push_info(L, "lock", path, EWOULDBLOCK, 0, 0);
+      return 4;
+    }
+    if (e) {
+      aqs_push_ioerr(L, "lock", path, e);
+      push_info(L, "lock", path, e, 0, 0);
+      return 4;
+    }
+  }
   sweep_stale(L, path, w->dir);
   /* Replacing a regular file: the temp stays private (0600) until close() gives it the
    * previous file's mode, so payloads of a 0600 snapshot are never readable by others.
@@ -460,6 +523,7 @@ static int aw_flush(lua_State *L) {
 
 /* A directory step failed after the rename: the new content is in place. */
 static int dir_fail(lua_State *L, aw_t *w, const char *op, int err) {
+  unlock_target(w);
   w->eop = op;
   w->epath = w->dir;
   w->eno = err;
@@ -537,6 +601,22 @@ static int aw_close(lua_State *L) {
     return dir_fail(L, w, "fsync dir", e);
   }
   if (aqs_close(dfd) < 0) return dir_fail(L, w, "close dir", errno);
+  /* The file we locked is replaced: the next writer locks ours.  Its descriptor is only
+   * read-only, but no failure is hidden: one after the rename says "replaced". */
+  if (w->lockfd >= 0) {
+    int lfd = w->lockfd;
+    w->lockfd = -1;
+    if (aqs_close(lfd) < 0) {
+      int e = errno;
+      w->eop = "close lock";
+      w->epath = w->path;
+      w->eno = e;
+      w->ereplaced = 1;
+      aqs_push_ioerr(L, "close lock", w->path, e);
+      lua_pushliteral(L, "replaced");
+      return 4;
+    }
+  }
   lua_pushboolean(L, 1);
   return 1;
 }

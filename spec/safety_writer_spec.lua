@@ -46,8 +46,8 @@ describe("safety: the atomic writer", function()
   after_each(function() files.rmtree(dir) end)
 
   it("defect 1: a writer interleaved with another one never tears the target", function()
+    -- a new target (nothing to lock yet): both complete, the later rename wins
     local target = dir .. "/snapshot.bin"
-    files.copy(SMALL, target)
     local a_payload, b_payload = string.rep("A", 300000), string.rep("b", 200000)
     local wa = assert(core.atomic_writer(target))
     assert(wa:begin_frame(4))
@@ -64,6 +64,34 @@ describe("safety: the atomic writer", function()
     -- writer's complete output either way
     local got = whole(target)
     if ok_c then assert.equal(a_payload, got) else assert.equal(b_payload, got) end
+    assert.same({}, temps(dir))
+  end)
+
+  it("closing-note gap 5: a second writer of an existing target is refused while the first writes", function()
+    local target = dir .. "/snapshot.bin"
+    files.copy(SMALL, target)
+    local a_payload = string.rep("A", 300000)
+    local wa = assert(core.atomic_writer(target))
+    assert(wa:begin_frame(4))
+    assert(wa:write(a_payload:sub(1, 100000)))
+    local wb, msg, ename, info = core.atomic_writer(target)
+    assert.is_nil(wb)
+    assert.equal("lock " .. target .. ": another process is writing it", msg)
+    assert.equal("EWOULDBLOCK", ename)
+    assert.same({ "lock", target }, { info.op, info.path })
+    assert.matches("another process is writing", info.os_message, 1, true)
+    assert(wa:write(a_payload:sub(100001)))
+    assert(wa:finish_frame())
+    assert(wa:close())
+    assert.equal(a_payload, (whole(target)))
+    -- released with the replace; and a writer dropped without close() is collected first
+    local wc = assert(core.atomic_writer(target))
+    assert(wc:write_frame(4, "c"))
+    wc = nil -- luacheck: ignore
+    local wd = assert(core.atomic_writer(target))
+    assert(wd:write_frame(4, "d"))
+    assert(wd:close())
+    assert.equal("d", (whole(target)))
     assert.same({}, temps(dir))
   end)
 
