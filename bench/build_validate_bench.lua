@@ -2,7 +2,8 @@
 -- per task in various states, one dependency/budget/subscription per task).
 -- Then issue 15 item 6's workload: 100,000 tasks + 100,000 runs from friendly tables
 -- (a payload, a Once or Repeat policy, constraints, one run per task), built (with the §6
--- validation, as `snapshot.build` does by default) and written; target: build <= 1.5 s.
+-- validation, as `snapshot.build` does by default) and written; target: build <= 1.5 s
+-- (in-process here; bench/snapshot_bench.lua's "build 100k" row times it in a fresh process).
 -- Not a test: it prints figures. Env: BUILD_BENCH_TASKS (default 20000),
 -- BUILD_BENCH_PAIRS (default 100000).
 local build = require("actionqueue.storage.snapshot.build").build
@@ -47,19 +48,9 @@ end)
 local core = require "actionqueue.storage.core"
 local write = require("actionqueue.storage.snapshot.write").write
 local P = tonumber(os.getenv("BUILD_BENCH_PAIRS")) or 100000
-local function friendly(n)
-  local f = { timestamp = 1700000000, tasks = {}, runs = {} }
-  for i = 1, n do
-    f.tasks[i] = {
-      payload = "payload of task " .. i,
-      run_policy = i % 2 == 0 and "Once" or { Repeat = { count = 3, interval_secs = 60 } },
-      constraints = { max_attempts = 3, timeout_secs = 30, concurrency_key = "k" .. i % 10 },
-      metadata = { priority = i % 5, tags = { "bench" } },
-    }
-    f.runs[i] = { task = i, state = i % 3 == 0 and "Ready" or "Scheduled" }
-  end
-  return f
-end
+local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]+$") or "."
+package.path = root .. "/bench/lib/?.lua;" .. package.path
+local friendly = require("harness").friendly_snapshot
 local input = friendly(P)
 collectgarbage()
 local function wall(f)

@@ -10,6 +10,8 @@
 -- alternating with this one, and prints the ratios (before/after figures).
 -- Env: RECOVERY_BENCH_WAL (default ../shared/bench/wal100k.wal.gz from the repo root).
 local root = (arg and arg[0] or ""):match("^(.*)/bench/[^/]+$") or "."
+package.path = root .. "/bench/lib/?.lua;" .. package.path
+local H = require "harness"
 
 local RUNS = tonumber(os.getenv("RECOVERY_BENCH_RUNS")) or 3
 local WAL_GZ = os.getenv("RECOVERY_BENCH_WAL") or (root .. "/../shared/bench/wal100k.wal.gz")
@@ -21,19 +23,9 @@ local CALLGRIND = os.getenv("RECOVERY_BENCH_CALLGRIND") ~= "0"
 local ENGINE = { wall = { 0.41, 0.58 }, cpu = 0.40, rss = 18.6, ir = 603e6 }
 local TARGET = { wall = 1.0, rss = 1.5, ir = 1000e6 }
 
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  return ok, out
-end
-local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+local sh, q = H.sh, H.q
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
+local file_exists = H.exists
 
 if not file_exists(WAL_GZ) then
   print("recovery bench: input not found: " .. WAL_GZ .. " (set RECOVERY_BENCH_WAL)")
@@ -58,12 +50,9 @@ end
 
 -- One timed whole process: wall s, cpu s, peak KiB (nil, output on failure).
 local function timed(cmd)
-  local p = assert(io.popen("/usr/bin/time -f 'AQS_TIME %e %U %S %M' " .. cmd .. " 2>&1 >/dev/null", "r"))
-  local out = p:read("a")
-  local ok = p:close()
-  local e, u, s, m = out:match("AQS_TIME ([%d.]+) ([%d.]+) ([%d.]+) (%d+)")
-  if not ok or not e then return nil, out end
-  return tonumber(e), tonumber(u) + tonumber(s), tonumber(m)
+  local t, out = H.measure(cmd, 1)
+  if not t then return nil, out end
+  return t.wall, t.cpu, t.rss_mib * 1024
 end
 
 local function aqstore(tree) return "lua5.4 " .. q(tree .. "/scripts/aqstore") end
@@ -120,12 +109,9 @@ for _, w in ipairs(WORK) do
 end
 
 local function instructions(tree)
-  local ok, out = sh("valgrind --tool=callgrind --callgrind-out-file=/dev/null "
-    .. aqstore(tree) .. " recover " .. q(wal_dir))
-  local n = ok and out:match("Collected : (%d+)")
-  return n and tonumber(n)
+  return H.instructions(aqstore(tree) .. " recover " .. q(wal_dir))
 end
-local have_valgrind = CALLGRIND and sh("command -v valgrind")
+local have_valgrind = CALLGRIND and H.have_valgrind()
 local ir = {}
 if have_valgrind then
   for _, t in ipairs(trees) do ir[t.label] = instructions(t.path) end

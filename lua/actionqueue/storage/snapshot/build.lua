@@ -384,6 +384,12 @@ end
 -- ids, so starting again changes nothing but which ids are drawn).
 local embedded_compiled = {}
 
+-- "x is nil" as generated code: a truth test first (one instruction for the common
+-- present value), the comparison only for a false value (which is then no default).
+local function NIL(x)
+  return ("not %s and %s == nil"):format(x, x)
+end
+
 local function inlinable(t)
   return t.kind == "record" and t ~= S.root and not pre[t] and not made_by_pre[t] and not embed[t]
 end
@@ -448,9 +454,9 @@ compile_record = function(rec, embedded)
       emit("%s  if type(l) ~= \"table\" then goto slow%d end", ind, L)
       emit("%s  local n = #l", ind)
       emit("%s  for k in pairs(l) do if mtype(k) ~= \"integer\" or k < 1 or k > n then goto slow%d end end", ind, L)
-      emit("%s  local o = {}", ind)
-      emit("%s  for i = 1, n do local e = l[i]; if not (%s) then goto slow%d end; o[i] = e end", ind, item_check, L)
-      emit("%s  %s = o", ind, y)
+      emit("%s  for i = 1, n do local e = l[i]; if not (%s) then goto slow%d end end", ind, item_check, L)
+      -- a short list is copied by one constructor (sized once)
+      emit("%s  %s = n <= 64 and { unpack(l, 1, n) } or table.move(l, 1, n, 1, {})", ind, y)
       emit("%s  goto done%d", ind, L)
       emit("%send", ind)
       emit("%s::slow%d::", ind, L)
@@ -461,7 +467,7 @@ compile_record = function(rec, embedded)
     local fast = fast_check(t, y, const)
     local conv = fast and ("if not (%s) then %s end"):format(fast, call()) or call()
     if shortcut[t] then
-      conv = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), y, y, conv)
+      conv = ("local s = %s(%s); if s then %s = s else %s end"):format(const(shortcut[t]), y, y, conv)
     end
     emit("%s%s", ind, conv)
   end
@@ -473,7 +479,7 @@ compile_record = function(rec, embedded)
     local i2 = ind .. "  "
     emit("%sif type(%s) ~= \"table\" then goto slow%d end", i2, s, L)
     local by_name = const(r.by_name)
-    local loop = ("for k in pairs(%s) do if %s[k] == nil then goto slow%d end end"):format(s, by_name, L)
+    local loop = ("for k in pairs(%s) do if not %s[k] then goto slow%d end end"):format(s, by_name, L)
     if skip_unknown then emit("%sif not %s then %s end", i2, skip_unknown, loop) else emit("%s%s", i2, loop) end
     local ctor = {}
     for i, f in ipairs(r.fields) do
@@ -481,25 +487,25 @@ compile_record = function(rec, embedded)
       emit("%slocal %s = %s[%q]", i2, y, s, f.name)
       local optional = f.type.kind == "option"
       if f.own_id then
-        emit("%sif %s == nil then %s = v4() else", i2, y, y)
+        emit("%sif %s then %s = v4() else", i2, NIL(y), y)
         field_conv(f, y, prefix, i2 .. "  ")
         emit("%send", i2)
       else
         local d = default_expr(f, K)
-        if d then emit("%sif %s == nil then %s = %s end", i2, y, y, d) end
+        if d then emit("%sif %s then %s = %s end", i2, NIL(y), y, d) end
         if optional then
           emit("%sif %s ~= nil then", i2, y)
           field_conv(f, y, prefix, i2 .. "  ")
           emit("%send", i2)
         else
-          emit("%sif %s == nil then goto slow%d end", i2, y, L)
+          emit("%sif %s then goto slow%d end", i2, NIL(y), L)
           field_conv(f, y, prefix, i2)
         end
       end
       ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, y)
     end
     emit("%s%s = { %s }", i2, out, table.concat(ctor, ", "))
-    if r.check then emit("%sif %s(%s) ~= nil then goto slow%d end", i2, const(r.check), out, L) end
+    if r.check then emit("%sif %s(%s) then goto slow%d end", i2, const(r.check), out, L) end
     emit("%sgoto done%d", i2, L)
     emit("%send", ind)
     emit("%s::slow%d::", ind, L)
@@ -507,10 +513,10 @@ compile_record = function(rec, embedded)
     emit("%s::done%d::", ind, L)
   end
 
-  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY, at = ...")
+  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY, at, unpack = ...")
   emit("return function(v, ctx, key)")
   emit("  local d0 = ctx.depth")
-  emit("  if key ~= nil then ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key end")
+  emit("  if key then ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key end")
   if pre[rec] then emit("  v = %s(v, ctx)", const(pre[rec])) end
   emit("  if type(v) ~= \"table\" then expected(ctx, %q, v) end", rec.name)
   local by_name = const(rec.by_name)
@@ -518,7 +524,7 @@ compile_record = function(rec, embedded)
   if made_by_pre[rec] then
     emit("  local mine = ctx.made[%s] == v", const(rec))
     emit("  if not mine then")
-    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
   elseif E then
     -- the keys of the flat form: the fields of both records
@@ -527,13 +533,13 @@ compile_record = function(rec, embedded)
     for k, f in pairs(E.rec.by_name) do both[k] = f end
     local eby = const(E.rec.by_name)
     emit("  if v[%q] == nil then", E.field)
-    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s, %s) end end",
+    emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s, %s) end end",
       const(both), by_name, eby)
     emit("  else")
-    emit("    for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
   elseif not embedded then
-    emit("  for k in pairs(v) do if %s[k] == nil then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("  for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
   end
   local finals = final_fields[rec] or {}
   local ctor = {}
@@ -566,24 +572,24 @@ compile_record = function(rec, embedded)
         local text = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
           or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
         if shortcut[t] then
-          text = ("local s = %s(%s); if s ~= nil then %s = s else %s end"):format(const(shortcut[t]), x, x, text)
+          text = ("local s = %s(%s); if s then %s = s else %s end"):format(const(shortcut[t]), x, x, text)
         end
         if finals[f.name] then text = ("if ctx.final[%q] ~= %s then %s end"):format(f.name, x, text) end
         conv = function(ind) emit("%s%s", ind, text) end
       end
       if f.own_id then
-        emit("  if %s == nil then %s = v4() else", x, x)
+        emit("  if %s then %s = v4() else", NIL(x), x)
         conv("    ")
         emit("  end")
       else
         local d = default_expr(f, K)
-        if d then emit("  if %s == nil then %s = %s end", x, x, d) end
+        if d then emit("  if %s then %s = %s end", NIL(x), x, d) end
         if optional then
           emit("  if %s ~= nil then", x)
           conv("    ")
           emit("  end")
         else
-          emit("  if %s == nil then fail(ctx, \"missing field\", %q) end", x, f.name)
+          emit("  if %s then fail(ctx, \"missing field\", %q) end", NIL(x), f.name)
           conv("  ")
         end
       end
@@ -617,7 +623,8 @@ compile_record = function(rec, embedded)
   end
   if os.getenv("BUILD_DUMP") then io.stderr:write("==== ", rec.name, "\n", text, "\n") end
   local chunk = assert(load(text, "=build:" .. rec.name, "t"))
-  return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY, at)
+  return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY, at,
+    table.unpack)
 end
 
 -- The root record keeps a plain loop: runs refer to the tasks built before them
@@ -807,8 +814,6 @@ end
 
 local build_root -- compiled on first use
 
-local VALIDATE_OPTS = { decoded = true }
-
 local function build_and_validate(t, opts)
   local ctx = { timestamp = 0, stack = {}, depth = 0, final = {}, made = {} }
   local ok, res = pcall(build_root, t, ctx, nil)
@@ -819,9 +824,7 @@ local function build_and_validate(t, opts)
     return nil, errors.new("BuildError", { path = path, problem = res.message }, msg)
   end
   if not (opts and opts.validate == false) then
-    -- every id of the result is canonical (normalised or made here): `decoded` skips
-    -- normalising them again
-    local valid, v = validate.validate(res, VALIDATE_OPTS)
+    local valid, v = validate.validate(res)
     if not valid then
       return nil, errors.new("BuildError", { path = v.path, problem = v.message, rule = v.kind },
         v.path .. ": " .. v.message)
