@@ -103,6 +103,9 @@ int aqs_schema_kinds(lua_State *L);
 int aqs_postcard_decode(lua_State *L);
 int aqs_postcard_encode(lua_State *L);
 
+/* replay.c */
+int aqs_replay_state(lua_State *L);
+
 /* verdict.c */
 int aqs_snapshot_read(lua_State *L);
 int aqs_snapshot_rules(lua_State *L);
@@ -122,6 +125,7 @@ void aqs_frame_init(lua_State *L);
 void aqs_framed_log_init(lua_State *L);
 void aqs_mem_budget_init(lua_State *L);
 void aqs_postcard_init(lua_State *L);
+void aqs_replay_init(lua_State *L);
 void aqs_schema_init(lua_State *L);
 void aqs_signal_watch_init(lua_State *L);
 void aqs_verdict_init(lua_State *L);

@@ -37,6 +37,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_spawn", aqs_proc_spawn},
   {"proc_wait", aqs_proc_wait},
   {"proc_write", aqs_proc_write},
+  {"replay_state", aqs_replay_state},
   {"schema", aqs_schema},
   {"schema_kinds", aqs_schema_kinds},
   {"snapshot_read", aqs_snapshot_read},
@@ -56,6 +57,7 @@ int luaopen_actionqueue_storage_core(lua_State *L) {
   aqs_mem_budget_init(L);
   aqs_lock_init(L);
   aqs_postcard_init(L);
+  aqs_replay_init(L);
   aqs_schema_init(L);
   aqs_signal_watch_init(L);
   aqs_verdict_init(L);

@@ -44,6 +44,7 @@ build = {
         "csrc/mem_budget.c",
         "csrc/postcard.c",
         "csrc/process.c",
+        "csrc/replay.c",
         "csrc/schema.c",
         "csrc/signals.c",
         "csrc/text.c",

@@ -206,15 +206,23 @@ describe("recovery reducer: tasks and runs (§13.1)", function()
   end)
 
   it("31/43: outcome normalisation", function()
-    local n = reducer.normalize_outcome
-    assert.same({ "Success", nil, "o" }, { n("Success", nil, "o") })
-    assert.same({ "Success", nil, nil }, { n("Success", "e", "o") })
-    assert.same({ "Suspended", nil, "" }, { n("Suspended", nil, "") })
-    assert.same({ "Suspended", nil, nil }, { n("Suspended", "e", nil) })
-    assert.same({ "Failure", "e", nil }, { n("Failure", "e", nil) })
-    assert.same({ "Failure", "e", nil }, { n("Failure", "e", "o") })
-    assert.same({ "Failure", "unknown failure", nil }, { n("Failure", nil, nil) })
-    assert.same({ "Timeout", "unknown timeout", nil }, { n("Timeout", nil, "o") })
+    -- the attempt entry an AttemptFinished(result, error, output) leaves behind
+    local function n(result, err, output)
+      local v = fresh().lifecycle("Running")
+      v.ok("AttemptStarted", { run_id = R1, attempt_id = A1, timestamp = 1 })
+      v.ok("AttemptFinished", { run_id = R1, attempt_id = A1, result = result, error = err,
+        output = output, timestamp = 2 })
+      local a = v.a()[1]
+      return { a.result, a.error, a.output }
+    end
+    assert.same({ "Success", nil, "o" }, n("Success", nil, "o"))
+    assert.same({ "Success", nil, nil }, n("Success", "e", "o"))
+    assert.same({ "Suspended", nil, "" }, n("Suspended", nil, ""))
+    assert.same({ "Suspended", nil, nil }, n("Suspended", "e", nil))
+    assert.same({ "Failure", "e", nil }, n("Failure", "e", nil))
+    assert.same({ "Failure", "e", nil }, n("Failure", "e", "o"))
+    assert.same({ "Failure", "unknown failure", nil }, n("Failure", nil, nil))
+    assert.same({ "Timeout", "unknown timeout", nil }, n("Timeout", nil, "o"))
     local w = fresh().lifecycle("Running")
     w.ok("AttemptStarted", { run_id = R1, attempt_id = A1, timestamp = 2000 })
     w.ok("AttemptFinished", { run_id = R1, attempt_id = A1, result = "Timeout",

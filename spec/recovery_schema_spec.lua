@@ -35,6 +35,25 @@ describe("recovery follows the schema", function()
     end
   end)
 
+  it("stores runs only while csrc/replay.c reads the schema's fields, in the schema's order", function()
+    local core = require "actionqueue.storage.core"
+    local function with_layout(name, layout)
+      local cfg = setmetatable({ layouts = setmetatable({ [name] = layout },
+        { __index = state.REPLAY_CONFIG.layouts }) }, { __index = state.REPLAY_CONFIG })
+      return pcall(core.replay_state, cfg)
+    end
+    assert.is_true((with_layout("Nothing", "x")))
+    for _, name in ipairs { "RunStateChanged", "TaskCreated", "RunInstance", "AttemptHistoryEntry" } do
+      local layout = state.REPLAY_CONFIG.layouts[name]
+      local ok, err = with_layout(name, layout .. ",added_field")
+      assert.is_false(ok)
+      assert.matches("the schema's " .. name .. " is {" .. layout:gsub("%p", "%%%0") .. ",added_field}", err)
+    end
+    local handled = state.new().core:handled()
+    assert.is_true(#handled > 0)
+    for _, name in ipairs(handled) do assert.is_function(reducer.handlers[name]) end
+  end)
+
   it("hydrates every snapshot collection of the schema, in the order of recovery.md §5", function()
     local hydrated = {}
     for _, step in ipairs(bootstrap.HYDRATION) do

@@ -11,7 +11,6 @@ local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
 local sm = require "actionqueue.storage.statemachine"
 local W = require "actionqueue.storage.schema.wal"
-local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
@@ -138,21 +137,12 @@ local function runs(items, apply, bad, st)
       prev = h.to
     end
     if prev ~= ri.state then bad("snapshot state history does not match run state") end
-    local run = st.runs[ri.id]
+    -- 4.4-4.6: attempt count and active attempt from the attempt list, both histories
+    -- verbatim, the lease (active lease and metadata)
     local attempts = r.attempts or {}
-    run.instance.attempt_count = #attempts
-    local last = attempts[#attempts]
-    if ri.state == "Running" and last and last.finished_at == nil then
-      run.instance.current_attempt_id = last.attempt_id
-    else
-      run.instance.current_attempt_id = nil
-    end
-    run.history = state_mod.pack(state_mod.HISTORY, hist)
-    run.attempts = state_mod.pack(state_mod.ATTEMPTS, attempts)
-    if r.lease then
-      run.lease = { owner = r.lease.owner, expiry = r.lease.expiry }
-      run.lease_meta = copy(r.lease)
-    end
+    local last, current = attempts[#attempts], nil
+    if ri.state == "Running" and last and last.finished_at == nil then current = last.attempt_id end
+    st.core:seed_run(ri.id, #attempts, current, hist, attempts, r.lease)
   end
 end
 
@@ -316,7 +306,8 @@ end
 -- is u64::MAX, docs/recovery-deviations.md) and the replay of it and every later record
 -- into `st`. Replay stops at the first reducer error; the scan goes on to the end, so a
 -- corruption anywhere still wins (step 2 runs before the replay in the reference).
--- Records before the tail start are only validated (postcard skim), not built.
+-- Every record is validated by the postcard skim; the tasks' and runs' events are then
+-- applied from their payload (csrc/replay.c), the others decoded for their Lua handler.
 -- @tparam Reader rd an open WAL reader
 -- @tparam table st the projection (hydrated or empty)
 -- @tparam integer s the snapshot sequence (0: none)
@@ -324,24 +315,21 @@ end
 --   applied = n, reducer_error = err?}`
 function M.replay_pass(rd, st, s)
   local reader = require "actionqueue.storage.wal.reader"
-  local codec = require "actionqueue.storage.wal.codec"
-  local apply = reducer.apply
-  local decode = codec.decode_payload
+  local apply = reducer.apply_payload
   local started, applied, reducer_error = s == 0, 0, nil
   local target = s + 1
-  local function on_record(_, ev, payload, seq)
+  local function on_record(_, _, payload, seq, variant)
     if reducer_error then return end
     if not started then
       if s == -1 or seq ~= target then return end
       started = true
     end
-    ev = ev or decode(payload)
-    local ok, err = apply(st, ev)
+    local ok, err = apply(st, payload, seq, variant)
     if ok then applied = applied + 1 else reducer_error = err end
   end
   local summary = { last_sequence = 0, valid_bytes = 0 } -- a missing WAL reads as empty
   if rd.log then
-    summary = reader.scan(rd.log, { order = "writer_open", skim = s ~= 0 }, on_record)
+    summary = reader.scan(rd.log, { order = "writer_open", skim = true }, on_record)
   end
   return {
     error = summary.error, last_sequence = summary.last_sequence,

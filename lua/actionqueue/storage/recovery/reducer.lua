@@ -9,13 +9,10 @@
 -- ...`); the replay driver wraps them as `Reducer error: <text>`.
 -- @module actionqueue.storage.recovery.reducer
 local errors = require "actionqueue.storage.errors"
-local sm = require "actionqueue.storage.statemachine"
 local state_mod = require "actionqueue.storage.recovery.state"
-local copy = require("actionqueue.storage.tablex").copy
 
 local M = {}
 
-local U32_MAX = 0xFFFFFFFF
 local fmt = string.format
 local ult = math.ult
 
@@ -30,17 +27,6 @@ local function simple(kind)
   return nil, errors.new(kind, nil, M.TEXT[kind])
 end
 local function invalid() return simple("InvalidTransition") end
-local function duplicate() return simple("DuplicateEvent") end
-local function corrupted() return simple("CorruptedData") end
-
-local function lease_err(detail_kind, d)
-  return nil, errors.new("Lease", { detail = detail_kind, text = d },
-    "Lease causality violation during replay: " .. d)
-end
-local function task_err(detail_kind, d)
-  return nil, errors.new("Task", { detail = detail_kind, text = d },
-    "Task causality violation during replay: " .. d)
-end
 local function engine_err(detail_kind, d)
   return nil, errors.new("Engine", { detail = detail_kind, text = d },
     "Engine control causality violation during replay: " .. d)
@@ -48,251 +34,56 @@ end
 
 local H = {}
 
--- Slots of the packed run histories (state.lua).
-local HS, AS = state_mod.HISTORY.slot, state_mod.ATTEMPTS.slot
-local H_FROM, H_TO, H_TS = HS.from, HS.to, HS.timestamp
-local A_WIDTH, A_ID, A_STARTED = state_mod.ATTEMPTS.width, AS.attempt_id, AS.started_at
-local A_FINISHED, A_RESULT, A_ERROR, A_OUTPUT = AS.finished_at, AS.result, AS.error, AS.output
+-- ---------------------------------------------------------------------------
+-- #0-#10, #14, #15 (the tasks' and runs' events): their rules live in csrc/replay.c,
+-- beside the compact tasks and runs they change (state.lua). Each handler takes the
+-- event's postcard payload (the WAL replay hands it over as read) or, from Lua callers
+-- (hydration, scripts), the event's fields, which it encodes first.
 
--- #0
-H.TaskCreated = function(st, e)
-  local id = e.task_spec.id
-  if st.tasks[id] then return duplicate() end
-  st.tasks[id] = { spec = e.task_spec, created_at = e.timestamp }
-  st.task_count = st.task_count + 1
-  return true
-end
+local W = require "actionqueue.storage.schema.wal"
+local T = require "actionqueue.storage.schema.types"
+local core = require "actionqueue.storage.core"
+local encode, decode = core.postcard_encode, core.postcard_decode
+local WalEvent, TaskSpec = W.WalEvent, T.TaskSpec
+local WORKFLOW = { features = { workflow = true } } -- values a decoder accepted already
+local SPEC_SKIM = { skim = true, features = { workflow = true }, offset = 0 }
 
--- #1
-H.RunCreated = function(st, e)
-  local inst = e.run_instance
-  if st.runs[inst.id] then return duplicate() end
-  if inst.state ~= "Scheduled" then return invalid() end
-  inst = copy(inst)
-  local history = {}
-  history[H_FROM], history[H_TO], history[H_TS] = false, "Scheduled", inst.created_at
-  st.runs[inst.id] = { instance = inst, history = history, attempts = {} }
-  st.run_count = st.run_count + 1
-  local list = st.runs_by_task[inst.task_id]
-  if not list then
-    list = {}
-    st.runs_by_task[inst.task_id] = list
-  end
-  list[#list + 1] = inst.id
-  return true
-end
-
--- The transition table and the terminal states, as plain lookups for the hot paths
--- (derived from statemachine, which derives the states from the schema).
-local ALLOWED, TERMINAL = {}, {}
-for _, from in ipairs(sm.states) do
-  ALLOWED[from] = {}
-  for _, to in ipairs(sm.targets(from)) do ALLOWED[from][to] = true end
-  TERMINAL[from] = sm.is_terminal(from)
-end
-
--- Effects of a state change (shared by #2, #6, #14, #15).
-local function change_state(run, prev, new, ts)
-  local inst = run.instance
-  inst.state = new
-  if new ~= "Running" then inst.current_attempt_id = nil end
-  inst.last_state_change_at = ts
-  local history = run.history
-  local n = #history
-  history[n + H_FROM], history[n + H_TO], history[n + H_TS] = prev, new, ts
-  if TERMINAL[new] then
-    run.lease, run.lease_meta = nil, nil
-  end
-end
-
--- RunStateChanged's checks (§9.3 #2 steps 1-6), then its effects.
-local function state_changed(st, run_id, prev, new, ts)
-  local run = st.runs[run_id]
-  if not run then return invalid() end
-  local inst = run.instance
-  local cur = inst.state
-  if cur ~= prev then return invalid() end
-  if not ALLOWED[prev][new] then return invalid() end
-  -- Step 4 (instance state differs from the mirror) cannot happen here: the mirror is
-  -- the instance's own state.
-  local attempt = inst.current_attempt_id
-  if attempt ~= nil then
-    if new == "Running" then return invalid() end
-    if cur == "Running" and new ~= "Canceled" then return invalid() end
-  end
-  change_state(run, prev, new, ts)
-  return true
-end
-
--- #2
-H.RunStateChanged = function(st, e)
-  return state_changed(st, e.run_id, e.previous_state, e.new_state, e.timestamp)
-end
-
--- #3
-H.AttemptStarted = function(st, e)
-  local run = st.runs[e.run_id]
-  if not run or run.instance.state ~= "Running" then return invalid() end
-  local inst = run.instance
-  if inst.current_attempt_id ~= nil then return invalid() end
-  if inst.attempt_count == U32_MAX then return corrupted() end
-  inst.attempt_count = inst.attempt_count + 1
-  inst.current_attempt_id = e.attempt_id
-  local attempts = run.attempts
-  local n = #attempts
-  for j = 1, A_WIDTH do attempts[n + j] = false end
-  attempts[n + A_ID], attempts[n + A_STARTED] = e.attempt_id, e.timestamp
-  return true
-end
-
---- Normalises (result, error, output) of an AttemptFinished (§9.3 #4).
-function M.normalize_outcome(result, err, output)
-  if result == "Success" or result == "Suspended" then
-    if err == nil then return result, nil, output end
-    return result, nil, nil
-  end
-  if err ~= nil and output == nil then return result, err, nil end
-  if err == nil then
-    err = result == "Failure" and "unknown failure" or "unknown timeout"
-  end
-  return result, err, nil
-end
-
--- #4
-H.AttemptFinished = function(st, e)
-  local result, err, output = M.normalize_outcome(e.result, e.error, e.output)
-  local run = st.runs[e.run_id]
-  if not run or run.instance.state ~= "Running" then return invalid() end
-  local inst = run.instance
-  if inst.current_attempt_id == nil or inst.current_attempt_id ~= e.attempt_id then
-    return invalid()
-  end
-  local attempts, base = run.attempts, nil
-  for b = 0, #attempts - 1, A_WIDTH do
-    if attempts[b + A_ID] == e.attempt_id then base = b break end
-  end
-  if not base or attempts[base + A_FINISHED] ~= false then return corrupted() end
-  inst.current_attempt_id = nil
-  attempts[base + A_FINISHED], attempts[base + A_RESULT] = e.timestamp, result
-  attempts[base + A_ERROR], attempts[base + A_OUTPUT] = err or false, output or false
-  return true
-end
-
--- #5
-H.TaskCanceled = function(st, e)
-  local task = st.tasks[e.task_id]
-  if not task then
-    return task_err("UnknownTask", "task canceled rejected: unknown task " .. e.task_id)
-  end
-  if task.canceled_at ~= nil then
-    return task_err("AlreadyCanceled", fmt(
-      "task canceled rejected for task %s: already canceled at %u, duplicate timestamp %u",
-      e.task_id, task.canceled_at, e.timestamp))
-  end
-  task.canceled_at = e.timestamp
-  return true
-end
-
--- #6
-H.RunCanceled = function(st, e)
-  local run = st.runs[e.run_id]
-  if not run or TERMINAL[run.instance.state] then return invalid() end
-  change_state(run, run.instance.state, "Canceled", e.timestamp)
-  run.lease, run.lease_meta = nil, nil
-  return true
-end
-
-local LEASE_KIND = {
-  LeaseAcquired = "lease acquire", LeaseHeartbeat = "lease heartbeat",
-  LeaseExpired = "lease expire", LeaseReleased = "lease release",
-}
-local LEASE_STATES = {
-  LeaseAcquired = { Ready = true, Leased = true },
-  LeaseHeartbeat = { Leased = true, Running = true },
-  LeaseExpired = { Ready = true, Leased = true, Running = true },
-  LeaseReleased = { Ready = true, Leased = true, Running = true },
+-- Error texts of the kinds that carry a detail (§9.2).
+local DETAIL_PREFIX = {
+  Lease = "Lease causality violation during replay: ",
+  Task = "Task causality violation during replay: ",
 }
 
--- Common lease preconditions: unknown run, run state.
-local function lease_run(st, variant, e)
-  local kind = LEASE_KIND[variant]
-  local run = st.runs[e.run_id]
-  if not run then
-    return lease_err("UnknownRun", fmt("%s rejected: unknown run %s", kind, e.run_id))
-  end
-  local s = run.instance.state
-  if not LEASE_STATES[variant][s] then
-    return lease_err("InvalidRunState",
-      fmt("%s rejected for run %s: invalid state %s", kind, e.run_id, s))
-  end
-  return run
-end
+local C_HANDLER = {}
 
-local function missing_lease(variant, e)
-  return lease_err("MissingActiveLease", fmt("%s rejected for run %s: missing active lease",
-    LEASE_KIND[variant], e.run_id))
-end
-
-local function owner_mismatch(variant, e, cur)
-  return lease_err("OwnerMismatch", fmt("%s rejected for run %s: owner mismatch expected=%s actual=%s",
-    LEASE_KIND[variant], e.run_id, cur, e.owner))
-end
-
--- #7
-H.LeaseAcquired = function(st, e)
-  local run, err = lease_run(st, "LeaseAcquired", e)
-  if not run then return nil, err end
-  if run.lease then
-    return lease_err("LeaseAlreadyActive",
-      fmt("lease acquire rejected for run %s: lease already active", e.run_id))
-  end
-  run.lease = { owner = e.owner, expiry = e.expiry }
-  run.lease_meta = { owner = e.owner, expiry = e.expiry, acquired_at = e.timestamp,
-                     updated_at = e.timestamp }
-  return true
-end
-
--- #8
-H.LeaseHeartbeat = function(st, e)
-  local run, err = lease_run(st, "LeaseHeartbeat", e)
-  if not run then return nil, err end
-  local lease = run.lease
-  if not lease then return missing_lease("LeaseHeartbeat", e) end
-  if lease.owner ~= e.owner then return owner_mismatch("LeaseHeartbeat", e, lease.owner) end
-  if ult(e.expiry, lease.expiry) then
-    return lease_err("NonMonotonicHeartbeatExpiry", fmt(
-      "lease heartbeat rejected for run %s: expiry regression previous=%u proposed=%u",
-      e.run_id, lease.expiry, e.expiry))
-  end
-  if not run.lease_meta then return corrupted() end
-  lease.expiry = e.expiry
-  run.lease_meta.expiry = e.expiry
-  run.lease_meta.updated_at = e.timestamp
-  return true
-end
-
--- #9, #10
-local function lease_close(variant)
-  return function(st, e)
-    local run, err = lease_run(st, variant, e)
-    if not run then return nil, err end
-    local lease = run.lease
-    if not lease then return missing_lease(variant, e) end
-    if lease.owner ~= e.owner then return owner_mismatch(variant, e, lease.owner) end
-    if lease.expiry ~= e.expiry then
-      return lease_err("ExpiryMismatch", fmt(
-        "%s rejected for run %s: expiry mismatch expected=%u actual=%u",
-        LEASE_KIND[variant], e.run_id, lease.expiry, e.expiry))
+local function c_handler(variant)
+  local is_task_created = variant == "TaskCreated"
+  local h = function(st, e, payload)
+    if not payload then
+      local err
+      payload, err = encode({ sequence = 0, event = { [variant] = e } }, WalEvent, WORKFLOW)
+      if not payload then error("reducer: invalid " .. variant .. " event: " .. err, 2) end
     end
-    run.lease, run.lease_meta = nil, nil
-    -- The reference's defect: Leased -> Ready without history entry or
-    -- last_state_change_at update (recovery.md §9.3 #9).
-    if run.instance.state == "Leased" then run.instance.state = "Ready" end
-    return true
+    local spec_len
+    if is_task_created then
+      -- the TaskSpec starts after the sequence varint and the variant index (one byte)
+      local i = 1
+      while payload:byte(i) >= 0x80 do i = i + 1 end
+      SPEC_SKIM.offset = i + 2
+      spec_len = assert(decode(payload, TaskSpec, SPEC_SKIM))
+    end
+    local ok, kind, detail, text = st.core:apply(payload, spec_len)
+    if ok then return true end
+    if detail then
+      return nil, errors.new(kind, { detail = detail, text = text }, DETAIL_PREFIX[kind] .. text)
+    end
+    return simple(kind)
   end
+  C_HANDLER[h] = true
+  return h
 end
-H.LeaseExpired = lease_close("LeaseExpired")
-H.LeaseReleased = lease_close("LeaseReleased")
+
+for _, variant in ipairs(state_mod.new().core:handled()) do H[variant] = c_handler(variant) end
 
 -- #11
 H.EnginePaused = function(st, e)
@@ -334,16 +125,6 @@ H.DependencyDeclared = function(st, e)
   end
   for _, p in ipairs(e.depends_on) do set[p] = true end
   return true
-end
-
--- #14
-H.RunSuspended = function(st, e)
-  return state_changed(st, e.run_id, "Running", "Suspended", e.timestamp)
-end
-
--- #15
-H.RunResumed = function(st, e)
-  return state_changed(st, e.run_id, "Suspended", "Ready", e.timestamp)
 end
 
 local bkey = state_mod.budget_key
@@ -467,6 +248,13 @@ end
 
 M.handlers = H
 
+local function unknown(variant)
+  -- A schema variant without a handler (a forgotten handler; recovery_schema_spec
+  -- catches it): an error value like any other rejection, never a raise.
+  return nil, errors.new("UnknownVariant", { variant = variant },
+    "unknown event variant " .. tostring(variant))
+end
+
 --- Applies one WAL record to the projection.
 -- @tparam table st projection (`state.new()`)
 -- @tparam table rec `{sequence = n, event = {Variant = fields}}`
@@ -476,13 +264,28 @@ function M.apply(st, rec)
   if not ult(st.latest, seq) then return invalid() end
   local variant, fields = next(rec.event)
   local h = H[variant]
-  if not h then
-    -- A schema variant without a handler (a forgotten handler; recovery_schema_spec
-    -- catches it): an error value like any other rejection, never a raise.
-    return nil, errors.new("UnknownVariant", { variant = variant },
-      "unknown event variant " .. tostring(variant))
-  end
+  if not h then return unknown(variant) end
   local ok, err = h(st, fields)
+  if not ok then return nil, err end
+  st.latest = seq
+  return true
+end
+
+--- Applies one WAL record given as its postcard payload, already validated (the
+-- postcard skim of the WAL scan gave `seq` and `variant`): the replay's path, where the
+-- tasks' and runs' events never become Lua tables.
+-- @return true | nil, err
+function M.apply_payload(st, payload, seq, variant)
+  if not ult(st.latest, seq) then return invalid() end
+  local h = H[variant]
+  if not h then return unknown(variant) end
+  local ok, err
+  if C_HANDLER[h] then
+    ok, err = h(st, nil, payload)
+  else
+    local rec = assert(decode(payload, WalEvent, WORKFLOW))
+    ok, err = h(st, rec.event[variant])
+  end
   if not ok then return nil, err end
   st.latest = seq
   return true

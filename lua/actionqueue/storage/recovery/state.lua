@@ -3,15 +3,15 @@
 -- Layout (ids are lower-case hyphenated UUID strings, u64 values Lua integers):
 --
 --   latest          u64, last applied sequence (0 initially)
---   tasks           TaskId -> {spec, created_at, updated_at (never set), canceled_at?}
---   runs            RunId  -> {instance = RunInstance, history = packed list of
---                              RunStateHistoryEntry, attempts = packed list of
---                              AttemptHistoryEntry, lease = {owner, expiry}?,
---                              lease_meta = {owner, expiry, acquired_at, updated_at}?}
---                   (`history(run)` / `attempts(run)` return them as record lists)
---                   (the run-state mirror of the reference is `instance.state`; the active
---                   attempt is `instance.current_attempt_id`)
---   runs_by_task    TaskId -> {RunId, ...} in creation order
+--   core            ReplayState (csrc/replay.c): the tasks and runs, compact. A task
+--                   is {spec, created_at, updated_at (never set), canceled_at?} with the
+--                   spec kept as its postcard bytes; a run is {instance, state history,
+--                   attempt history, lease = {owner, expiry}?, lease_meta = {owner,
+--                   expiry, acquired_at, updated_at}?} (the run-state mirror of the
+--                   reference is the instance's state; the active attempt is
+--                   `instance.current_attempt_id`), and a task's runs are the runs with
+--                   its id, in creation order. The rules of the events that change them
+--                   live there too (reducer.lua lists them).
 --   engine          {paused = bool, paused_at?, resumed_at?}
 --   deps            TaskId -> {[prereq TaskId] = true}
 --   budgets         "<task>|<Dimension>" -> {task_id, dimension, limit, consumed,
@@ -27,126 +27,93 @@
 --                                                           granted_at, revoked_at?}
 --   ledger          {entry, ...} in append order
 --
--- Readers outside the reducer and the bootstrap (to_snapshot, summary, the REPL, scripts)
--- use only the read functions below (`task_ids`, `task`, `each_task`, `run_ids`, `run`,
--- `each_run`, `runs_of_task`, `task_count`, `run_count`, `runs_by_state`); the other
--- collections are plain tables of the layout above.
---
--- A packed list holds the records of one snapshot record type in a single flat array
--- (record i's field j, in schema order, at (i-1)*width + j; an absent optional is
--- `false`): one table per run instead of one per entry, the bulk of a projection.
+-- Tasks and runs are read only through the read functions below (`task_ids`, `task`,
+-- `each_task`, `run_ids`, `run`, `each_run`, `runs_of_task`, `task_count`, `run_count`,
+-- `runs_by_state`): each returns fresh Lua tables the caller may keep or change. The
+-- other collections are plain tables of the layout above.
 -- @module actionqueue.storage.recovery.state
+local core = require "actionqueue.storage.core"
+local sm = require "actionqueue.storage.statemachine"
 local S = require "actionqueue.storage.schema.snapshot"
+local T = require "actionqueue.storage.schema.types"
+local W = require "actionqueue.storage.schema.wal"
 
 local M = {}
 
--- The layout of a packed list of `rec` records: field names by slot, slots by name.
-local function layout(rec)
-  local l = { names = {}, slot = {}, width = #rec.fields }
-  for i, f in ipairs(rec.fields) do
-    l.names[i], l.slot[f.name] = f.name, i
-  end
-  return l
+local function names(list)
+  local out = {}
+  for i, x in ipairs(list) do out[i] = x.name end
+  return out
 end
 
---- Layout of a run's packed state history (snapshot RunStateHistoryEntry).
-M.HISTORY = layout(S.RunStateHistoryEntry)
---- Layout of a run's packed attempt history (snapshot AttemptHistoryEntry).
-M.ATTEMPTS = layout(S.AttemptHistoryEntry)
-
---- Packs a list of records into a new flat array of layout `l`.
-function M.pack(l, list)
-  local flat, names, w = {}, l.names, l.width
-  for i = 1, #list do
-    local rec, base = list[i], (i - 1) * w
-    for j = 1, w do
-      local v = rec[names[j]]
-      if v == nil then v = false end
-      flat[base + j] = v
-    end
-  end
-  return flat
+-- What csrc/replay.c needs from the schema and the state machine (it checks that the
+-- records and variants it reads still have the fields it reads, in that order).
+local CONFIG = { states = sm.states, results = names(T.AttemptResultKind.variants),
+                 variants = names(W.WalEventType.variants), allowed = {}, terminal = {},
+                 layouts = {} }
+for _, from in ipairs(sm.states) do
+  for _, to in ipairs(sm.targets(from)) do CONFIG.allowed[#CONFIG.allowed + 1] = { from, to } end
+  if sm.is_terminal(from) then CONFIG.terminal[#CONFIG.terminal + 1] = from end
 end
-
---- The records of a packed list of layout `l`, as a new list of new tables.
-function M.unpack(l, flat)
-  local list, names, w = {}, l.names, l.width
-  for i = 1, #flat // w do
-    local rec, base = {}, (i - 1) * w
-    for j = 1, w do
-      local v = flat[base + j]
-      if v ~= false then rec[names[j]] = v end
-    end
-    list[i] = rec
-  end
-  return list
+for _, v in ipairs(W.WalEventType.variants) do
+  CONFIG.layouts[v.name] = table.concat(names(v.type.fields), ",")
 end
+CONFIG.layouts.RunInstance = table.concat(names(T.RunInstance.fields), ",")
+CONFIG.layouts.RunStateHistoryEntry = table.concat(names(S.RunStateHistoryEntry.fields), ",")
+CONFIG.layouts.AttemptHistoryEntry = table.concat(names(S.AttemptHistoryEntry.fields), ",")
+CONFIG.layouts.RunLease = table.concat(names(S.LeaseMetadata.fields), ",")
+
+--- The configuration of every ReplayState (`core.replay_state`), derived from the schema.
+M.REPLAY_CONFIG = CONFIG
+
+local TaskSpec = T.TaskSpec
+local SPEC_OPTS = { features = { workflow = true } } -- the record was accepted already
+local decode = core.postcard_decode
 
 -- ---------------------------------------------------------------------------
 -- Read functions: the contract of the projection's readers (recovery/to_snapshot.lua,
--- recovery.summary, inspect/datadir.lua, scripts). They return fresh tables the caller
--- may keep or change; nothing else outside the reducer and the bootstrap reads the
--- tasks' and runs' storage directly, so its representation can change behind them.
-
-local function sorted_keys(map)
-  local keys = {}
-  for k in pairs(map) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
+-- recovery.summary, inspect/datadir.lua, scripts).
 
 --- Number of tasks of the projection.
 function M.task_count(st)
-  return st.task_count
+  local n = st.core:counts()
+  return n
 end
 
 --- Number of runs of the projection.
 function M.run_count(st)
-  return st.run_count
+  local _, n = st.core:counts()
+  return n
 end
 
 --- Task ids in ascending order (lower-case UUID text order = UUID byte order).
 function M.task_ids(st)
-  return sorted_keys(st.tasks)
+  return st.core:task_ids()
 end
 
 --- Run ids in ascending order.
 function M.run_ids(st)
-  return sorted_keys(st.runs)
+  return st.core:run_ids()
 end
 
 --- A task as `{spec = TaskSpec, created_at, updated_at?, canceled_at?}`, nil if unknown.
 function M.task(st, id)
-  local t = st.tasks[id]
-  if not t then return nil end
-  return { spec = t.spec, created_at = t.created_at, updated_at = t.updated_at,
-           canceled_at = t.canceled_at }
+  local created_at, canceled_at, spec = st.core:task(id)
+  if not created_at then return nil end
+  return { spec = assert(decode(spec, TaskSpec, SPEC_OPTS)), created_at = created_at,
+           canceled_at = canceled_at }
 end
 
 --- A run as `{instance = RunInstance, history = {RunStateHistoryEntry...},
 -- attempts = {AttemptHistoryEntry...}, lease = {owner, expiry}?,
 -- lease_meta = {owner, expiry, acquired_at, updated_at}?}`, nil if unknown.
 function M.run(st, id)
-  local r = st.runs[id]
-  if not r then return nil end
-  local inst = {}
-  for k, v in pairs(r.instance) do inst[k] = v end
-  local lease, meta
-  if r.lease then lease = { owner = r.lease.owner, expiry = r.lease.expiry } end
-  if r.lease_meta then
-    local m = r.lease_meta
-    meta = { owner = m.owner, expiry = m.expiry, acquired_at = m.acquired_at, updated_at = m.updated_at }
-  end
-  return { instance = inst, history = M.unpack(M.HISTORY, r.history),
-           attempts = M.unpack(M.ATTEMPTS, r.attempts), lease = lease, lease_meta = meta }
+  return st.core:run(id)
 end
 
 --- The ids of a task's runs in creation order (empty list when none).
 function M.runs_of_task(st, task_id)
-  local list = st.runs_by_task[task_id]
-  local out = {}
-  for i = 1, list and #list or 0 do out[i] = list[i] end
-  return out
+  return st.core:runs_of_task(task_id)
 end
 
 --- Iterator over the tasks in id order: `for id, task in state.each_task(st)`.
@@ -169,13 +136,16 @@ function M.each_run(st)
   end
 end
 
+--- Counts of runs per state: {Scheduled = n, ...} (only states present).
+function M.runs_by_state(st)
+  return st.core:runs_by_state()
+end
+
 --- A fresh, empty projection.
 function M.new()
   return {
     latest = 0,
-    tasks = {}, task_count = 0,
-    runs = {}, run_count = 0,
-    runs_by_task = {},
+    core = core.replay_state(CONFIG),
     engine = { paused = false },
     deps = {},
     budgets = {},
@@ -197,16 +167,6 @@ end
 --- Key of a budget record.
 function M.budget_key(task_id, dimension)
   return task_id .. "|" .. dimension
-end
-
---- Counts of runs per state: {Scheduled = n, ...} (only states present).
-function M.runs_by_state(st)
-  local out = {}
-  for _, r in pairs(st.runs) do
-    local s = r.instance.state
-    out[s] = (out[s] or 0) + 1
-  end
-  return out
 end
 
 return M
