@@ -70,6 +70,13 @@ typedef struct {
 /* Transcoding: the emitter sees every accepted value (skim mode only). */
 #define EMIT(d, call) do { if ((d)->em) call; } while (0)
 
+/* A string parse_str left in the window had no escape: its bytes need none either
+ * (no quote, backslash or control character), so its canonical text is itself. */
+static int in_window(const jd *d, const unsigned char *s) {
+  uintptr_t p = (uintptr_t)s, a = (uintptr_t)d->s;
+  return p >= a && p < a + d->n;
+}
+
 /* ---- buffers and errors -------------------------------------------------------- */
 
 static int state_gc(lua_State *L) {
@@ -1179,13 +1186,15 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
     for (;;) {
       lua_Integer v;
       unsigned char ch;
+      size_t at0;
       r = seq_next(d, &first);
       if (r < 0) { d->depth++; return -1; }
       if (!r) break;
+      at0 = d->i;
       if (read_int(d, &u8t, &v)) { r = -1; break; }
       ch = (unsigned char)v;
       if (!d->skim) dbuf_add(d, b, &ch, 1);
-      EMIT(d, (aqs_tx_list_elem(d->em, (uint64_t)k), aqs_tx_int(d->em, &u8t, (uint64_t)v)));
+      EMIT(d, (aqs_tx_list_elem(d->em, (uint64_t)k), aqs_tx_raw(d->em, (const char *)d->s + at0, d->i - at0)));
       k++;
     }
     d->depth++;
@@ -1293,7 +1302,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
                         v->type->kind == JK_RECORD ? "struct variant" : "newtype variant");
     }
     if (!d->skim) push_ref(d, v->name_ref);
-    else EMIT(d, aqs_tx_string(d->em, (const unsigned char *)v->name, v->len));
+    else EMIT(d, aqs_tx_plain(d->em, (const unsigned char *)v->name, v->len));
   } else if (c == '{') {
     if (enter(d)) return -1;
     d->i++;
@@ -1319,7 +1328,7 @@ static int dv_enum(jd *d, jtype *t, jcap *cap) {
         return invalid_type(d, "unit");
       }
       if (!d->skim) push_ref(d, v->name_ref);
-      else EMIT(d, aqs_tx_string(d->em, (const unsigned char *)v->name, v->len));
+      else EMIT(d, aqs_tx_plain(d->em, (const unsigned char *)v->name, v->len));
     } else if (d->skim) {
       int r;
       EMIT(d, aqs_tx_variant_begin(d->em, v));
@@ -1365,9 +1374,11 @@ static int dv(jd *d, jtype *t, jcap *cap) {
   switch (t->kind) {
     case JK_U8: case JK_U16: case JK_U32: case JK_U64: case JK_I32: {
       lua_Integer v;
+      size_t at0 = d->em && ws(d) >= 0 ? d->i : 0;
       if (read_int(d, t, &v)) return -1;
       if (cap) { cap->present = 1; cap->u = (uint64_t)v; }
-      EMIT(d, aqs_tx_int(d->em, t, (uint64_t)v));
+      /* an accepted integer's text is its canonical form (no sign on 0, no leading zero) */
+      EMIT(d, aqs_tx_raw(d->em, (const char *)d->s + at0, d->i - at0));
       if (d->skim) return 0;
       lua_pushinteger(L, v);
       return 0;
@@ -1413,7 +1424,7 @@ static int dv(jd *d, jtype *t, jcap *cap) {
         if (cap) { cap->present = 1; aqs_uuid_canonical((const unsigned char *)out, cap->id); }
       } else {
         if (!d->skim) lua_pushlstring(L, (const char *)s, n);
-        EMIT(d, aqs_tx_string(d->em, s, n));
+        EMIT(d, in_window(d, s) ? aqs_tx_plain(d->em, s, n) : aqs_tx_string(d->em, s, n));
         if (cap) { cap->present = 1; cap->u = (uint64_t)n; }
       }
       return 0;

@@ -102,29 +102,41 @@ static inline uint64_t at(const jemit *e) {
   return e->base + e->out.len;
 }
 
-/* Writes the final bytes (those before the outermost hold) to the writer once there are
- * enough of them. */
-static void flush(jemit *e, int final) {
-  uint64_t pin = at(e);
-  size_t n;
-  int k, r;
-  for (k = 0; k < e->nfr; k++) {
-    if (e->fr[k].hold != NOHOLD) { pin = e->fr[k].hold; break; }   /* the outermost */
-  }
-  n = (size_t)(pin - e->base);
-  if (n == 0 || (!final && n < FLUSH / 2)) return;
-  if (!e->failed) {
-    lua_State *L = e->L;
-    luaL_checkstack(L, 4, "transcode");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, e->writer);
-    r = aqs_aw_write_raw(L, -1, e->out.p, n);
-    if (r > 0) lua_pop(L, r);
-    if (r) e->failed = 1;
-    lua_pop(L, 1);
-  }
+/* Hands n bytes to the writer (nothing more after a failure). */
+static void sink(jemit *e, const char *p, size_t n) {
+  lua_State *L = e->L;
+  int r;
+  if (e->failed || n == 0) return;
+  luaL_checkstack(L, 4, "transcode");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->writer);
+  r = aqs_aw_write_raw(L, -1, p, n);
+  if (r > 0) lua_pop(L, r);
+  if (r) e->failed = 1;
+  lua_pop(L, 1);
+}
+
+/* The outermost holding frame (its hold pins the buffer), or -1. */
+static int outermost_hold(const jemit *e) {
+  int k;
+  for (k = 0; k < e->nfr; k++) if (e->fr[k].hold != NOHOLD) return k;
+  return -1;
+}
+
+/* Drops the first n bytes of out after handing them to the writer. */
+static void drop(jemit *e, size_t n) {
+  sink(e, e->out.p, n);
   memmove(e->out.p, e->out.p + n, e->out.len - n);
   e->out.len -= n;
   e->base += n;
+}
+
+/* Writes the final bytes (those before the outermost hold) to the writer once there are
+ * enough of them. */
+static void flush(jemit *e, int final) {
+  int k = outermost_hold(e);
+  size_t n = (size_t)((k < 0 ? at(e) : e->fr[k].hold) - e->base);
+  if (n == 0 || (!final && n < FLUSH / 2)) return;
+  drop(e, n);
 }
 
 static inline void maybe_flush(jemit *e) {
@@ -140,17 +152,16 @@ void aqs_tx_raw(jemit *e, const char *s, size_t n) {
   put(e, s, n);
 }
 
-void aqs_tx_int(jemit *e, const jtype *t, uint64_t v) {
-  char tmp[24];
-  int k = 24, neg = t->kind == JK_I32 && (int64_t)v < 0;
-  if (neg) v = (uint64_t)0 - v;
-  do { tmp[--k] = (char)('0' + v % 10); v /= 10; } while (v);
-  if (neg) tmp[--k] = '-';
-  put(e, tmp + k, (size_t)(24 - k));
-}
-
 void aqs_tx_string(jemit *e, const unsigned char *s, size_t n) {
   aqs_json_string_append(e->L, &e->out, s, n);
+}
+
+void aqs_tx_plain(jemit *e, const unsigned char *s, size_t n) {
+  reserve(e, n + 2);
+  e->out.p[e->out.len] = '"';
+  memcpy(e->out.p + e->out.len + 1, s, n);
+  e->out.p[e->out.len + n + 1] = '"';
+  e->out.len += n + 2;
 }
 
 void aqs_tx_id(jemit *e, const char text[36]) {
@@ -242,11 +253,54 @@ static void absent(jemit *e, aqs_obuf *b, tframe *f, const jitem *it) {
   b->len += 4;
 }
 
+/* A held value that is left out: an absent skip_if_none field or one that is null. */
+static int left_out(const jemit *e, const jitem *it, const tslot *s) {
+  return !s->present || (it->skip_if_none && s->len == 4 && memcmp(e->out.p + (s->off - e->base), "null", 4) == 0);
+}
+
+/* The record's held region is large and nothing outside it holds: its fields go to the
+ * writer in schema order straight from their slots (no second copy of the region). */
+static void release(jemit *e, tframe *f) {
+  const jtype *t = f->t;
+  aqs_obuf *b = &e->tmp;
+  uint64_t written = 0;
+  int j;
+  drop(e, (size_t)(f->hold - e->base));   /* out now starts at the hold */
+  b->len = 0;
+  for (j = f->next; j < t->nitems; j++) {
+    const jitem *it = &t->items[j];
+    const tslot *s = &e->sl[f->slots + (size_t)j];
+    if (left_out(e, it, s)) {
+      absent(e, b, f, it);
+      continue;
+    }
+    key(e, b, f, it);
+    if (s->len >= FLUSH || b->len + s->len > 2 * FLUSH) {
+      sink(e, b->p, b->len);
+      written += b->len;
+      b->len = 0;
+      sink(e, e->out.p + (s->off - e->base), s->len);
+      written += s->len;
+    } else {
+      if (b->len + s->len > b->cap) b->p = (char *)xgrow(e, b->p, &b->cap, b->len + s->len, 1);
+      memcpy(b->p + b->len, e->out.p + (s->off - e->base), s->len);
+      b->len += s->len;
+    }
+  }
+  sink(e, b->p, b->len);
+  written += b->len;
+  e->out.len = 0;
+  e->base = f->hold + written;
+  f->hold = NOHOLD;
+}
+
 void aqs_tx_record_end(jemit *e) {
   tframe *f = &e->fr[e->nfr - 1];
   const jtype *t = f->t;
   int j;
-  if (f->hold == NOHOLD) {
+  if (f->hold != NOHOLD && at(e) - f->hold >= FLUSH && outermost_hold(e) == e->nfr - 1) {
+    release(e, f);
+  } else if (f->hold == NOHOLD) {
     for (j = f->next; j < t->nitems; j++) absent(e, &e->out, f, &t->items[j]);
   } else {
     aqs_obuf *b = &e->tmp;
@@ -255,7 +309,7 @@ void aqs_tx_record_end(jemit *e) {
       const jitem *it = &t->items[j];
       const tslot *s = &e->sl[f->slots + (size_t)j];
       const char *v;
-      if (!s->present || (it->skip_if_none && s->len == 4 && memcmp(e->out.p + (s->off - e->base), "null", 4) == 0)) {
+      if (left_out(e, it, s)) {
         absent(e, b, f, it);
         continue;
       }

@@ -38,8 +38,8 @@ int aqs_tx_finish(jemit *e);
 
 /* Calls made by the decoder, in document order. */
 void aqs_tx_raw(jemit *e, const char *s, size_t n);
-void aqs_tx_int(jemit *e, const jtype *t, uint64_t v);        /* v: the value's bits */
-void aqs_tx_string(jemit *e, const unsigned char *s, size_t n);
+void aqs_tx_string(jemit *e, const unsigned char *s, size_t n);  /* escaped as needed */
+void aqs_tx_plain(jemit *e, const unsigned char *s, size_t n);   /* needs no escape */
 void aqs_tx_id(jemit *e, const char text[36]);                 /* canonical text */
 void aqs_tx_list_begin(jemit *e);
 void aqs_tx_list_elem(jemit *e, uint64_t index);               /* before element index (0-based) */

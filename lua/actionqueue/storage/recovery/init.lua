@@ -97,22 +97,28 @@ local function compact(dir, opts, ts, in_place)
       "refusing to compact: the snapshot could not be read (" .. tostring(load_err.message) ..
       "); a snapshot rebuilt from the WAL alone would replace it")
   end
-  local snap, v = to_snapshot.build(r.state, ts)
-  if not snap then
-    return nil, errors.new(v.kind, { stage = "build", path = v.path, recovered = M.summary(r) },
-      v.message)
+  local st, out = r.state, opts.out or r.snapshot_path
+  -- Streamed: the state's encoding goes to the writer element by element and the new
+  -- file is judged before it replaces `out` (no snapshot table beside the state). When
+  -- it is not judged good, the table path (build + validate + write) says why with the
+  -- reference builder's texts, or writes what it accepts, as before.
+  local ok, werr = to_snapshot.write(st, ts, out)
+  if ok == false then
+    local snap, v = to_snapshot.build(st, ts)
+    if not snap then
+      return nil, errors.new(v.kind, { stage = "build", path = v.path, recovered = M.summary(r) },
+        v.message)
+    end
+    ok, werr = require("actionqueue.storage.snapshot").write(out, snap)
   end
-  local out = opts.out or r.snapshot_path
-  local snapshot = require "actionqueue.storage.snapshot"
-  local ok, werr = snapshot.write(out, snap)
   if not ok then
     werr.stage = "write"
     return nil, werr
   end
   return true, {
-    wal_sequence = snap.metadata.wal_sequence,
-    tasks = snap.metadata.task_count,
-    runs = snap.metadata.run_count,
+    wal_sequence = st.latest,
+    tasks = state_mod.task_count(st),
+    runs = state_mod.run_count(st),
     snapshot_bytes = fsutil.file_size(out),
     events = r.events_applied_total,
     out = out,

@@ -91,6 +91,24 @@ function write.write(path, snap, opts)
       ("refusing to write snapshot version %s: the frame version would be %s and the loader "
         .. "only accepts %d"):format(tostring(snap.version), tostring(snap.version), S.FRAME_VERSION))
   end
+  local chunk = opts and opts.chunk_size
+  -- The writer itself is the sink: the C encoder writes its chunks straight to it (no
+  -- Lua string per chunk, so no garbage for the collector to traverse the document for).
+  return write.stream(path, function(w) return codec.encode(snap, w, chunk) end)
+end
+
+--- Writes a payload produced in pieces atomically to `path`, framed (version
+-- `S.FRAME_VERSION`), with the texts and the protocol of `write.write` (which is this
+-- with the canonical encoder as `produce`).
+-- @tparam string path target file
+-- @tparam function produce `produce(w)` writes the payload with `w:write(chunk)` (or as
+--   an encoder's sink); returns true, or nil and an error value (returned as is, unless
+--   the writer failed: then its IoError)
+-- @tparam[opt] function judge `judge(w)` after the frame is complete, before the file
+--   replaces `path` (the temp file is `w:temp_path()`): true to go on, or a false value
+--   and a reason: the write is then abandoned and `false, reason` returned
+-- @return `true` | `nil, err` like `write.write` | `false, reason` (judged)
+function write.stream(path, produce, judge)
   local w, msg, ename, info = core.atomic_writer(path)
   if not w then
     local text = tostring(msg)
@@ -109,9 +127,7 @@ function write.write(path, snap, opts)
     w:abort()
     return nil, io_error(msg, ename, w:last_error(), path)
   end
-  -- The writer itself is the sink: the C encoder writes its chunks straight to it (no
-  -- Lua string per chunk, so no garbage for the collector to traverse the document for).
-  local done, err = codec.encode(snap, w, opts and opts.chunk_size)
+  local done, err = produce(w)
   if not done then
     -- an I/O failure is remembered by the writer and repeated by every later call
     local okw, m, e = w:write("")
@@ -125,6 +141,13 @@ function write.write(path, snap, opts)
     local finfo = w:last_error()
     w:abort()
     return nil, io_error(msg, ename, finfo, path)
+  end
+  if judge then
+    local fine, reason = judge(w)
+    if not fine then
+      w:abort()
+      return false, reason
+    end
   end
   local replaced
   r, msg, ename, replaced = w:close()
