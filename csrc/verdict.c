@@ -85,7 +85,7 @@ typedef struct {
 
 /* ---- id sets ------------------------------------------------------------------------ */
 
-typedef struct { unsigned char b[16]; uint32_t x; } vkey;
+typedef struct { unsigned char b[16]; unsigned char x; } vkey;   /* 17 bytes: x = a budget's dimension */
 
 typedef struct {
   vkey *keys;
@@ -177,12 +177,13 @@ static uint64_t mix(const vkey *k) {
   return a;
 }
 
-/* Room for nc keys (exactly: a declared count) and at least twice as many slots. */
+/* Room for nc keys (exactly: a declared count) and slots for a load of at most 0.8
+ * (linear probing on well-mixed UUIDs; the sets are most of the verdict's memory). */
 static void idset_resize(vstate *v, idset *s, size_t nc) {
   size_t ns = 2048, i;
   uint32_t *slot;
   if (nc > 0x3FFFFFFF) luaL_error(v->L, "snapshot_verdict: too many ids");
-  while (ns < 2 * nc) ns *= 2;
+  while (ns < nc + nc / 4) ns *= 2;
   s->keys = (vkey *)xrealloc(v, s->keys, nc * sizeof(vkey));
   slot = (uint32_t *)calloc(ns, sizeof(uint32_t));
   if (!slot) luaL_error(v->L, "snapshot_verdict: out of memory");
@@ -230,10 +231,10 @@ static int idset_find(vstate *v, idset *s, const vkey *k, int add) {
   return 0;
 }
 
-static vkey key_of(const unsigned char id[16], uint32_t x) {
+static vkey key_of(const unsigned char id[16], unsigned x) {
   vkey k;
   memcpy(k.b, id, 16);
-  k.x = x;
+  k.x = (unsigned char)x;
   return k;
 }
 
@@ -786,7 +787,11 @@ static void plan_compile(lua_State *L, vplan *pl, jschema *sc) {
       pl->nstates = st->nitems;
       for (j = 0; j < st->nitems; j++) snprintf(pl->names[j], sizeof pl->names[j], "%s", st->items[j].name);
     }
-    if (k == VK_BUDGET) pl->dimension = t->items[(int)t->vf[1]].type;
+    if (k == VK_BUDGET) {
+      pl->dimension = t->items[(int)t->vf[1]].type;
+      if (pl->dimension->kind != JK_ENUM || pl->dimension->nitems > 256)
+        luaL_error(L, "verdict_plan: SnapshotBudget.dimension is not an enum of at most 256 variants");
+    }
   }
   /* every decode-time check of the schema must have its C twin here */
   for (j = 0; j < sc->ntypes; j++) {
