@@ -269,14 +269,8 @@ static int vstate_gc(lua_State *L) {
 /* ---- texts ---------------------------------------------------------------------------- */
 
 static void idtext(const unsigned char id[16], char out[37]) {
-  static const char hex[] = "0123456789abcdef";
-  int i, k = 0;
-  for (i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
-    out[k++] = hex[id[i] >> 4];
-    out[k++] = hex[id[i] & 15];
-  }
-  out[k] = '\0';
+  aqs_uuid_format(id, out);
+  out[36] = '\0';
 }
 
 static int is_nil_id(const unsigned char id[16]) {
