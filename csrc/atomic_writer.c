@@ -347,6 +347,7 @@ int aqs_atomic_writer(lua_State *L) {
   size_t n;
   const char *path = luaL_checklstring(L, 1, &n);
   int plain = !opt_bool(L, 2, "frame", 1), noreplace = !opt_bool(L, 2, "replace", 1);
+  int foreign = opt_bool(L, 2, "foreign", 1);
   struct stat st;
   mode_t mode;
   aw_t *w;
@@ -371,6 +372,17 @@ int aqs_atomic_writer(lua_State *L) {
   w->tmp = (char *)malloc(n + 48);
   if (!w->path || !w->dir || !w->tmp) return luaL_error(L, "out of memory");
   w->tmp[0] = '\0';
+  /* opts.foreign = false: a file of another user is never replaced (the copy would be
+   * theirs again, step 5: in a shared folder they could then rewrite what we wrote). */
+  if (!foreign && aqs_lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid != geteuid()) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "open %s: refusing to replace a file owned by uid %d (we are uid %d): "
+                    "another user could read or rewrite it; remove it or choose another path",
+                    path, (int)st.st_uid, (int)geteuid());
+    lua_pushliteral(L, "EPERM");
+    push_info(L, "owner", path, EPERM, 0, 0);
+    return 4;
+  }
   if (aqs_lstat(path, &st) == 0 && S_ISREG(st.st_mode) && lock_target(w) < 0) {
     int e = errno;
     /* A writer of this process that was dropped without close() may hold the lock until

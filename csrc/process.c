@@ -352,12 +352,14 @@ int aqs_proc_isatty(lua_State *L) {
   return 1;
 }
 
-/* proc_info() -> {pid = N, cpus = N} */
+/* proc_info() -> {pid = N, euid = N, cpus = N} */
 int aqs_proc_info(lua_State *L) {
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)getpid());
   lua_setfield(L, -2, "pid");
+  lua_pushinteger(L, (lua_Integer)geteuid());
+  lua_setfield(L, -2, "euid");
   lua_pushinteger(L, cpus > 0 ? (lua_Integer)cpus : 1);
   lua_setfield(L, -2, "cpus");
   return 1;

@@ -66,6 +66,32 @@ describe("batch report journal in shared use", function()
     end
   end)
 
+  it("a report owned by another user is not replaced (it would stay theirs): refused up front", function()
+    if not is_root() then
+      pending("needs root to give the report to another user")
+      return
+    end
+    H.slow_copy_jobs(dir, 2, 0)
+    local rp = dir .. "/r.json"
+    local planted = '{"jobs":[]}\n'
+    H.write(rp, planted)
+    assert(os.execute("env -u LD_PRELOAD chown nobody " .. H.q(rp)))
+    local code, out, err = H.run({ dir .. "/jobs.lua", "-q", "--report", rp }, TEST_ENV)
+    assert.are.equal(2, code, out .. err)
+    assert.matches(rp, err, 1, true)
+    assert.matches("owned by uid 65534", err, 1, true)
+    assert.are.equal(planted, H.read(rp), "the other user's report is unchanged")
+    assert.is_nil(lfs.attributes(dir .. "/out/s01.snap"), "no job ran")
+    assert.is_nil(lfs.attributes(rp .. ".journal"), "no journal started")
+    -- the writer itself refuses too (the file may be planted while the batch runs)
+    local fsutil = require "actionqueue.storage.fsutil"
+    local ok, msg, ename = require("actionqueue.storage.batch.report").write_file(rp, "x")
+    assert.is_nil(ok)
+    assert.are.equal("EPERM", ename)
+    assert.matches("owned by uid 65534", msg, 1, true)
+    assert.are.equal(planted, fsutil.read_file(rp))
+  end)
+
   it("a second resume into the same report at the same time is refused; the first finishes", function()
     local n = 8
     local jobs = H.slow_copy_jobs(dir, n, 0.3)

@@ -161,10 +161,12 @@ end
 --- The one implementation behind `write_file_atomic` and `create_exclusive`.
 -- @tparam string path
 -- @tparam string data
--- @tparam[opt] table opts `replace = false`: never replace an existing `path`
+-- @tparam[opt] table opts `replace = false`: never replace an existing `path`;
+--   `foreign = false`: never replace a file owned by another user (EPERM)
 function fsutil.write_file(path, data, opts)
   local replace = not (opts and opts.replace == false)
-  local w, msg, ename, info = core.atomic_writer(path, { frame = false, replace = replace })
+  local foreign = not (opts and opts.foreign == false)
+  local w, msg, ename, info = core.atomic_writer(path, { frame = false, replace = replace, foreign = foreign })
   if not w then return nil, msg, ename, info end
   local ok
   ok, msg, ename = w:write(data)

@@ -147,6 +147,8 @@ function run_watched(opts, watch)
   end
   local journal
   if opts.report then
+    local owned, oerr = report.check_owner(opts.report)
+    if not owned then return nil, oerr, 2 end
     -- resuming into the same report: its journal holds the earlier progress, keep it
     local same = opts.resume and outputs.canonical((opts.resume:gsub("%.journal$", "")))
       == outputs.canonical(opts.report)

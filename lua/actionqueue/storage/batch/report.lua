@@ -170,8 +170,26 @@ function report.encode(entries, meta)
   return table.concat(out)
 end
 
---- Writes `data` to `path` atomically (see `fsutil.write_file_atomic`).
-report.write_file = fsutil.write_file_atomic
+--- Writes `data` to `path` atomically (see `fsutil.write_file_atomic`), never replacing
+-- a file owned by another user: the replacement would keep their ownership, and a report
+-- is what `--resume` trusts (docs/safety.md "The report journal").
+-- @return true | nil, message, ENAME, info
+function report.write_file(path, data)
+  return fsutil.write_file(path, data, { foreign = false })
+end
+
+--- Refuses a report path that another user owns (checked before a batch starts, so the
+-- work is not done for a report that cannot be written).
+-- @return true | nil, message
+function report.check_owner(path)
+  local a = require("lfs").symlinkattributes(path)
+  local euid = core.proc_info().euid
+  if a and a.mode == "file" and a.uid ~= euid then
+    return nil, string.format("report %s: refusing to replace a file owned by uid %d (we are uid %d): " ..
+      "another user could read or rewrite it; remove it or choose another path", path, a.uid, euid)
+  end
+  return true
+end
 
 --- The journal of a report being written (group commit).
 -- `append(entry)` only buffers the entry's line; `commit()` writes every buffered line with
