@@ -364,6 +364,20 @@ describe("snapshot.build on flat runs (the RunInstance fields on the run)", func
       "runs[1].state_history: expected a list, got 5")
   end)
 
+  it("and nested runs report theirs at the same paths", function()
+    fails({ tasks = { {} }, runs = { { run_instance = { task = 3, colour = 1 } } } },
+      "runs[1].run_instance.task: no task at index 3")
+    fails({ tasks = { {} }, runs = { { run_instance = { task = 1, colour = 1 }, zz = 1 } } },
+      "runs[1].zz: unknown field")
+    fails({ tasks = { {} }, runs = { { run_instance = { task = 1, colour = 1 } } } },
+      "runs[1].run_instance.colour: unknown field")
+    fails({ tasks = { {} }, runs = { { run_instance = { task = 1, state = "Running", current_attempt_id = 7 } } } },
+      "runs[1].run_instance.current_attempt_id: expected AttemptId (a UUID string), got 7")
+    local s = assert(build { tasks = { {} }, runs = { { run_instance = { task = 1, state = "Ready" } } } })
+    assert.equal(s.tasks[1].task_spec.id, s.runs[1].run_instance.task_id)
+    assert.equal(2, #s.runs[1].state_history)
+  end)
+
   it("makes fresh tables for every run (none shared with the input or another run)", function()
     local input = { tasks = { {} }, runs = { { task = 1 }, { task = 1, state = "Ready" } } }
     local s = assert(build(input))

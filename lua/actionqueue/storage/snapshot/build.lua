@@ -35,10 +35,10 @@
 -- The schema is compiled once into one specialised coercer per type (generated Lua code
 -- for records: plain records below a record are walked inline, in the same function);
 -- the path of the value being built is kept as a stack of keys and becomes text only
--- when an error is reported. A run given flat (its RunInstance fields on the run) is
--- taken apart by constructors generated from the schema, and its two tables become the
--- result's (no copies). The collector is stopped while building (the result is nearly
--- all that is allocated). 100,000 tasks + 100,000 runs: see docs/performance.md.
+-- when an error is reported. A run and its RunInstance are walked by one generated
+-- function, whose friendly defaults (RUN_DEFAULTS) leave their values in locals. The
+-- collector is stopped while building (the result is nearly all that is allocated).
+-- 100,000 tasks + 100,000 runs: see docs/performance.md.
 --
 -- The result is validated (§6) unless `opts.validate == false`.
 -- @module actionqueue.storage.snapshot.build
@@ -111,20 +111,6 @@ end
 local SHORTEST = {}
 for _, state in ipairs(sm.states) do SHORTEST[state] = sm.path("Scheduled", state) end
 
--- Values a pre-hook made in their built form (a run's default history and attempts, a
--- task id resolved from `task = i`): ctx.final[field] is the value that is not walked
--- again. A stale entry is harmless: it can only equal a value made in built form.
-local final_fields = {}
-final_fields[S.Run] = { state_history = true, attempts = true }
-final_fields[T.RunInstance] = { task_id = true }
-
--- Records whose table a pre-hook may have made itself from known keys only
--- (ctx.made[record] is that table): the unknown-field walk is skipped for it, and the
--- coercer stores the built fields back into it (no second table).
-local made_by_pre = {}
-made_by_pre[S.Run] = true
-made_by_pre[T.RunInstance] = true
-
 -- Pre-hooks: friendly forms and defaults that need context. They get the input value
 -- (the current path is the record's) and return the table to walk; they never change
 -- a table they did not make.
@@ -167,27 +153,24 @@ shortcut[T.TaskPayload] = function(v)
   return nil
 end
 
--- `task = <index or id>` on records that have a task_id field; `sub` is the key of `v`
--- below the current path (nil: `v` is the current record). `mine` says `v` was made by
--- the caller (it may be changed).
+-- `task = <index or id>` on records that have a task_id field (a run's: RUN_DEFAULTS);
+-- `sub`: the key of the record below the current path (nil: the current record).
 local function task_fail(ctx, msg, sub)
   if sub then fail(ctx, msg, sub, "task") end
   fail(ctx, msg, "task")
 end
 
-local function resolve_task(v, ctx, mine, sub)
+local function resolve_task(v, ctx)
   local ref = v.task
   if ref == nil then return v end
-  if not mine then v = copy(v) end
+  v = copy(v)
   v.task = nil
-  if v.task_id ~= nil then task_fail(ctx, "give either task or task_id", sub) end
+  if v.task_id ~= nil then task_fail(ctx, "give either task or task_id") end
   if mtype(ref) == "integer" then
     local tasks = ctx.root.tasks or {}
     local t = tasks[ref]
-    if not t then task_fail(ctx, "no task at index " .. ref, sub) end
-    local id = t.task_spec.id
-    v.task_id = id
-    ctx.final.task_id = id -- a built task's id: canonical already
+    if not t then task_fail(ctx, "no task at index " .. ref) end
+    v.task_id = t.task_spec.id
   else
     v.task_id = ref
   end
@@ -208,92 +191,68 @@ local function task_priority(ctx, task_id)
   return p or 0
 end
 
--- A run may carry the RunInstance fields (and `task`) directly. Its two tables are made
--- by constructors generated from the schema (one allocation each, sized once): the
--- RunInstance fields of the run, and the run with them moved into `run_instance`. The
--- keys a flat run may have: the fields of both records and `task`.
-local function constructor(rec, extra)
-  local parts = {}
-  for _, f in ipairs(rec.fields) do
-    parts[#parts + 1] = ("[%q] = %s"):format(f.name, extra[f.name] or ("v[%q]"):format(f.name))
-  end
-  for k, expr in pairs(extra) do
-    if not rec.by_name[k] then parts[#parts + 1] = ("[%q] = %s"):format(k, expr) end
-  end
-  return assert(load("return function(v, x) return { " .. table.concat(parts, ", ") .. " } end",
-    "=build:" .. rec.name .. "(flat)", "t"))()
-end
-local flat_run_instance = constructor(T.RunInstance, { task = "v.task" })
-local flat_run = constructor(S.Run, { run_instance = "x" })
-local FLAT_RUN_KEYS = { task = true }
-for k in pairs(T.RunInstance.by_name) do FLAT_RUN_KEYS[k] = true end
-for k in pairs(S.Run.by_name) do FLAT_RUN_KEYS[k] = true end
-
-pre[S.Run] = function(v, ctx)
-  if type(v) ~= "table" then return v end
-  local input, ri = v, v.run_instance
-  local flat = ri == nil
-  if flat then
-    ri = flat_run_instance(v)
-    v = flat_run(v, ri)
-  else
-    v = copy(v)
-    if type(ri) ~= "table" then return v end
-    ri = copy(ri)
-  end
-  if ri.task ~= nil then resolve_task(ri, ctx, true, "run_instance") end
-  local state, created = ri.state, ri.created_at
-  if state == nil then state = "Scheduled"; ri.state = state end
-  if created == nil then created = ctx.timestamp; ri.created_at = created end
-  if ri.scheduled_at == nil then ri.scheduled_at = created end
-  local final = ctx.final
-  local attempts = v.attempts
-  if attempts == nil then
-    local current = ri.current_attempt_id
-    if current ~= nil then
-      attempts = { { attempt_id = current, started_at = created } }
+-- A run's friendly defaults that need context, as code of the run's generated coercer
+-- (compile_run): they read the run `v` and its RunInstance fields `ri` (the run itself
+-- when given flat) and leave the values in locals F_<RunInstance field> and R_<run field>
+-- (with F_x_final / R_x_final true when the value is in built form already), which the
+-- generated walk of the two records then checks like any input value.
+local RUN_DEFAULTS = [[
+  local F_task_id, F_task_id_final = ri.task_id, false
+  local ref = ri.task
+  if ref ~= nil then
+    if F_task_id ~= nil then task_fail(ctx, "give either task or task_id", "run_instance") end
+    if mtype(ref) == "integer" then
+      local t = (ctx.root.tasks or EMPTY)[ref]
+      if not t then task_fail(ctx, "no task at index " .. ref, "run_instance") end
+      F_task_id, F_task_id_final = t.task_spec.id, true
     else
-      attempts = {}
-      final.attempts = attempts -- {} is its own built form
+      F_task_id = ref
     end
-    v.attempts = attempts
   end
-  if ri.attempt_count == nil and type(attempts) == "table" then ri.attempt_count = #attempts end
-  local history = v.state_history
-  if history == nil then
-    local states = SHORTEST[state]
+  local F_state = ri.state
+  if F_state == nil then F_state = "Scheduled" end
+  local F_created_at = ri.created_at
+  if F_created_at == nil then F_created_at = ctx.timestamp end
+  local F_scheduled_at = ri.scheduled_at
+  if F_scheduled_at == nil then F_scheduled_at = F_created_at end
+  local F_current_attempt_id = ri.current_attempt_id
+  local F_attempt_count = ri.attempt_count
+  local R_attempts, R_attempts_final = v.attempts, false
+  if R_attempts == nil then
+    if F_current_attempt_id ~= nil then
+      R_attempts = { { attempt_id = F_current_attempt_id, started_at = F_created_at } }
+    else
+      R_attempts, R_attempts_final = {}, true
+    end
+    if F_attempt_count == nil then F_attempt_count = #R_attempts end
+  elseif F_attempt_count == nil and type(R_attempts) == "table" then
+    F_attempt_count = #R_attempts
+  end
+  local F_last_state_change_at = ri.last_state_change_at
+  local R_state_history, R_state_history_final = v.state_history, false
+  if R_state_history == nil then
+    local states = SHORTEST[F_state]
     if states then
-      history = { { to = states[1], timestamp = created } }
-      for i = 2, #states do history[i] = { from = states[i - 1], to = states[i], timestamp = created } end
-      v.state_history = history
-      -- valid states and an integer u64 time: the entries are already in built form
-      if mtype(created) == "integer" and created >= 0 then final.state_history = history end
+      local at = F_created_at
+      R_state_history = { { to = states[1], timestamp = at } }
+      for i = 2, #states do R_state_history[i] = { from = states[i - 1], to = states[i], timestamp = at } end
+      -- valid states and an integer u64 time: the entries are in built form
+      R_state_history_final = mtype(at) == "integer" and at >= 0
+      if F_last_state_change_at == nil then F_last_state_change_at = at end
     end
+  elseif F_last_state_change_at == nil and type(R_state_history) == "table" then
+    local last = R_state_history[#R_state_history]
+    F_last_state_change_at = type(last) == "table" and last.timestamp or F_created_at
   end
-  if ri.last_state_change_at == nil and type(history) == "table" then
-    local last = history[#history]
-    ri.last_state_change_at = type(last) == "table" and last.timestamp or created
+  local F_effective_priority = ri.effective_priority
+  if F_effective_priority == nil and F_task_id ~= nil then
+    F_effective_priority = task_priority(ctx, F_task_id)
   end
-  if ri.effective_priority == nil then
-    local task_id = ri.task_id
-    if task_id ~= nil then ri.effective_priority = task_priority(ctx, task_id) end
-  end
-  v.run_instance = ri
-  if flat then
-    -- the run_instance made here holds RunInstance fields only (`task` was resolved
-    -- above); a key of the run that belongs to neither record is reported at the run
-    for k in pairs(input) do
-      if not FLAT_RUN_KEYS[k] then unknown_field(ctx, input, FLAT_RUN_KEYS) end
-    end
-    local made = ctx.made
-    made[S.Run], made[T.RunInstance] = v, ri
-  end
-  return v
-end
+]]
 
 local function task_ref(v, ctx)
   if type(v) ~= "table" then return v end
-  return resolve_task(v, ctx, false)
+  return resolve_task(v, ctx)
 end
 pre[S.Budget] = task_ref
 pre[S.DependencyDeclaration] = task_ref
@@ -391,7 +350,7 @@ local function NIL(x)
 end
 
 local function inlinable(t)
-  return t.kind == "record" and t ~= S.root and not pre[t] and not made_by_pre[t] and not embed[t]
+  return t.kind == "record" and t ~= S.root and not pre[t] and not embed[t] and t ~= S.Run
 end
 
 -- `at(ctx, coerce, x, key, prefix)`: coerce `x` found under `key` of a record walked
@@ -513,7 +472,89 @@ compile_record = function(rec, embedded)
     emit("%s::done%d::", ind, L)
   end
 
-  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY, at, unpack = ...")
+  -- Emits the walk of the fields of `r` (the current path is r's) into local `out`:
+  -- `read(f)` is the Lua expression of field f's input value, `final(f)` nil or a flag
+  -- expression (true: the value is in built form already). `v`: the table `r` is read
+  -- from (an embedded record's flat form sits on it).
+  local fields_done = 0
+  local function emit_fields(r, read, final, out)
+    local E = embed[r]
+    local ctor = {}
+    for _, f in ipairs(r.fields) do
+      fields_done = fields_done + 1
+      local i = fields_done
+      local x = "x" .. i
+      local t = f.type
+      local optional = t.kind == "option"
+      if optional then t = t.of end
+      emit("  local %s = %s", x, read(f))
+      if E and E.field == f.name then
+        -- the flat form: the embedded record's fields sit on `v` (its unknown keys were
+        -- checked above); either form is walked inline
+        local ec, c = const(embedded_coercer(E.rec)), const(coercer(E.rec))
+        emit("  local flat%d = %s == nil", i, x)
+        emit("  local s%d = flat%d and v or %s", i, i, x)
+        walk_inline(E.rec, "s" .. i, x, { f.name }, "  ",
+          ("if flat%d then %s = %s(v, ctx, %q) else %s = %s(s%d, ctx, %q) end"):format(i, x, ec, f.name, x, c, i,
+            f.name), "flat" .. i)
+      else
+        local conv
+        if inlinable(t) then
+          conv = function(ind)
+            emit("%slocal s%d = %s", ind, i, x)
+            walk_inline(t, "s" .. i, x, { f.name }, ind,
+              ("%s = %s(s%d, ctx, %q)"):format(x, const(coercer(t)), i, f.name))
+          end
+        else
+          local c = const(coercer(t))
+          local fast = fast_check(t, x, const)
+          local text = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
+            or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
+          if shortcut[t] then
+            text = ("local s = %s(%s); if s then %s = s else %s end"):format(const(shortcut[t]), x, x, text)
+          end
+          conv = function(ind) emit("%s%s", ind, text) end
+        end
+        local flag, walk = final(f), conv
+        if flag == true then
+          conv = function() end -- built here: nothing to check
+        elseif flag then
+          conv = function(ind)
+            emit("%sif not %s then", ind, flag)
+            walk(ind .. "  ")
+            emit("%send", ind)
+          end
+        end
+        if f.own_id then
+          emit("  if %s then %s = v4() else", NIL(x), x)
+          conv("    ")
+          emit("  end")
+        else
+          local d = default_expr(f, K)
+          if d then emit("  if %s then %s = %s end", NIL(x), x, d) end
+          if optional then
+            emit("  if %s ~= nil then", x)
+            conv("    ")
+            emit("  end")
+          else
+            emit("  if %s then fail(ctx, \"missing field\", %q) end", NIL(x), f.name)
+            conv("  ")
+          end
+        end
+      end
+      ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, x)
+    end
+    emit("  local %s = { %s }", out, table.concat(ctor, ", "))
+    if r.check then
+      emit("  local msg = %s(%s)", const(r.check), out)
+      emit("  if msg then fail(ctx, msg) end")
+    end
+  end
+  local function from_v(f) return ("v[%q]"):format(f.name) end
+  local function none() return nil end
+
+  emit("local K, pairs, type, mtype, utf8_len, expected, fail, unknown_field, v4, default_of, EMPTY, at, unpack,"
+    .. " task_fail, task_priority, SHORTEST = ...")
   emit("return function(v, ctx, key)")
   emit("  local d0 = ctx.depth")
   emit("  if key then ctx.depth = d0 + 1; ctx.stack[d0 + 1] = key end")
@@ -521,92 +562,74 @@ compile_record = function(rec, embedded)
   emit("  if type(v) ~= \"table\" then expected(ctx, %q, v) end", rec.name)
   local by_name = const(rec.by_name)
   local E = embed[rec]
-  if made_by_pre[rec] then
-    emit("  local mine = ctx.made[%s] == v", const(rec))
-    emit("  if not mine then")
+  if rec == S.Run then
+    -- the run and its RunInstance in one function (see RUN_DEFAULTS): `ri` is
+    -- run_instance, or the run itself (flat: the RunInstance fields and `task` on the run)
+    local RI = T.RunInstance
+    local flat_keys, ri_by = {}, const(RI.by_name)
+    for k in pairs(rec.by_name) do flat_keys[k] = true end
+    for k in pairs(RI.by_name) do flat_keys[k] = true end
+    flat_keys.task = true
+    emit("  local d1 = ctx.depth")
+    emit("  local ri = v.run_instance")
+    emit("  local flat = ri == nil")
+    emit("  if flat then")
+    emit("    ri = v")
+    emit("  elseif type(ri) ~= \"table\" then")
     emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    emit("    expected(ctx, %q, ri, \"run_instance\")", RI.name)
     emit("  end")
-  elseif E then
-    -- the keys of the flat form: the fields of both records
-    local both = {}
-    for k, f in pairs(rec.by_name) do both[k] = f end
-    for k, f in pairs(E.rec.by_name) do both[k] = f end
-    local eby = const(E.rec.by_name)
-    emit("  if v[%q] == nil then", E.field)
-    emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s, %s) end end",
-      const(both), by_name, eby)
+    emit(RUN_DEFAULTS)
+    local fk = const(flat_keys)
+    emit("  if flat then")
+    emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", fk, fk)
     emit("  else")
     emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
     emit("  end")
-  elseif not embedded then
-    emit("  for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
-  end
-  local finals = final_fields[rec] or {}
-  local ctor = {}
-  for i, f in ipairs(rec.fields) do
-    local x = "x" .. i
-    local t = f.type
-    local optional = t.kind == "option"
-    if optional then t = t.of end
-    emit("  local %s = v[%q]", x, f.name)
-    if E and E.field == f.name then
-      -- the flat form: the embedded record's fields sit on `v` (its unknown keys were
-      -- checked above); either form is walked inline
-      local ec, c = const(embedded_coercer(E.rec)), const(coercer(E.rec))
-      emit("  local flat%d = %s == nil", i, x)
-      emit("  local s%d = flat%d and v or %s", i, i, x)
-      walk_inline(E.rec, "s" .. i, x, { f.name }, "  ",
-        ("if flat%d then %s = %s(v, ctx, %q) else %s = %s(s%d, ctx, %q) end"):format(i, x, ec, f.name, x, c, i, f.name),
-        "flat" .. i)
-    else
-      local conv
-      if inlinable(t) then
-        conv = function(ind)
-          emit("%slocal s%d = %s", ind, i, x)
-          walk_inline(t, "s" .. i, x, { f.name }, ind,
-            ("%s = %s(s%d, ctx, %q)"):format(x, const(coercer(t)), i, f.name))
-        end
-      else
-        local c = const(coercer(t))
-        local fast = fast_check(t, x, const)
-        local text = fast and ("if not (%s) then %s = %s(%s, ctx, %q) end"):format(fast, x, c, x, f.name)
-          or ("%s = %s(%s, ctx, %q)"):format(x, c, x, f.name)
-        if shortcut[t] then
-          text = ("local s = %s(%s); if s then %s = s else %s end"):format(const(shortcut[t]), x, x, text)
-        end
-        if finals[f.name] then text = ("if ctx.final[%q] ~= %s then %s end"):format(f.name, x, text) end
-        conv = function(ind) emit("%s%s", ind, text) end
-      end
-      if f.own_id then
-        emit("  if %s then %s = v4() else", NIL(x), x)
-        conv("    ")
-        emit("  end")
-      else
-        local d = default_expr(f, K)
-        if d then emit("  if %s then %s = %s end", NIL(x), x, d) end
-        if optional then
-          emit("  if %s ~= nil then", x)
-          conv("    ")
-          emit("  end")
-        else
-          emit("  if %s then fail(ctx, \"missing field\", %q) end", NIL(x), f.name)
-          conv("  ")
-        end
+    emit("  ctx.depth = d1 + 1; ctx.stack[d1 + 1] = \"run_instance\"")
+    emit("  if not flat then")
+    emit("    for k in pairs(ri) do if not %s[k] and k ~= \"task\" then unknown_field(ctx, ri, %s, %s) end end",
+      ri_by, ri_by, const({ task = true }))
+    emit("  end")
+    local have = {}
+    for name in RUN_DEFAULTS:gmatch("local ([FR]_[%w_]+)") do have[name] = true end
+    for name in RUN_DEFAULTS:gmatch(", ([FR]_[%w_]+)") do have[name] = true end
+    -- a field's value: the local RUN_DEFAULTS left, or the input table's field
+    local function local_or(prefix, tbl)
+      return function(f)
+        local name = prefix .. f.name
+        return have[name] and name or ("%s[%q]"):format(tbl, f.name)
       end
     end
-    ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, x)
-  end
-  if made_by_pre[rec] then
-    local back = {}
-    for i, f in ipairs(rec.fields) do back[i] = ("v[%q] = x%d"):format(f.name, i) end
-    emit("  local out")
-    emit("  if mine then %s; out = v else out = { %s } end", table.concat(back, "; "), table.concat(ctor, ", "))
+    local function flag(prefix)
+      return function(f)
+        if prefix == "R_" and f.name == "run_instance" then return true end -- built just above
+        local name = prefix .. f.name .. "_final"
+        return have[name] and name or nil
+      end
+    end
+    emit_fields(RI, local_or("F_", "ri"), flag("F_"), "run_instance")
+    emit("  ctx.depth = d1")
+    have.R_run_instance = true
+    emit("  local R_run_instance = run_instance")
+    emit_fields(rec, local_or("R_", "v"), flag("R_"), "out")
   else
-    emit("  local out = { %s }", table.concat(ctor, ", "))
-  end
-  if rec.check then
-    emit("  local msg = %s(out)", const(rec.check))
-    emit("  if msg then fail(ctx, msg) end")
+    if E then
+      -- the keys of the flat form: the fields of both records
+      local both = {}
+      for k, f in pairs(rec.by_name) do both[k] = f end
+      for k, f in pairs(E.rec.by_name) do both[k] = f end
+      local eby = const(E.rec.by_name)
+      emit("  if v[%q] == nil then", E.field)
+      emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s, %s) end end",
+        const(both), by_name, eby)
+      emit("  else")
+      emit("    for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
+      emit("  end")
+    elseif not embedded then
+      emit("  for k in pairs(v) do if not %s[k] then unknown_field(ctx, v, %s) end end", by_name, by_name)
+    end
+    emit_fields(rec, from_v, none, "out")
   end
   emit("  ctx.depth = d0")
   emit("  return out")
@@ -624,7 +647,7 @@ compile_record = function(rec, embedded)
   if os.getenv("BUILD_DUMP") then io.stderr:write("==== ", rec.name, "\n", text, "\n") end
   local chunk = assert(load(text, "=build:" .. rec.name, "t"))
   return chunk(K, pairs, type, mtype, utf8.len, expected, fail, unknown_field, v4, dsl.default_of, EMPTY, at,
-    table.unpack)
+    table.unpack, task_fail, task_priority, SHORTEST)
 end
 
 -- The root record keeps a plain loop: runs refer to the tasks built before them
@@ -815,7 +838,7 @@ end
 local build_root -- compiled on first use
 
 local function build_and_validate(t, opts)
-  local ctx = { timestamp = 0, stack = {}, depth = 0, final = {}, made = {} }
+  local ctx = { timestamp = 0, stack = {}, depth = 0 }
   local ok, res = pcall(build_root, t, ctx, nil)
   if not ok then
     if getmetatable(res) ~= Fail then error(res, 0) end
