@@ -102,6 +102,10 @@ int aqs_schema_kinds(lua_State *L);
 /* postcard.c */
 int aqs_postcard_decode(lua_State *L);
 int aqs_postcard_encode(lua_State *L);
+/* Bytes taken by a value of compiled type t (schema.h) that the decoder accepted at p:
+ * 0 with *used set, -1 when it does not fit in n bytes (structure only: no checks). */
+struct jtype;
+int aqs_postcard_span(const struct jtype *t, const unsigned char *p, size_t n, size_t *used);
 
 /* replay.c */
 int aqs_replay_state(lua_State *L);

@@ -507,6 +507,68 @@ int aqs_postcard_decode(lua_State *L) {
   return 2;
 }
 
+/* ---- spans (replay.c) ---------------------------------------------------------- */
+
+/* Walks the structure of a value the decoder has accepted already: no check function,
+ * no feature gate, no Lua value; only the bytes it takes. */
+static int span_node(dctx *d, const jtype *nd, int depth) {
+  uint64_t v;
+  size_t n;
+  if (depth > MAX_DEPTH) return fail(&d->c, "schema nesting too deep");
+  switch (nd->kind) {
+    case JK_U8: case JK_BOOL:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      d->p++;
+      return 0;
+    case JK_U16: return GET_U16(d, &v);
+    case JK_U32: case JK_I32: return GET_U32(d, &v);
+    case JK_U64: return GET_U64(d, &v);
+    case JK_STRING: case JK_BYTES: case JK_ID:
+      if (get_len(d, &n) < 0) return -1;
+      d->p += n;
+      return 0;
+    case JK_OPTION:
+      if (d->p >= d->end) return fail(&d->c, E_END);
+      if (*d->p == 0) { d->p++; return 0; }
+      if (*d->p != 1) return fail(&d->c, E_OPTION);
+      d->p++;
+      return span_node(d, nd->of, depth + 1);
+    case JK_LIST: {
+      uint64_t count, i;
+      if (GET_U64(d, &count) < 0) return -1;
+      if (count > (uint64_t)(d->end - d->p)) return fail(&d->c, E_END);
+      for (i = 0; i < count; i++)
+        if (span_node(d, nd->of, depth + 1) < 0) return -1;
+      return 0;
+    }
+    case JK_RECORD: {
+      int i;
+      for (i = 0; i < nd->nitems; i++)
+        if (span_node(d, nd->items[i].type, depth + 1) < 0) return -1;
+      return 0;
+    }
+    case JK_ENUM: {
+      const jitem *it;
+      if (GET_U32(d, &v) < 0) return -1;
+      if (v >= (uint64_t)nd->nall) return fail(&d->c, "unknown variant index");
+      it = &nd->items[nd->wire[v]];
+      return it->type ? span_node(d, it->type, depth + 1) : 0;
+    }
+    default:
+      return fail(&d->c, "unknown schema kind");
+  }
+}
+
+int aqs_postcard_span(const struct jtype *t, const unsigned char *p, size_t n, size_t *used) {
+  dctx d;
+  memset(&d, 0, sizeof d);
+  d.p = p;
+  d.end = p + n;
+  if (span_node(&d, t, 0) < 0) return -1;
+  *used = (size_t)(d.p - p);
+  return 0;
+}
+
 /* ---- encoding ---------------------------------------------------------------- */
 
 typedef struct {

@@ -17,10 +17,21 @@
  *   reads is an error, so a schema change cannot be misread silently).
  * ReplayState methods:
  *   handled() -> {variant names whose rule lives here}
- *   apply(payload [, spec_len]) -> true | nil, kind, detail?, text?
+ *   apply(payload) -> true | nil, kind, detail?, text?
  *     payload: a validated postcard WalEvent of a handled variant (its sequence is the
- *     caller's business); spec_len: TaskCreated's TaskSpec byte length.  Every
- *     precondition is checked before the first change (all-or-nothing).
+ *     caller's business).  Every precondition is checked before the first change
+ *     (all-or-nothing).
+ *   replay(st, iter, iter_state, opts) -> summary: the replay pass's loop (recovery/
+ *     bootstrap.lua replay_pass): every frame of the `frames` iterator is skimmed
+ *     (opts.decode(payload, opts.schema, opts.skim): the postcard validation), counted,
+ *     and from the first record with sequence opts.target (at once when opts.started)
+ *     applied: the handled variants here, the others by opts.other(st, payload, seq,
+ *     variant) -> true | nil, err.  The first rejection stops the applying (not the
+ *     scan); its error value is opts.error(kind, detail, text) (or other's err).
+ *     st.latest is read at the start and written back.  Summary: {records,
+ *     last_sequence, max_sequence, valid_bytes, started, applied, status = the
+ *     iterator's final status table | decode_error = message, decode_offset,
+ *     reducer_error = err}.
  *   seed_run(run_id, attempt_count, current_attempt_id?, history, attempts, lease?)
  *     hydration's direct seeding (recovery.md 5 step 4.4-4.6) of an existing run.
  *   counts() -> tasks, runs;  task_ids(), run_ids() -> sorted id lists;
@@ -29,7 +40,7 @@
  *   runs_of_task(task_id) -> run ids in creation order;
  *   runs_by_state() -> {[state name] = n}.
  */
-#include "aqs.h"
+#include "schema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +58,7 @@ enum { V_TASK_CREATED, V_RUN_CREATED, V_STATE_CHANGED, V_ATTEMPT_STARTED,
        V_RUN_RESUMED, V_COUNT };
 
 static const struct { const char *name, *layout; } VARIANTS[V_COUNT] = {
-  {"TaskCreated", "task_spec,timestamp"},
+  {"TaskCreated", "task_spec,timestamp"},  /* task_spec must stay first (its span) */
   {"RunCreated", "run_instance"},
   {"RunStateChanged", "run_id,previous_state,new_state,timestamp"},
   {"AttemptStarted", "run_id,attempt_id,timestamp"},
@@ -127,16 +138,24 @@ typedef struct {
   unsigned char res_success, res_failure, res_timeout, res_suspended;
   int variant_of[64];  /* wire index -> V_* or -1 */
   int nvariants;
+  const jtype *task_spec;  /* TaskCreated's task_spec type (its span in a payload) */
 } rstate;
 
 /* ---- ids and maps ------------------------------------------------------------ */
 
+/* All 16 bytes count (generated ids may differ only in their last bytes), mixed with
+ * murmur3's 64-bit finaliser so that every input bit reaches the low bits the maps use. */
 static uint32_t id_hash(const unsigned char *id) {
-  uint64_t h;
-  memcpy(&h, id, 8);
-  h ^= (uint64_t)id[8] | (uint64_t)id[15] << 8 | (uint64_t)id[12] << 16;
-  h *= 0x9e3779b97f4a7c15ull;
-  return (uint32_t)(h >> 32);
+  uint64_t a, b, h;
+  memcpy(&a, id, 8);
+  memcpy(&b, id + 8, 8);
+  h = a * 0x9e3779b97f4a7c15ull ^ b;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return (uint32_t)h;
 }
 
 /* Index of id in the records (stride bytes apart, id at offset 0), or -1. */
@@ -418,12 +437,14 @@ static int state_changed(lua_State *L, rstate *s, const unsigned char *run_id,
   return 1;
 }
 
-static int task_created(lua_State *L, rstate *s, rd *r, size_t spec_len) {
+static int task_created(lua_State *L, rstate *s, rd *r) {
   unsigned char id[16];
   const unsigned char *spec = r->p;
+  size_t spec_len;
   task_rec *t;
   uint64_t ts;
-  if (spec_len > (size_t)(r->end - r->p)) return luaL_error(L, "replay: TaskSpec length beyond the payload");
+  if (aqs_postcard_span(s->task_spec, r->p, (size_t)(r->end - r->p), &spec_len) < 0)
+    return luaL_error(L, "replay: malformed TaskCreated payload");
   rd_id(r, id);
   r->p = spec + spec_len;
   ts = rd_varint(r);
@@ -715,11 +736,9 @@ static int lease_event(lua_State *L, rstate *s, rd *r, int which) {
   return 1;
 }
 
-static int l_apply(lua_State *L) {
-  rstate *s = check_state(L);
-  size_t n;
-  const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 2, &n);
-  lua_Integer spec_len = luaL_optinteger(L, 3, 0);
+/* Applies a validated WalEvent payload of a handled variant: pushes true, or nil, kind
+ * [, detail, text]; returns the count. */
+static int apply_payload(lua_State *L, rstate *s, const unsigned char *p, size_t n) {
   rd r;
   uint64_t vi;
   int v;
@@ -730,11 +749,9 @@ static int l_apply(lua_State *L) {
   rd_varint(&r);  /* sequence: checked by the caller */
   vi = rd_varint(&r);
   if (r.bad || vi >= (uint64_t)s->nvariants || (v = s->variant_of[vi]) < 0)
-    return luaL_argerror(L, 2, "not a payload of a variant handled by the replay state");
+    return luaL_error(L, "replay: not a payload of a variant handled by the replay state");
   switch (v) {
-    case V_TASK_CREATED:
-      luaL_argcheck(L, spec_len > 0, 3, "TaskSpec length expected");
-      return task_created(L, s, &r, (size_t)spec_len);
+    case V_TASK_CREATED: return task_created(L, s, &r);
     case V_RUN_CREATED: return run_created(L, s, &r);
     case V_STATE_CHANGED: {
       unsigned prev, to;
@@ -765,6 +782,168 @@ static int l_apply(lua_State *L) {
     default:
       return luaL_error(L, "replay: unhandled variant");
   }
+}
+
+static int l_apply(lua_State *L) {
+  rstate *s = check_state(L);
+  size_t n;
+  const char *p = luaL_checklstring(L, 2, &n);
+  return apply_payload(L, s, (const unsigned char *)p, n);
+}
+
+/* ---- the replay pass ------------------------------------------------------------------ */
+
+enum { RP_ST = 2, RP_ITER, RP_ISTATE, RP_OPTS, RP_DECODE, RP_SCHEMA, RP_SKIM, RP_OTHER,
+       RP_ERROR, RP_TARGET, RP_STATUS, RP_DERR, RP_RERR, RP_BASE = RP_RERR };
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_replay(lua_State *L) {
+  rstate *s = check_state(L);
+  uint64_t latest, last = 0, max = 0, valid = 0, target = 0, records = 0, applied = 0;
+  uint64_t doffset = 0;
+  int started, has_target, stopped = 0;
+  luaL_checktype(L, RP_ST, LUA_TTABLE);
+  luaL_checktype(L, RP_OPTS, LUA_TTABLE);
+  lua_settop(L, RP_OPTS);
+  luaL_checkstack(L, 32, "replay");
+  lua_getfield(L, RP_OPTS, "decode");
+  lua_getfield(L, RP_OPTS, "schema");
+  lua_getfield(L, RP_OPTS, "skim");
+  lua_getfield(L, RP_OPTS, "other");
+  lua_getfield(L, RP_OPTS, "error");
+  lua_getfield(L, RP_OPTS, "target");
+  lua_pushnil(L);  /* RP_STATUS */
+  lua_pushnil(L);  /* RP_DERR */
+  lua_pushnil(L);  /* RP_RERR */
+  luaL_checktype(L, RP_DECODE, LUA_TFUNCTION);
+  luaL_checktype(L, RP_OTHER, LUA_TFUNCTION);
+  luaL_checktype(L, RP_ERROR, LUA_TFUNCTION);
+  lua_getfield(L, RP_OPTS, "started");
+  started = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  has_target = lua_isinteger(L, RP_TARGET);
+  if (has_target) target = (uint64_t)lua_tointeger(L, RP_TARGET);
+  lua_getfield(L, RP_ST, "latest");
+  latest = (uint64_t)luaL_checkinteger(L, -1);
+  lua_pop(L, 1);
+  for (;;) {
+    size_t n;
+    const unsigned char *p;
+    uint64_t offset, seq;
+    lua_settop(L, RP_BASE);
+    lua_pushvalue(L, RP_ITER);
+    lua_pushvalue(L, RP_ISTATE);
+    lua_pushnil(L);
+    lua_call(L, 2, 3);               /* offset, version, payload | status */
+    if (!lua_isinteger(L, -3)) {
+      lua_pop(L, 2);
+      lua_replace(L, RP_STATUS);
+      break;
+    }
+    offset = (uint64_t)lua_tointeger(L, -3);
+    p = (const unsigned char *)luaL_checklstring(L, -1, &n);
+    lua_pushvalue(L, RP_DECODE);
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, RP_SCHEMA);
+    lua_pushvalue(L, RP_SKIM);
+    lua_call(L, 3, 3);               /* consumed, sequence, variant | nil, message */
+    if (lua_isnil(L, -3)) {
+      lua_pushvalue(L, -2);
+      lua_replace(L, RP_DERR);
+      doffset = offset;
+      break;
+    }
+    seq = (uint64_t)lua_tointeger(L, -2);
+    records++;
+    last = seq;
+    if (max < seq) max = seq;
+    valid = offset + AQS_HEADER_SIZE + n;
+    if (stopped) continue;
+    if (!started) {
+      if (!has_target || seq != target) continue;
+      started = 1;
+    }
+    {
+      rd r;
+      uint64_t vi;
+      int k, ok;
+      r.p = p;
+      r.end = p + n;
+      r.bad = 0;
+      rd_varint(&r);
+      vi = rd_varint(&r);
+      if (!r.bad && vi < (uint64_t)s->nvariants && s->variant_of[vi] >= 0) {
+        if (!(latest < seq)) {
+          lua_pushvalue(L, RP_ERROR);
+          lua_pushliteral(L, "InvalidTransition");
+          lua_call(L, 1, 1);
+          lua_replace(L, RP_RERR);
+          stopped = 1;
+          continue;
+        }
+        k = apply_payload(L, s, p, n);
+        ok = lua_toboolean(L, -k);
+        if (ok) {
+          latest = seq;
+          applied++;
+          continue;
+        }
+        lua_pushvalue(L, RP_ERROR);
+        lua_rotate(L, -(k + 1), 1);  /* error fn below nil, kind [, detail, text] */
+        lua_remove(L, -k);           /* drop the nil */
+        lua_call(L, k - 1, 1);
+        lua_replace(L, RP_RERR);
+        stopped = 1;
+        continue;
+      }
+      /* a variant whose rule is in Lua: st.latest is its business meanwhile */
+      lua_pushinteger(L, (lua_Integer)latest);
+      lua_setfield(L, RP_ST, "latest");
+      lua_pushvalue(L, RP_OTHER);
+      lua_pushvalue(L, RP_ST);
+      lua_pushvalue(L, RP_BASE + 3);  /* payload */
+      lua_pushinteger(L, (lua_Integer)seq);
+      lua_pushvalue(L, RP_BASE + 6);  /* variant name */
+      lua_call(L, 4, 2);
+      if (lua_toboolean(L, -2)) {
+        applied++;
+      } else {
+        lua_replace(L, RP_RERR);
+        stopped = 1;
+      }
+      lua_getfield(L, RP_ST, "latest");
+      latest = (uint64_t)lua_tointeger(L, -1);
+    }
+  }
+  lua_settop(L, RP_BASE);
+  lua_pushinteger(L, (lua_Integer)latest);
+  lua_setfield(L, RP_ST, "latest");
+  lua_createtable(L, 0, 10);
+  set_int(L, "records", records);
+  set_int(L, "last_sequence", last);
+  set_int(L, "max_sequence", max);
+  set_int(L, "valid_bytes", valid);
+  set_int(L, "applied", applied);
+  set_bool(L, "started", started);
+  lua_pushvalue(L, RP_STATUS);
+  lua_setfield(L, -2, "status");
+  if (!lua_isnil(L, RP_DERR)) {
+    lua_pushvalue(L, RP_DERR);
+    lua_setfield(L, -2, "decode_error");
+    set_int(L, "decode_offset", doffset);
+  }
+  lua_pushvalue(L, RP_RERR);
+  lua_setfield(L, -2, "reducer_error");
+  return 1;
 }
 
 /* ---- readers ----------------------------------------------------------------------- */
@@ -823,11 +1002,6 @@ static int l_task(lua_State *L) {
   else lua_pushnil(L);
   lua_pushlstring(L, (const char *)t->spec, t->spec_len);
   return 3;
-}
-
-static void set_int(lua_State *L, const char *k, uint64_t v) {
-  lua_pushinteger(L, (lua_Integer)v);
-  lua_setfield(L, -2, k);
 }
 
 static int l_run(lua_State *L) {
@@ -1145,6 +1319,16 @@ static void check_layout(lua_State *L, int layouts, const char *name, const char
   lua_pop(L, 1);
 }
 
+/* The type of the field or variant `name` of a record or enum type, or NULL. */
+static const jtype *item_type(const jtype *t, const char *name) {
+  int i, n;
+  if (!t || (t->kind != JK_RECORD && t->kind != JK_ENUM)) return NULL;
+  n = t->kind == JK_ENUM ? t->nall : t->nitems;
+  for (i = 0; i < n; i++)
+    if (strcmp(t->items[i].name, name) == 0) return t->items[i].type;
+  return NULL;
+}
+
 static int get_list(lua_State *L, const char *k) {
   if (lua_getfield(L, 1, k) != LUA_TTABLE) luaL_error(L, "replay_state: config.%s expected", k);
   return lua_gettop(L);
@@ -1161,9 +1345,19 @@ int aqs_replay_state(lua_State *L) {
   allowed = get_list(L, "allowed");
   terminal = get_list(L, "terminal");
   layouts = get_list(L, "layouts");
-  s = (rstate *)lua_newuserdatauv(L, sizeof *s, 1);
+  s = (rstate *)lua_newuserdatauv(L, sizeof *s, 2);
   memset(s, 0, sizeof *s);
   luaL_setmetatable(L, STATE_MT);
+  {
+    const jschema *js;
+    const jtype *t;
+    lua_getfield(L, 1, "schema");
+    js = (const jschema *)luaL_checkudata(L, -1, AQS_SCHEMA_MT);
+    t = item_type(item_type(item_type(js->root, "event"), "TaskCreated"), "task_spec");
+    if (!t) return luaL_error(L, "replay_state: config.schema has no event.TaskCreated.task_spec");
+    s->task_spec = t;
+    lua_setiuservalue(L, -2, 2);  /* keeps the compiled schema alive */
+  }
   s->nstates = (int)lua_rawlen(L, states);
   s->nresults = (int)lua_rawlen(L, results);
   s->nvariants = (int)lua_rawlen(L, variants);
@@ -1226,6 +1420,7 @@ void aqs_replay_init(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"apply", l_apply},
     {"counts", l_counts},
+    {"replay", l_replay},
     {"handled", l_handled},
     {"run", l_run},
     {"run_ids", l_run_ids},

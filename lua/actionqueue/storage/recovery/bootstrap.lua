@@ -60,6 +60,10 @@ end
 
 local NIL_ID = "00000000-0000-0000-0000-000000000000"
 
+-- The replay pass's postcard skim (every record validated, the default build's features).
+local REPLAY_SCHEMA = require("actionqueue.storage.core").schema(W.WalEvent)
+local SKIM = { skim = true }
+
 -- Hydration of one snapshot collection: `hydrate(items, apply, bad, st)` replays the
 -- synthesized events of recovery.md §5 for the value of snapshot field `name` through
 -- `apply(variant, fields)`; `bad(text)` aborts hydration. One entry per collection of
@@ -306,35 +310,35 @@ end
 -- is u64::MAX, docs/recovery-deviations.md) and the replay of it and every later record
 -- into `st`. Replay stops at the first reducer error; the scan goes on to the end, so a
 -- corruption anywhere still wins (step 2 runs before the replay in the reference).
--- Every record is validated by the postcard skim; the tasks' and runs' events are then
--- applied from their payload (csrc/replay.c), the others decoded for their Lua handler.
+-- The loop is csrc/replay.c's (ReplayState:replay): every record is validated by the
+-- postcard skim; the tasks' and runs' events are then applied from their payload without
+-- a Lua value, the others decoded for their Lua handler (reducer.apply_payload).
 -- @tparam Reader rd an open WAL reader
 -- @tparam table st the projection (hydrated or empty)
 -- @tparam integer s the snapshot sequence (0: none)
 -- @treturn table `{error = scan error?, last_sequence, valid_bytes, started = bool,
 --   applied = n, reducer_error = err?}`
 function M.replay_pass(rd, st, s)
-  local reader = require "actionqueue.storage.wal.reader"
-  local apply = reducer.apply_payload
-  local started, applied, reducer_error = s == 0, 0, nil
-  local target = s + 1
-  local function on_record(_, _, payload, seq, variant)
-    if reducer_error then return end
-    if not started then
-      if s == -1 or seq ~= target then return end
-      started = true
-    end
-    local ok, err = apply(st, payload, seq, variant)
-    if ok then applied = applied + 1 else reducer_error = err end
+  if not rd.log then -- a missing WAL reads as empty
+    return { last_sequence = 0, valid_bytes = 0, started = s == 0, applied = 0 }
   end
-  local summary = { last_sequence = 0, valid_bytes = 0 } -- a missing WAL reads as empty
-  if rd.log then
-    summary = reader.scan(rd.log, { order = "writer_open", skim = true }, on_record)
+  local reader = require "actionqueue.storage.wal.reader"
+  local core = require "actionqueue.storage.core"
+  local iter, istate = core.frames(rd.log, { order = "writer_open", version = 5 })
+  local r = st.core:replay(st, iter, istate, {
+    decode = core.postcard_decode, schema = REPLAY_SCHEMA, skim = SKIM,
+    started = s == 0, target = s ~= -1 and s + 1 or nil,
+    other = reducer.apply_payload, error = reducer.error,
+  })
+  local err
+  if r.decode_error then
+    err = reader.corruption(r.decode_offset, "decode_failure", r.decode_error)
+  else
+    err = reader.status_error(r.status)
   end
   return {
-    error = summary.error, last_sequence = summary.last_sequence,
-    valid_bytes = summary.valid_bytes, started = started, applied = applied,
-    reducer_error = reducer_error,
+    error = err, last_sequence = r.last_sequence, valid_bytes = r.valid_bytes,
+    started = r.started, applied = r.applied, reducer_error = r.reducer_error,
   }
 end
 

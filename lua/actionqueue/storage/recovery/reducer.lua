@@ -41,12 +41,10 @@ local H = {}
 -- (hydration, scripts), the event's fields, which it encodes first.
 
 local W = require "actionqueue.storage.schema.wal"
-local T = require "actionqueue.storage.schema.types"
 local core = require "actionqueue.storage.core"
 local encode, decode = core.postcard_encode, core.postcard_decode
-local WalEvent, TaskSpec = W.WalEvent, T.TaskSpec
+local WalEvent = core.schema(W.WalEvent)
 local WORKFLOW = { features = { workflow = true } } -- values a decoder accepted already
-local SPEC_SKIM = { skim = true, features = { workflow = true }, offset = 0 }
 
 -- Error texts of the kinds that carry a detail (§9.2).
 local DETAIL_PREFIX = {
@@ -54,30 +52,26 @@ local DETAIL_PREFIX = {
   Task = "Task causality violation during replay: ",
 }
 
+--- The error value of a rejection reported by csrc/replay.c as (kind [, detail, text]).
+function M.error(kind, detail, text)
+  if detail then
+    return errors.new(kind, { detail = detail, text = text }, DETAIL_PREFIX[kind] .. text)
+  end
+  return errors.new(kind, nil, M.TEXT[kind])
+end
+
 local C_HANDLER = {}
 
 local function c_handler(variant)
-  local is_task_created = variant == "TaskCreated"
   local h = function(st, e, payload)
     if not payload then
       local err
       payload, err = encode({ sequence = 0, event = { [variant] = e } }, WalEvent, WORKFLOW)
       if not payload then error("reducer: invalid " .. variant .. " event: " .. err, 2) end
     end
-    local spec_len
-    if is_task_created then
-      -- the TaskSpec starts after the sequence varint and the variant index (one byte)
-      local i = 1
-      while payload:byte(i) >= 0x80 do i = i + 1 end
-      SPEC_SKIM.offset = i + 2
-      spec_len = assert(decode(payload, TaskSpec, SPEC_SKIM))
-    end
-    local ok, kind, detail, text = st.core:apply(payload, spec_len)
+    local ok, kind, detail, text = st.core:apply(payload)
     if ok then return true end
-    if detail then
-      return nil, errors.new(kind, { detail = detail, text = text }, DETAIL_PREFIX[kind] .. text)
-    end
-    return simple(kind)
+    return nil, M.error(kind, detail, text)
   end
   C_HANDLER[h] = true
   return h

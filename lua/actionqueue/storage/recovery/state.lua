@@ -50,7 +50,7 @@ end
 -- records and variants it reads still have the fields it reads, in that order).
 local CONFIG = { states = sm.states, results = names(T.AttemptResultKind.variants),
                  variants = names(W.WalEventType.variants), allowed = {}, terminal = {},
-                 layouts = {} }
+                 layouts = {}, schema = core.schema(W.WalEvent) }
 for _, from in ipairs(sm.states) do
   for _, to in ipairs(sm.targets(from)) do CONFIG.allowed[#CONFIG.allowed + 1] = { from, to } end
   if sm.is_terminal(from) then CONFIG.terminal[#CONFIG.terminal + 1] = from end

@@ -45,7 +45,7 @@ local function os_text(status)
 end
 
 --- Converts a final `frames` status into nil (clean end) or an error value.
-local function status_error(st)
+function reader.status_error(st)
   if st.status == "end" then return nil end
   if CORRUPTION[st.status] then return reader.corruption(st.offset, st.status, st.detail) end
   if st.status == "missing" then
@@ -54,6 +54,8 @@ local function status_error(st)
   end
   return errors.new("IoError", { offset = st.offset, errno = st.errno }, "I/O error: " .. os_text(st))
 end
+
+local status_error = reader.status_error
 
 --- Scans a log from offset 0 (or from `opts.offset`, which must be a record boundary).
 -- @param source a path or a FramedLog
