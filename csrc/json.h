@@ -47,6 +47,8 @@ typedef struct {
   void *copy_ud;
   struct jemit *emit;   /* optional (skim mode): the canonical encoding is emitted to it
                            (transcode.h) */
+  int stop_noncanon;    /* skim mode: give up at the first non-canonical list element */
+  int gave_up;          /* out: it did (nothing is judged; the rest was not read) */
   int canonical;        /* out (skim mode): the payload is exactly its canonical encoding
                            (compact, schema key order, every field, canonical ids, no
                            escapes, unit variants as strings) */

@@ -1166,6 +1166,13 @@ static void list_elem_seen(jd *d, const jtype *t, jcap *cap, const jcap *ec) {
   else if (t->of->kind == JK_ID && d->hk->list_id) d->hk->list_id(d->hud, ec->id);
 }
 
+/* Copying a canonical payload (verdict.c): a non-canonical one is given up at the next
+ * list element, as an error that is not reported (the caller transcodes instead). */
+static int give_up(jd *d) {
+  d->src->gave_up = 1;
+  return err_custom(d, "not canonical");
+}
+
 static int dv_list(jd *d, jtype *t, jcap *cap) {
   lua_State *L = d->L;
   int c = ws(d), first = 1, r, tbl, base;
@@ -1212,6 +1219,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
     for (;;) {
       r = seq_next(d, &first);
       if (r <= 0) break;
+      if (d->noncanon && d->src && d->src->stop_noncanon) { r = give_up(d); break; }
       EMIT(d, aqs_tx_list_elem(d->em, (uint64_t)k));
       ec.present = 0;
       if (dv(d, t->of, cap ? &ec : NULL)) { r = -1; break; }
@@ -1471,7 +1479,7 @@ static int decode_run(lua_State *L) {
 /* Reads what is left of a streamed payload through the CRC. */
 static void drain(jd *d) {
   dbuf *w = &d->st->win;
-  if (!d->src) return;
+  if (!d->src || d->src->gave_up) return;
   for (;;) {
     w->len = 0;
     d->i = d->n = 0;

@@ -31,7 +31,8 @@
  *   is byte for byte its canonical encoding) and `json_version` (the document's version).
  *   A 4th argument, an AtomicWriter inside begin_frame, receives a copy of the payload,
  *   or with opts.transcode = true its canonical encoding (transcode.c: aqstore rewrite;
- *   the caller finishes or aborts it).
+ *   the caller finishes or aborts it).  A copy is given up at the first list element
+ *   after something non-canonical: {status = "not_canonical"}, nothing judged.
  */
 #include "json.h"
 #include "io.h"
@@ -903,10 +904,16 @@ static void verdict(lua_State *L, vstate *v, const char *path, uint32_t expect, 
   else if (v->writer_ref != LUA_NOREF) {
     src.copy = copy_chunk;
     src.copy_ud = v;
+    src.stop_noncanon = 1;   /* a copy only for a canonical payload */
   }
   /* ok: the value (nothing in skim mode); else msg, line, col.  Building, the hooks see
    * the records too: the rules are judged on the same pass (no walk of the tree). */
   ok = aqs_json_decode_hooked(L, 4, &src, NULL, 0, &HOOKS_IMPL, v, build);
+  if (src.gave_up) {   /* not canonical: no copy, and no verdict either */
+    lua_createtable(L, 0, 1);
+    set_str(L, "status", "not_canonical");
+    return;
+  }
   if (src.read_errno > 0) { aqs_push_io_result(L, src.read_errno, AQS_HEADER_SIZE); return; }
   if (src.read_errno < 0 || src.got < len) { aqs_frame_short_payload(L, len, src.got); return; }
   if (src.crc != aqs_get_u32le(h + 8)) {

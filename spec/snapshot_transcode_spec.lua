@@ -100,6 +100,23 @@ describe("snapshot.rewrite transcodes", function()
     end
   end)
 
+  it("copies a canonical payload and gives a copy of any other up early", function()
+    if not manifest() then pending("shared fixtures not found") return end
+    local function copy_status(path)
+      local w = assert(core.atomic_writer(A))
+      assert(w:begin_frame(4))
+      local r = load.verdict_result(path, w)
+      w:abort()
+      return r.status
+    end
+    assert.equal("ok", copy_status(fixtures.path("snapshot", "valid_02_runs_all_states.snap")))
+    for _, name in ipairs { "compat_05_pretty_whitespace", "compat_06_uuid_uppercase" } do
+      assert.equal("not_canonical", copy_status(fixtures.path("snapshot", name .. ".snap")), name)
+      -- without a writer the verdict judges the whole payload as before
+      assert.equal("ok", load.verdict_result(fixtures.path("snapshot", name .. ".snap")).status, name)
+    end
+  end)
+
   for _, sp in ipairs(SPELLINGS) do
     it("like the table path on " .. sp.name .. " spellings of the valid fixtures", function()
       local m = manifest()

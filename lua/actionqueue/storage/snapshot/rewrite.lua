@@ -11,6 +11,11 @@
 -- OUT keeps its previous content. The output is byte for byte what the table path
 -- (`load.load`, then `write.write`: the canonical encoder) writes; `M.by_tables` keeps
 -- that path for the differential specs.
+--
+-- A canonical payload (what the engine and this package write) is its own rewrite, and a
+-- copy is cheaper than re-encoding: the payload is first copied while judged; at the
+-- first list element after something non-canonical (in practice within the first few
+-- hundred bytes) the copy is given up and the payload transcoded instead.
 -- @module actionqueue.storage.snapshot.rewrite
 local core = require "actionqueue.storage.core"
 local load = require "actionqueue.storage.snapshot.load"
@@ -18,15 +23,17 @@ local S = require "actionqueue.storage.schema.snapshot"
 
 local M = {}
 
--- The transcoding path: true, verdict | nil (take the table path: the writer failed
--- before anything was judged, or the document's version is not the one the writer
--- accepts; the table path reports these with write.write's texts).
-local function transcode(input, output)
+-- One pass of the verdict with OUT's writer: true, verdict | nil (take the table path:
+-- the writer failed before anything was judged, or the document's version is not the one
+-- the writer accepts; the table path reports these with write.write's texts).
+-- transcode = false copies the payload; then the verdict may be "not_canonical".
+local function pass(input, output, transcode)
   local w = core.atomic_writer(output)
   if not w then return nil end
   if not w:begin_frame(S.FRAME_VERSION) then w:abort() return nil end
-  local r = load.verdict_result(input, w, true)
-  if r.status == "ok" and r.json_version == S.FRAME_VERSION and w:finish_frame() then
+  local r = load.verdict_result(input, w, transcode)
+  if r.status == "ok" and r.json_version == S.FRAME_VERSION and (transcode or r.canonical)
+      and w:finish_frame() then
     local ok, _, _, replaced = w:close()
     if ok then return true, r end
     -- the table path meets the same failure and reports it with write.write's texts
@@ -60,7 +67,10 @@ end
 --   its previous content)
 function M.rewrite(input, output)
   assert(type(input) == "string" and type(output) == "string", "snapshot.rewrite: input, output paths expected")
-  local done, r = transcode(input, output)
+  local done, r = pass(input, output, false)
+  if not done or r.status == "not_canonical" or (r.status == "ok" and not r.canonical) then
+    done, r = pass(input, output, true)
+  end
   if done then
     if r.status == "ok" then return { tasks = r.tasks, runs = r.runs } end
     local none, err = load.verdict_outcome(r)
