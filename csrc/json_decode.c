@@ -1184,10 +1184,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
   luaL_checkstack(L, 8, "json_decode");
   if (t->kind == JK_BYTES) {
     dbuf *b = &d->st->bytes;
-    jtype u8t;
-    memset(&u8t, 0, sizeof u8t);
-    u8t.kind = JK_U8;
-    u8t.max = 255;
+    jtype *u8t = t->of;   /* u8, its range from the table of kinds */
     b->len = 0;
     EMIT(d, aqs_tx_list_begin(d->em));
     for (;;) {
@@ -1198,7 +1195,7 @@ static int dv_list(jd *d, jtype *t, jcap *cap) {
       if (r < 0) { d->depth++; return -1; }
       if (!r) break;
       at0 = d->i;
-      if (read_int(d, &u8t, &v)) { r = -1; break; }
+      if (read_int(d, u8t, &v)) { r = -1; break; }
       ch = (unsigned char)v;
       if (!d->skim) dbuf_add(d, b, &ch, 1);
       EMIT(d, (aqs_tx_list_elem(d->em, (uint64_t)k), aqs_tx_raw(d->em, (const char *)d->s + at0, d->i - at0)));

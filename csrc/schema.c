@@ -256,6 +256,24 @@ static void compile_enum(compiler *c, jtype *t, int idx) {
   lua_pop(L, 1);
 }
 
+/* A new type of the given kind (its range from KINDS), owned by the compiled schema. */
+static jtype *new_type(compiler *c, int kind) {
+  jtype *t;
+  if (c->s->ntypes == c->s->cap) {
+    int ncap = c->s->cap ? c->s->cap * 2 : 32;
+    jtype **nt = (jtype **)realloc(c->s->types, (size_t)ncap * sizeof(jtype *));
+    if (!nt) luaL_error(c->L, "schema: out of memory");
+    c->s->types = nt;
+    c->s->cap = ncap;
+  }
+  t = (jtype *)xcalloc(c->L, 1, sizeof(jtype));
+  c->s->types[c->s->ntypes++] = t;
+  t->kind = kind;
+  t->min = KINDS[kind].min;
+  t->max = KINDS[kind].max;
+  return t;
+}
+
 static jtype *compile_type(compiler *c, int idx) {
   lua_State *L = c->L;
   jtype *t;
@@ -277,18 +295,7 @@ static jtype *compile_type(compiler *c, int idx) {
     if (strcmp(KINDS[i].name, kind) == 0) break;
   if (!KINDS[i].name) luaL_error(L, "schema: unknown kind '%s'", kind);
   lua_pop(L, 1);
-  if (c->s->ntypes == c->s->cap) {
-    int ncap = c->s->cap ? c->s->cap * 2 : 32;
-    jtype **nt = (jtype **)realloc(c->s->types, (size_t)ncap * sizeof(jtype *));
-    if (!nt) luaL_error(L, "schema: out of memory");
-    c->s->types = nt;
-    c->s->cap = ncap;
-  }
-  t = (jtype *)xcalloc(L, 1, sizeof(jtype));
-  c->s->types[c->s->ntypes++] = t;
-  t->kind = KINDS[i].kind;
-  t->min = KINDS[i].min;
-  t->max = KINDS[i].max;
+  t = new_type(c, KINDS[i].kind);
   /* memoise before recursing (shared and recursive types) */
   lua_pushvalue(L, idx);
   lua_pushlightuserdata(L, t);
@@ -310,6 +317,12 @@ static jtype *compile_type(compiler *c, int idx) {
       break;
     case JK_ID:
       t->name = get_name(c, idx, "id");
+      break;
+    case JK_BYTES:
+      /* JSON writes a byte string as a list of u8: its element type */
+      t->name = dupstr(L, "", 0);
+      t->of = new_type(c, JK_U8);
+      t->of->name = dupstr(L, "", 0);
       break;
     default:
       t->name = dupstr(L, "", 0);

@@ -42,7 +42,7 @@ struct jtype {
   int kind;
   char *name;          /* record/enum/id name (owned), "" otherwise */
   int64_t min, max;    /* bounded integer kinds: the range (schema.c's table of kinds) */
-  jtype *of;           /* option/list element */
+  jtype *of;           /* option/list element; bytes: u8 (JSON's element type) */
   int nitems;          /* record fields / enum variants (feature-gated ones left out) */
   int nall;            /* nitems + the feature-gated variants stored after them (the
                           encoders' opts.features enables them; the JSON decoder ignores

@@ -247,6 +247,17 @@ describe("the integer kinds' ranges", function()
     assert.is_nil(kinds.u64.min)
   end)
 
+  it("bytes: JSON elements are u8 with the u8 range", function()
+    local R = dsl.record { "Range_bytes", { "b", dsl.bytes } }
+    assert.same({ b = "\0\255" }, core.json_decode('{"b":[0,255]}', R))
+    for _, v in ipairs { -1, 256 } do
+      local json = ('{"b":[%d]}'):format(v)
+      local got, msg = core.json_decode(json, R)
+      assert.is_nil(got)
+      assert.equal(("invalid value: integer `%d`, expected u8 at line 1 column %d"):format(v, #json - 2), msg)
+    end
+  end)
+
   it("u64: 0 and 2^64-1 pass every codec, -1 and 2^64 no decoder", function()
     local R = dsl.record { "Range_u64", { "v", dsl.u64 } }
     for _, v in ipairs { 0, -1 } do   -- -1: the pattern of 2^64-1

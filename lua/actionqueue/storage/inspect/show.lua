@@ -25,7 +25,7 @@ local function scalar_text(v, T, name)
     return fmt.u64(v)
   elseif k == "bytes" then return fmt.bytes(v)
   elseif k == "string" then return string.format("%q", v):gsub("\\\n", "\\n")
-  elseif k == "bool" or k == "id" or k == "u8" or k == "u16" or k == "u32" or k == "i32" then
+  elseif k == "bool" or k == "id" or T.min then   -- T.min: a bounded integer kind (dsl)
     return tostring(v)
   end
   return nil
