@@ -189,6 +189,18 @@ static int log_lock(lua_State *L) {
   return 1;
 }
 
+/* is_at(dir, rel) -> true | nil, "verify PATH: ...", ENAME: the log is the file DIR/REL,
+ * walked without following a link in REL (io.c aqs_same_file_under).  The appender asks
+ * it after opening a WAL in a data dir, so a wal/ folder swapped for a link between the
+ * layout check and the open is caught before anything is written (docs/wal.md). */
+static int log_is_at(lua_State *L) {
+  flog_t *g = check_log(L, 1);
+  const char *dir = luaL_checkstring(L, 2), *rel = luaL_checkstring(L, 3);
+  if (aqs_same_file_under(dir, rel, g->fd) < 0) return aqs_push_ioerr(L, "verify", g->path, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int log_size(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)check_log(L, 1)->size);
   return 1;
@@ -516,6 +528,7 @@ void aqs_framed_log_init(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"append", log_append},
     {"close", log_close},
+    {"is_at", log_is_at},
     {"lock", log_lock},
     {"path", log_path},
     {"size", log_size},

@@ -134,6 +134,45 @@ int aqs_fcntl_clear_nonblock(int fd) {
   return fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
+int aqs_same_file_under(const char *dir, const char *rel, int fd) {
+  char comp[256];
+  struct stat want, got;
+  const char *p = rel;
+  int dfd;
+  if (aqs_fstat(fd, &want) < 0) return -1;
+  do { dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC); } while (dfd < 0 && errno == EINTR);
+  if (dfd < 0) return -1;
+  for (;;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    int r;
+    if (n == 0 || n >= sizeof comp) {
+      (void)close(dfd);
+      errno = n == 0 ? EINVAL : ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(comp, p, n);
+    comp[n] = '\0';
+    if (!slash) {
+      r = fstatat(dfd, comp, &got, AT_SYMLINK_NOFOLLOW);
+      (void)close(dfd);
+      if (r < 0) return -1;
+      if (S_ISLNK(got.st_mode)) { errno = ELOOP; return -1; }
+      if (got.st_dev != want.st_dev || got.st_ino != want.st_ino) { errno = ESTALE; return -1; }
+      return 0;
+    }
+    do { r = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); } while (r < 0 && errno == EINTR);
+    (void)close(dfd);
+    if (r < 0) {
+      /* O_NOFOLLOW|O_DIRECTORY on a link gives ELOOP or ENOTDIR depending on the kernel */
+      if (errno == ENOTDIR) errno = ELOOP;
+      return -1;
+    }
+    dfd = r;
+    p = slash + 1;
+  }
+}
+
 const char *aqs_file_kind(mode_t mode) {
   if (S_ISREG(mode)) return "regular file";
   if (S_ISDIR(mode)) return "directory";

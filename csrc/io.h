@@ -65,6 +65,14 @@ int aqs_fchown(int fd, uid_t uid, gid_t gid);
 int aqs_rename_noreplace(const char *from, const char *to);
 int aqs_fcntl_clear_nonblock(int fd);
 
+/* 0 when DIR/REL, walked from DIR without following a symbolic link in any component of
+ * REL (openat O_DIRECTORY|O_NOFOLLOW, then fstatat AT_SYMLINK_NOFOLLOW for the last one),
+ * is the very file open as fd (same st_dev/st_ino); -1 otherwise, errno ELOOP when a
+ * component of REL is a link, ESTALE when the name is another file, or the walk's error.
+ * DIR itself may be a link (the user's path).  Read-only: no file content changes, so
+ * like aqs_flock it is not part of the swappable aqs_sys table. */
+int aqs_same_file_under(const char *dir, const char *rel, int fd);
+
 /* Opens an existing file to read it without ever blocking and without a controlling
  * tty (O_RDONLY|O_NONBLOCK|O_NOCTTY; a symlink is followed: inputs may be links).
  * Anything but a regular file or a directory (a directory then fails at its first read

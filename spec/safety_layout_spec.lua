@@ -134,6 +134,25 @@ describe("data dir layout links", function()
     assert.same(before, tree(elsewhere))
   end)
 
+  it("a wal/ link swapped in after the layout check is caught before anything is written", function()
+    -- the attacker wins the race between the check and the open: simulated by a check
+    -- that passes although the link is there
+    plant("wal")
+    write(elsewhere .. "/actionqueue.wal", rec(1) .. "\5\0\0")   -- a torn tail, too
+    local before = tree(elsewhere)
+    local real = datadir.check_layout
+    datadir.check_layout = function() return true end
+    local a, err = appender.open(dir .. "/wal/actionqueue.wal", { sync = "none", repair = "truncate_partial" })
+    local repair = require "actionqueue.storage.wal.repair"
+    local r, rerr = repair.run(dir .. "/wal/actionqueue.wal")
+    datadir.check_layout = real
+    assert.is_nil(a)
+    refused(err, "wal")
+    assert.is_nil(r)
+    refused(rerr, "wal")
+    assert.same(before, tree(elsewhere))
+  end)
+
   it("a data dir that is itself a link (the user's choice) works", function()
     assert(lfs.mkdir(elsewhere .. "/real"))
     assert(lfs.link(elsewhere .. "/real", tmp .. "/alias", true))

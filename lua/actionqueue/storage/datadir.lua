@@ -149,6 +149,30 @@ function datadir.check_layout(dir, step)
   return true
 end
 
+--- Checks, after the fact, that FramedLog `log` opened at `path` is really the data dir's
+-- WAL: `<dir>/wal/actionqueue.wal` walked from `<dir>` without following a link
+-- (`log:is_at`). A `wal/` swapped for a link between `check_layout` and the open is
+-- caught here, before the first byte is written, scanned or cut. A WAL outside any data
+-- dir passes.
+-- @return true | nil, err (`UnsafePath`, as `check_layout`)
+function datadir.verify_wal(path, log, step)
+  local dir = datadir.of_wal(path)
+  if not dir then return true end
+  if dir == "" then dir = "/" end
+  local ok, msg, ename = log:is_at(dir, datadir.WAL_FILE)
+  if ok then return true end
+  if ename == "ELOOP" then
+    local link = (dir == "/" and "" or dir:gsub("/+$", "")) .. "/" .. fsutil.dirname(datadir.WAL_FILE)
+    local target = lfs.symlinkattributes(link, "target") or "?"
+    return nil, errors.new("UnsafePath", { path = link, op = step, target = target, cause = msg },
+      string.format("%s is a symbolic link (to %s), swapped in while the WAL was opened: " ..
+        "refusing to %s through it; nothing was written", link, target, step))
+  end
+  return nil, errors.new("UnsafePath", { path = path, op = step, cause = msg },
+    string.format("%s is not the file that was opened (%s): a folder of the data dir was " ..
+      "replaced meanwhile; refusing to %s", path, tostring(msg), step))
+end
+
 -- A lock object over the data dir's two locks (the directory's own descriptor and
 -- store.lock); `unlock`/`close` release both, `held` says whether they are held.
 local DirLock = {}

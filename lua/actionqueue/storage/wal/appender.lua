@@ -135,6 +135,12 @@ function appender.open(path, opts)
     log:close()
     return nil, err
   end
+  local safe, uerr = datadir.verify_wal(path, log, "open the WAL for writing")
+  if not safe then
+    guard:release()
+    log:close()
+    return nil, uerr
+  end
   local writers = not opts.force and datadir.writers(path) or {}
   if #writers > 0 then
     guard:release()

@@ -128,6 +128,8 @@ function repair.run(path, opts)
     guard:release()
     return ...
   end
+  local safe, uerr = datadir.verify_wal(path, log, "repair the WAL")
+  if not safe then return done(nil, uerr) end
   local writers = not opts.force and datadir.writers(path) or {}
   if #writers > 0 then return done(nil, datadir.busy_error(path, writers, "repair it")) end
   local plan, err = repair.plan(path, opts)
