@@ -99,7 +99,8 @@ local function rm(p) return function() os.remove(p) end end
 -- The engine's figures from issue 15 (wall s low/high, CPU s, peak MiB, instructions) and
 -- the issue's targets (ratio of wall, ratio of peak, instructions). `ir`: the row gets an
 -- instruction count (the 10k rows and recover). `child`: the figures are the build call's
--- (from the child's AQS_BENCH line), the peak the whole process's; `limit`: seconds.
+-- (from the child's AQS_BENCH line: the best of the runs), the peak the whole process's;
+-- `limit`: seconds.
 local CHECK10 = { 0.056, 0.071, 0.055, 23.5, 356e6 }
 local CHECK100 = { 0.57, 0.74, 0.55, 212 }
 local REWRITE10 = { 0.11, 0.11, 0.09, 30.7, 544e6 }
@@ -144,7 +145,7 @@ for _, r in ipairs(ROWS) do
       failures = failures + 1
       print(fmt_row("ours   " .. r.what, "FAILED", "", "", "", (err or ""):sub(1, 200)))
     elseif r.child then
-      local c = m.child
+      local c = H.best_child(m.children, "build_wall")
       local wall, cpu = c.build_wall, c.build_cpu
       local verdict = wall and ((wall <= r.limit and "met" or "NOT met")
         .. (" (target <= %s s)"):format(H.num(r.limit))) or "no AQS_BENCH line"

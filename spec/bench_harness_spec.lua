@@ -48,6 +48,13 @@ describe("bench harness", function()
     assert.same({}, H.parse_child("no such line"))
   end)
 
+  it("picks the child figures of the fastest run", function()
+    local c = H.best_child({ { build_wall = 1.2, build_cpu = 1.0 }, {}, { build_wall = 0.9, build_cpu = 1.1 } },
+      "build_wall")
+    assert.same({ build_wall = 0.9, build_cpu = 1.1 }, c)
+    assert.same({}, H.best_child({ {}, {} }, "build_wall"))
+  end)
+
   it("states ratios and whether the target is met", function()
     assert.equal("0.50x (<= 0.7 met)", H.ratio_text(0.05, 0.1, 0.7))
     assert.equal("1.30x (<= 1 NOT met)", H.ratio_text(0.13, 0.1, 1.0))

@@ -81,20 +81,30 @@ end
 --- Measures `cmd` as whole processes: `runs` times under `/usr/bin/time -v`
 -- (`prepare()` before each). The command's stdout is kept (for AQS_BENCH lines).
 -- @treturn table|nil `{wall = best, cpu = CPU of that run, rss_mib = max, walls = {...},
---   child = parse_child of the best run}`, or nil, message when a run failed
+--   children = {parse_child of each run}}`, or nil, message when a run failed
 function H.measure(cmd, runs, prepare)
   local best
-  local walls, peak = {}, 0
+  local walls, children, peak = {}, {}, 0
   for _ = 1, runs or 3 do
     if prepare then prepare() end
     local ok, out = H.sh("/usr/bin/time -v " .. cmd)
     local t = H.parse_time_v(out)
     if not ok or not t or t.status ~= 0 then return nil, out end
     walls[#walls + 1] = t.wall
+    children[#children + 1] = H.parse_child(out)
     if t.rss_mib > peak then peak = t.rss_mib end
-    if not best or t.wall < best.wall then best = t; best.child = H.parse_child(out) end
+    if not best or t.wall < best.wall then best = t end
   end
-  return { wall = best.wall, cpu = best.cpu, rss_mib = peak, walls = walls, child = best.child }
+  return { wall = best.wall, cpu = best.cpu, rss_mib = peak, walls = walls, children = children }
+end
+
+--- The child figures (parse_child) of the run where `key` was least.
+function H.best_child(children, key)
+  local best
+  for _, c in ipairs(children) do
+    if c[key] and (not best or c[key] < best[key]) then best = c end
+  end
+  return best or {}
 end
 
 --- True when valgrind can be run.
