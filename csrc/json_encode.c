@@ -62,6 +62,7 @@ typedef struct {
   size_t indent_len;
   int level;            /* nesting of the container being written (pretty printing) */
   int features;         /* stack index of opts.features, 0 = none */
+  int refs;             /* stack index of the schema's refs (interned names), 0 = none */
 } je;
 
 static int state_gc(lua_State *L) {
@@ -302,7 +303,9 @@ static int ev_record(je *e, jtype *t, int idx) {
   e->level++;
   for (k = 0; k < t->nitems; k++) {
     jitem *f = &t->items[k];
-    lua_pushlstring(L, f->name, f->len);
+    /* the interned key (no hashing of the name per record) */
+    if (e->refs) lua_rawgeti(L, e->refs, f->name_ref);
+    else lua_pushlstring(L, f->name, f->len);
     if (lua_rawget(L, idx) == LUA_TNIL && f->skip_if_none) {
       lua_pop(L, 1);
       continue;
@@ -374,7 +377,8 @@ static int ev_enum(je *e, jtype *t, int idx) {
     }
     for (k = 0; k < nvariants(e, t) && count == 1; k++) {
       jitem *v = &t->items[k];
-      lua_pushlstring(L, v->name, v->len);
+      if (e->refs) lua_rawgeti(L, e->refs, v->name_ref);
+      else lua_pushlstring(L, v->name, v->len);
       if (lua_rawget(L, idx) != LUA_TNIL && variant_on(e, v)) { found = v; break; }
       lua_pop(L, 1);
     }
@@ -561,6 +565,8 @@ int aqs_json_encode(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   e.b = b;
+  aqs_schema_push_refs(L, 2);             /* 9 */
+  e.refs = 9;
   if (ev(&e, sc->root, 1) || flush_sink(&e, 1)) {
     lua_pushnil(L);
     lua_insert(L, -2);
