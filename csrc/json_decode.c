@@ -1091,7 +1091,7 @@ static int hook_record_end(jd *d, jtype *t, jcap *caps) {
  * fcaps (optional) receives the fields' values, c (optional) that there is one. */
 static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   lua_State *L = d->L;
-  int c = ws(d), r, base, top, j, nn = 0;
+  int c = ws(d), r, base = 0, top, j, nn = 0;
   jcap lcaps[JCAP_MAX], *caps = fcaps;
   if (c < 0) return PEEK_ERR(d, "EOF while parsing a value");
   if (c != '[' && c != '{') {
@@ -1107,26 +1107,13 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
   }
   if (d->skim) {
     EMIT(d, aqs_tx_record_begin(d->em, t));
-    if (c == '[') {
-      r = record_seq(d, t, variant, caps);
-      d->depth++;
-      if (r) { end_seq(d, 0); fix_pos(d); return -1; }
-      if (end_seq(d, 1)) return -1;
-    } else {
-      r = record_map(d, t, caps);
-      d->depth++;
-      if (r) { end_map(d, 0); fix_pos(d); return -1; }
-      if (end_map(d, 1)) return -1;
-    }
-    EMIT(d, aqs_tx_record_end(d->em));
-    if (c0) c0->present = 1;
-    return caps ? hook_record_end(d, t, caps) : 0;
+  } else {
+    /* The fields' key/value pairs collect on the stack; the table is made at the end with
+     * room for the non-nil ones only (Lua stores no node for a nil value, so a record
+     * with absent options would otherwise carry empty nodes). */
+    luaL_checkstack(L, 2 * t->nitems + 8, "json_decode");
+    base = lua_gettop(L);
   }
-  /* The fields' key/value pairs collect on the stack; the table is made at the end with
-   * room for the non-nil ones only (Lua stores no node for a nil value, so a record
-   * with absent options would otherwise carry empty nodes). */
-  luaL_checkstack(L, 2 * t->nitems + 8, "json_decode");
-  base = lua_gettop(L);
   if (c == '[') {
     r = record_seq(d, t, variant, caps);
     d->depth++;
@@ -1138,24 +1125,25 @@ static int dv_record(jd *d, jtype *t, int variant, jcap *fcaps, jcap *c0) {
     if (r) { end_map(d, 0); fix_pos(d); return -1; }
     if (end_map(d, 1)) return -1;
   }
-  top = lua_gettop(L);
-  for (j = base + 2; j <= top; j += 2) nn += !lua_isnil(L, j);
-  lua_createtable(L, 0, nn);
-  for (j = base + 1; j < top; j += 2) {
-    if (lua_isnil(L, j + 1)) continue;
-    lua_pushvalue(L, j);
-    lua_pushvalue(L, j + 1);
-    lua_rawset(L, -3);
+  if (d->skim) {
+    EMIT(d, aqs_tx_record_end(d->em));
+  } else {
+    top = lua_gettop(L);
+    for (j = base + 2; j <= top; j += 2) nn += !lua_isnil(L, j);
+    lua_createtable(L, 0, nn);
+    for (j = base + 1; j < top; j += 2) {
+      if (lua_isnil(L, j + 1)) continue;
+      lua_pushvalue(L, j);
+      lua_pushvalue(L, j + 1);
+      lua_rawset(L, -3);
+    }
+    lua_replace(L, base + 1);
+    lua_settop(L, base + 1);
+    /* with hooks, they implement the schema's decode-time checks (verdict.c plan_compile) */
+    if (!d->hk) return t->check_ref && run_check(d, t->check_ref) ? -1 : 0;
   }
-  lua_replace(L, base + 1);
-  lua_settop(L, base + 1);
-  if (d->hk) {
-    /* the hooks implement the schema's decode-time checks (verdict.c plan_compile) */
-    if (c0) c0->present = 1;
-    return caps ? hook_record_end(d, t, caps) : 0;
-  }
-  if (t->check_ref && run_check(d, t->check_ref)) return -1;
-  return 0;
+  if (c0) c0->present = 1;
+  return caps ? hook_record_end(d, t, caps) : 0;
 }
 
 #define LIST_STACK 32
