@@ -1152,16 +1152,42 @@ static void field_id(lua_State *L, int t, const char *k, unsigned char *out) {
   lua_pop(L, 1);
 }
 
-/* The string field k: 1 with a malloc'd copy, 0 when nil. */
+/* The string field k (its type checked already): 1 with a malloc'd copy, 0 when nil,
+ * -1 out of memory.  Never raises. */
 static int field_str(lua_State *L, int t, const char *k, char **out, size_t *len) {
   const char *p;
-  int ty = lua_getfield(L, t, k);
-  if (ty == LUA_TNIL) { lua_pop(L, 1); return 0; }
-  if (ty != LUA_TSTRING) luaL_error(L, "seed_run: string %s expected", k);
-  p = lua_tolstring(L, -1, len);
-  if (!(*out = dup_bytes(p, *len))) { lua_pop(L, 1); oom(L); }
+  int r = 0;
+  if (lua_getfield(L, t, k) == LUA_TSTRING) {
+    p = lua_tolstring(L, -1, len);
+    r = (*out = dup_bytes(p, *len)) ? 1 : -1;
+  }
   lua_pop(L, 1);
-  return 1;
+  return r;
+}
+
+static void free_attempt_strings(attempt_entry *att, uint32_t n) {
+  uint32_t i;
+  for (i = 0; i < n; i++) {
+    free(att[i].error);
+    free(att[i].output);
+    att[i].error = att[i].output = NULL;
+  }
+}
+
+static int has_lease_arg(lua_State *L) { return lua_istable(L, 7); }
+
+/* 1 when the lease table at 7 lacks a string owner or an integer expiry/acquired_at/
+ * updated_at (checked before anything is allocated). */
+static int lease_invalid(lua_State *L) {
+  static const char *const ints[] = {"expiry", "acquired_at", "updated_at"};
+  int i, bad = lua_getfield(L, 7, "owner") != LUA_TSTRING;
+  lua_pop(L, 1);
+  for (i = 0; i < 3 && !bad; i++) {
+    lua_getfield(L, 7, ints[i]);
+    bad = !lua_isinteger(L, -1);
+    lua_pop(L, 1);
+  }
+  return bad;
 }
 
 /* seed_run(run_id, attempt_count, current_attempt_id?, history, attempts, lease?) */
@@ -1216,22 +1242,30 @@ static int l_seed_run(lua_State *L) {
     res = lua_isnil(L, -1) ? NONE : name_index(L, names, 2, lua_gettop(L));
     if (res < 0) return luaL_error(L, "seed_run: result name expected");
     a->result = (unsigned char)res;
-    if (lua_getfield(L, e, "error") > LUA_TNIL && !lua_isstring(L, -1))
+    if (lua_getfield(L, e, "error") > LUA_TNIL && lua_type(L, -1) != LUA_TSTRING)
       return luaL_error(L, "seed_run: string error expected");
-    if (lua_getfield(L, e, "output") > LUA_TNIL && !lua_isstring(L, -1))
+    if (lua_getfield(L, e, "output") > LUA_TNIL && lua_type(L, -1) != LUA_TSTRING)
       return luaL_error(L, "seed_run: string output expected");
     lua_settop(L, e - 1);
   }
   /* strings last: nothing can raise after the first copy but out of memory */
+  if (has_lease_arg(L) && lease_invalid(L)) return luaL_error(L, "seed_run: lease owner expected");
   for (i = 0; i < na; i++) {
+    int he, ho;
     lua_rawgeti(L, 6, (lua_Integer)i + 1);
-    att[i].has_error = (unsigned char)field_str(L, lua_gettop(L), "error", &att[i].error, &att[i].error_len);
-    att[i].has_output = (unsigned char)field_str(L, lua_gettop(L), "output", &att[i].output, &att[i].output_len);
+    he = field_str(L, lua_gettop(L), "error", &att[i].error, &att[i].error_len);
+    ho = field_str(L, lua_gettop(L), "output", &att[i].output, &att[i].output_len);
     lua_pop(L, 1);
+    if (he < 0 || ho < 0) {
+      free_attempt_strings(att, i + 1);
+      return oom(L);
+    }
+    att[i].has_error = (unsigned char)he;
+    att[i].has_output = (unsigned char)ho;
   }
   {
-    hist_entry *h2 = (hist_entry *)malloc((nh ? nh : 1) * sizeof *h2);
-    attempt_entry *a2 = (attempt_entry *)malloc((na ? na : 1) * sizeof *a2);
+    hist_entry *h2;
+    attempt_entry *a2;
     char *owner = NULL;
     size_t owner_len = 0;
     uint64_t expiry = 0, acq = 0, upd = 0;
@@ -1241,12 +1275,14 @@ static int l_seed_run(lua_State *L) {
       acq = field_u64(L, 7, "acquired_at", NULL);
       upd = field_u64(L, 7, "updated_at", NULL);
     }
-    if (!h2 || !a2 || (has_lease && !field_str(L, 7, "owner", &owner, &owner_len))) {
+    h2 = (hist_entry *)malloc((nh ? nh : 1) * sizeof *h2);
+    a2 = (attempt_entry *)malloc((na ? na : 1) * sizeof *a2);
+    if (!h2 || !a2 || (has_lease && field_str(L, 7, "owner", &owner, &owner_len) < 0)) {
       free(h2);
       free(a2);
       free(owner);
-      for (i = 0; i < na; i++) { free(att[i].error); free(att[i].output); }
-      return has_lease && h2 && a2 ? luaL_error(L, "seed_run: lease owner expected") : oom(L);
+      free_attempt_strings(att, na);
+      return oom(L);
     }
     memcpy(h2, hist, nh * sizeof *h2);
     memcpy(a2, att, na * sizeof *a2);
