@@ -1,0 +1,109 @@
+-- The differential fuzz targets' drivers (fuzz/snapshot_transcode.lua: the transcoding
+-- rewrite against the table path; fuzz/wal_replay.lua: recovery's C replay against the
+-- record-at-a-time reducer path and the golden recovery fixtures) on golden inputs and on
+-- every input kept in spec/regressions/<target>/; and a broken property must raise.
+local fixtures = require "support.fixtures"
+local files = require "support.files"
+local lfs = require "lfs"
+
+local root = fixtures.repo
+
+local function kept(target)
+  local list, dir = {}, root .. "/spec/regressions/" .. target
+  if lfs.attributes(dir, "mode") == "directory" then
+    for name in lfs.dir(dir) do
+      if name ~= "." and name ~= ".." and name ~= "README.md" then list[#list + 1] = dir .. "/" .. name end
+    end
+  end
+  table.sort(list)
+  return list
+end
+
+local function payload(name)
+  return assert(files.read(fixtures.path("snapshot", name))):sub(13)
+end
+
+-- The drivers' temp dirs (/dev/shm/<prefix>...) present now: a fuzzer running beside
+-- the suite may hold one.
+local function temp_dirs(prefix)
+  local set = {}
+  if lfs.attributes("/dev/shm", "mode") ~= "directory" then return set end
+  for name in lfs.dir("/dev/shm") do
+    if name:sub(1, #prefix) == prefix then set[name] = true end
+  end
+  return set
+end
+local function no_new_temp_dirs(before, prefix)
+  for name in pairs(temp_dirs(prefix)) do
+    assert.is_true(before[name], "left behind: /dev/shm/" .. name)
+  end
+end
+
+local test = fixtures.available() and it or pending
+
+describe("fuzz target snapshot_transcode", function()
+  local driver = dofile(root .. "/fuzz/snapshot_transcode.lua")
+
+  test("golden payloads, a pretty respelling and garbage hold the property", function()
+    local before = temp_dirs("aqs-fuzz-transcode-")
+    for _, name in ipairs { "valid_01_tasks.snap", "compat_05_pretty_whitespace.snap",
+                            "compat_06_uuid_uppercase.snap" } do
+      driver(payload(name))
+    end
+    driver("")
+    driver("{\"version\":")
+    no_new_temp_dirs(before, "aqs-fuzz-transcode-")
+  end)
+
+  it("every kept input replays cleanly", function()
+    for _, p in ipairs(kept("snapshot_transcode")) do driver(assert(files.read(p))) end
+  end)
+
+  test("a disagreement raises (and the temp dir is removed)", function()
+    local before = temp_dirs("aqs-fuzz-transcode-")
+    local rewrite = require "actionqueue.storage.snapshot.rewrite"
+    local real = rewrite.by_tables
+    rewrite.by_tables = function(input, output)
+      local r, err, side = real(input, output)
+      if r then r.tasks = r.tasks + 1 end
+      return r, err, side
+    end
+    local ok, err = pcall(driver, payload("valid_01_tasks.snap"))
+    rewrite.by_tables = real
+    assert.is_false(ok)
+    assert.matches("transcoder says", err)
+    no_new_temp_dirs(before, "aqs-fuzz-transcode-")
+  end)
+end)
+
+describe("fuzz target wal_replay", function()
+  local driver = dofile(root .. "/fuzz/wal_replay.lua")
+  local function wal(rel) return assert(files.read(fixtures.path("wal", rel))) end
+
+  test("fixture WALs (golden expectations included) and garbage hold the property", function()
+    local before = temp_dirs("aqs-fuzz-replay-")
+    for _, e in ipairs(fixtures.manifest("wal")) do
+      if e.kind == "recovery" and type(e.wal) == "table" then driver(wal(e.wal.file)) end
+    end
+    driver("")
+    driver("\5\0\0\0\1")
+    no_new_temp_dirs(before, "aqs-fuzz-replay-")
+  end)
+
+  it("every kept input replays cleanly", function()
+    for _, p in ipairs(kept("wal_replay")) do driver(assert(files.read(p))) end
+  end)
+
+  test("a disagreement raises", function()
+    local before = temp_dirs("aqs-fuzz-replay-")
+    local reducer = require "actionqueue.storage.recovery.reducer"
+    local real = reducer.apply
+    reducer.apply = function() return nil, { message = "planted" } end
+    local data = wal("events/all_events.wal")
+    local ok, err = pcall(driver, data)
+    reducer.apply = real
+    assert.is_false(ok)
+    assert.matches("records say", err)
+    no_new_temp_dirs(before, "aqs-fuzz-replay-")
+  end)
+end)
