@@ -82,6 +82,18 @@ describe("snapshot.build", function()
     assert.equal(9, s.tasks[2].canceled_at)
   end)
 
+  it("makes every default from a timestamp above 2^63-1 (given as a decimal string)", function()
+    local s = assert(build({ timestamp = "18446744073709551615", tasks = { {} },
+      runs = { { task = 1, state_history = {} }, { task = 1, state = "Running", current_attempt_id = TID } } },
+      { validate = false }))
+    -- 2^64-1 is held as the same bit pattern (-1)
+    assert.equal(-1, s.timestamp)
+    assert.equal(-1, s.tasks[1].created_at)
+    assert.equal(-1, s.runs[1].run_instance.last_state_change_at)
+    assert.equal(-1, s.runs[2].attempts[1].started_at)
+    assert.equal(-1, s.runs[2].state_history[4].timestamp)
+  end)
+
   it("accepts u64 above 2^63-1 as decimal strings", function()
     local s = assert(build { wal_sequence = "18446744073709551615", timestamp = "9223372036854775808" })
     assert.equal(-1, s.metadata.wal_sequence)

@@ -194,8 +194,9 @@ end
 -- A run's friendly defaults that need context, as code of the run's generated coercer
 -- (compile_run): they read the run `v` and its RunInstance fields `ri` (the run itself
 -- when given flat) and leave the values in locals F_<RunInstance field> and R_<run field>
--- (with F_x_final / R_x_final true when the value is in built form already), which the
--- generated walk of the two records then checks like any input value.
+-- (with F_x_final / R_x_final true when the value is in built form already: made here from
+-- built values), which the generated walk of the two records then checks like any input
+-- value.
 local RUN_DEFAULTS = [[
   local F_task_id, F_task_id_final = ri.task_id, false
   local ref = ri.task
@@ -211,24 +212,26 @@ local RUN_DEFAULTS = [[
   end
   local F_state = ri.state
   if F_state == nil then F_state = "Scheduled" end
-  local F_created_at = ri.created_at
-  if F_created_at == nil then F_created_at = ctx.timestamp end
-  local F_scheduled_at = ri.scheduled_at
-  if F_scheduled_at == nil then F_scheduled_at = F_created_at end
+  local F_created_at, F_created_at_final = ri.created_at, false
+  if F_created_at == nil then F_created_at, F_created_at_final = ctx.built_timestamp, true end
+  local F_scheduled_at, F_scheduled_at_final = ri.scheduled_at, false
+  if F_scheduled_at == nil then F_scheduled_at, F_scheduled_at_final = F_created_at, F_created_at_final end
   local F_current_attempt_id = ri.current_attempt_id
-  local F_attempt_count = ri.attempt_count
+  local F_attempt_count, F_attempt_count_final = ri.attempt_count, false
   local R_attempts, R_attempts_final = v.attempts, false
   if R_attempts == nil then
     if F_current_attempt_id ~= nil then
-      R_attempts = { { attempt_id = F_current_attempt_id, started_at = F_created_at } }
+      -- (walked as input: the input's own timestamp when created_at is the default)
+      R_attempts = { { attempt_id = F_current_attempt_id, started_at = F_created_at_final and ctx.timestamp
+        or F_created_at } }
     else
       R_attempts, R_attempts_final = {}, true
     end
-    if F_attempt_count == nil then F_attempt_count = #R_attempts end
+    if F_attempt_count == nil then F_attempt_count, F_attempt_count_final = #R_attempts, true end
   elseif F_attempt_count == nil and type(R_attempts) == "table" then
     F_attempt_count = #R_attempts
   end
-  local F_last_state_change_at = ri.last_state_change_at
+  local F_last_state_change_at, F_last_state_change_at_final = ri.last_state_change_at, false
   local R_state_history, R_state_history_final = v.state_history, false
   if R_state_history == nil then
     local states = SHORTEST[F_state]
@@ -237,16 +240,24 @@ local RUN_DEFAULTS = [[
       R_state_history = { { to = states[1], timestamp = at } }
       for i = 2, #states do R_state_history[i] = { from = states[i - 1], to = states[i], timestamp = at } end
       -- valid states and an integer u64 time: the entries are in built form
-      R_state_history_final = mtype(at) == "integer" and at >= 0
-      if F_last_state_change_at == nil then F_last_state_change_at = at end
+      R_state_history_final = F_created_at_final or (mtype(at) == "integer" and at >= 0)
+      if F_last_state_change_at == nil then
+        F_last_state_change_at, F_last_state_change_at_final = at, F_created_at_final
+      end
     end
   elseif F_last_state_change_at == nil and type(R_state_history) == "table" then
     local last = R_state_history[#R_state_history]
-    F_last_state_change_at = type(last) == "table" and last.timestamp or F_created_at
+    local ts = type(last) == "table" and last.timestamp
+    if ts then
+      F_last_state_change_at = ts
+    else
+      F_last_state_change_at, F_last_state_change_at_final = F_created_at, F_created_at_final
+    end
   end
-  local F_effective_priority = ri.effective_priority
+  local F_effective_priority, F_effective_priority_final = ri.effective_priority, false
   if F_effective_priority == nil and F_task_id ~= nil then
-    F_effective_priority = task_priority(ctx, F_task_id)
+    -- a built task's priority, or 0
+    F_effective_priority, F_effective_priority_final = task_priority(ctx, F_task_id), true
   end
 ]]
 
@@ -279,7 +290,7 @@ local function parse_u64(s)
   return n
 end
 
--- The EMPTY list default: coercers never change their input, so one table serves all.
+-- An empty table that nothing may change (a stand-in where a list is absent).
 local EMPTY = setmetatable({}, { __newindex = function() error("build: EMPTY is read-only", 2) end })
 
 -- Compiled coercers: `coercer(t)` is a function(v, ctx, key) that checks and converts
@@ -289,28 +300,35 @@ local coercer
 
 -- The default of a missing field (see the module comment), as a Lua expression of the
 -- generated record coercer (`ctx` in scope; `K` holds values the expression refers to),
--- or nil when the field has none.
+-- or nil when the field has none; and whether that value is in built form already (no
+-- check needed): a constant the field's coercer returns unchanged, `false`, a fresh
+-- empty list, or the snapshot's built timestamp (ctx.built_timestamp, set once the root's
+-- timestamp field is walked, before any record that defaults to it).
 local function default_expr(field, K)
+  local t = field.type
+  local function constant(c)
+    K[#K + 1] = c
+    local ok, r = pcall(coercer(t.kind == "option" and t.of or t), c, { depth = 0, stack = {}, timestamp = 0 },
+      field.name)
+    return "K[" .. #K .. "]", ok and rawequal(r, c) and mtype(r) == mtype(c)
+  end
   local bd = field.build_default
   if bd ~= nil then
-    if type(bd) == "function" then K[#K + 1] = bd; return "K[" .. #K .. "]()" end
-    K[#K + 1] = bd
-    return "K[" .. #K .. "]"
+    if type(bd) == "function" then K[#K + 1] = bd; return "K[" .. #K .. "]()", false end
+    return constant(bd)
   end
   local d = field.default
   if d ~= nil and d ~= dsl.NONE then
-    K[#K + 1] = field
-    if type(d) == "function" then return "default_of(K[" .. #K .. "])" end
-    K[#K] = d -- a string or number: the value itself
-    return "K[" .. #K .. "]"
+    if type(d) == "function" then K[#K + 1] = field; return "default_of(K[" .. #K .. "])", false end
+    return constant(d) -- a string or number: the value itself
   end
-  local t = field.type
-  if t.kind == "list" then return "EMPTY" end
-  if t.kind == "bool" then return "false" end
-  if t.kind == "u64" and (field.name == "timestamp" or field.name:match("_at$")) then return "ctx.timestamp" end
+  if t.kind == "list" then return "{}", true end
+  if t.kind == "bool" then return "false", true end
+  if t.kind == "u64" and (field.name == "timestamp" or field.name:match("_at$")) then
+    return "ctx.built_timestamp", true
+  end
   return nil
 end
-
 -- Inline fast checks of the common scalar kinds (the coercer is called only when the
 -- check fails: it converts the friendly spellings or raises the error).
 local function fast_check(t, x, const)
@@ -415,7 +433,8 @@ compile_record = function(rec, embedded)
       emit("%s  for k in pairs(l) do if mtype(k) ~= \"integer\" or k < 1 or k > n then goto slow%d end end", ind, L)
       emit("%s  for i = 1, n do local e = l[i]; if not (%s) then goto slow%d end end", ind, item_check, L)
       -- a short list is copied by one constructor (sized once)
-      emit("%s  %s = n <= 64 and { unpack(l, 1, n) } or table.move(l, 1, n, 1, {})", ind, y)
+      emit("%s  if n == 1 then %s = { l[1] } elseif n <= 64 then %s = { unpack(l, 1, n) }", ind, y, y)
+      emit("%s  else %s = table.move(l, 1, n, 1, {}) end", ind, y)
       emit("%s  goto done%d", ind, L)
       emit("%send", ind)
       emit("%s::slow%d::", ind, L)
@@ -450,15 +469,22 @@ compile_record = function(rec, embedded)
         field_conv(f, y, prefix, i2 .. "  ")
         emit("%send", i2)
       else
-        local d = default_expr(f, K)
-        if d then emit("%sif %s then %s = %s end", i2, NIL(y), y, d) end
-        if optional then
-          emit("%sif %s ~= nil then", i2, y)
+        local d, built = default_expr(f, K)
+        if d and built then
+          -- a default in built form needs no check
+          emit("%sif %s then %s = %s else", i2, NIL(y), y, d)
           field_conv(f, y, prefix, i2 .. "  ")
           emit("%send", i2)
         else
-          emit("%sif %s then goto slow%d end", i2, NIL(y), L)
-          field_conv(f, y, prefix, i2)
+          if d then emit("%sif %s then %s = %s end", i2, NIL(y), y, d) end
+          if optional then
+            emit("%sif %s ~= nil then", i2, y)
+            field_conv(f, y, prefix, i2 .. "  ")
+            emit("%send", i2)
+          else
+            emit("%sif %s then goto slow%d end", i2, NIL(y), L)
+            field_conv(f, y, prefix, i2)
+          end
         end
       end
       ctor[#ctor + 1] = ("[%q] = %s"):format(f.name, y)
@@ -530,15 +556,22 @@ compile_record = function(rec, embedded)
           conv("    ")
           emit("  end")
         else
-          local d = default_expr(f, K)
-          if d then emit("  if %s then %s = %s end", NIL(x), x, d) end
-          if optional then
-            emit("  if %s ~= nil then", x)
+          local d, built = default_expr(f, K)
+          if d and built then
+            -- a default in built form needs no check
+            emit("  if %s then %s = %s else", NIL(x), x, d)
             conv("    ")
             emit("  end")
           else
-            emit("  if %s then fail(ctx, \"missing field\", %q) end", NIL(x), f.name)
-            conv("  ")
+            if d then emit("  if %s then %s = %s end", NIL(x), x, d) end
+            if optional then
+              emit("  if %s ~= nil then", x)
+              conv("    ")
+              emit("  end")
+            else
+              emit("  if %s then fail(ctx, \"missing field\", %q) end", NIL(x), f.name)
+              conv("  ")
+            end
           end
         end
       end
@@ -659,6 +692,8 @@ local function compile_root(rec)
     local optional = t.kind == "option"
     local K = {}
     local d = default_expr(f, K)
+    -- (the root's own defaults come before its timestamp is built)
+    if d then d = d:gsub("ctx%.built_timestamp", "ctx.timestamp") end
     fields[i] = { name = f.name, coerce = coercer(optional and t.of or t), optional = optional,
                   default = d and assert(load("local K, default_of, EMPTY = ... return function(ctx) return "
                     .. d .. " end", "=build:default", "t"))(K, dsl.default_of, EMPTY) }
@@ -681,6 +716,9 @@ local function compile_root(rec)
       else
         out[f.name] = f.coerce(x, ctx, f.name)
       end
+      -- the defaults that are the snapshot's timestamp in built form (ctx.timestamp stays
+      -- the input's: a value made from it is walked as an input value)
+      if f.name == "timestamp" then ctx.built_timestamp = out.timestamp end
     end
     if rec.check then
       local msg = rec.check(out)
