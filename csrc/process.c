@@ -80,16 +80,19 @@ int aqs_proc_spawn(lua_State *L) {
     posix_spawn_file_actions_destroy(&fa);
     goto fail_pipes;
   }
-  /* Workers start with SIGINT and SIGTERM blocked: a Ctrl-C sent to the whole process
-   * group (or kill -TERM -PGID) reaches the runner alone, which stops the workers itself
-   * (signals.c); the interpreter's own SIGINT handler never raises in a worker. */
+  /* Workers start with SIGINT, SIGTERM and SIGHUP blocked: a Ctrl-C sent to the whole
+   * process group (or kill -TERM -PGID, or a terminal hang-up) reaches the runner alone,
+   * which stops the workers itself (signals.c); the interpreter's own SIGINT handler
+   * never raises in a worker. */
   sigset_t defsigs, blocked;
   sigemptyset(&defsigs);
   sigaddset(&defsigs, SIGPIPE);
   sigaddset(&defsigs, SIGINT);
+  sigaddset(&defsigs, SIGHUP);
   sigemptyset(&blocked);
   sigaddset(&blocked, SIGINT);
   sigaddset(&blocked, SIGTERM);
+  sigaddset(&blocked, SIGHUP);
   if ((rc = posix_spawn_file_actions_adddup2(&fa, in_pipe[0], 0)) == 0 &&
       (rc = posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1)) == 0 &&
       (rc = posix_spawnattr_setsigdefault(&attr, &defsigs)) == 0 &&

@@ -28,7 +28,8 @@ describe("batch interrupted by a signal", function()
     error("no job was journaled")
   end
 
-  local signals = { { name = "INT", code = 130, text = "SIGINT" }, { name = "TERM", code = 143, text = "SIGTERM" } }
+  local signals = { { name = "INT", code = 130, text = "SIGINT" }, { name = "TERM", code = 143, text = "SIGTERM" },
+    { name = "HUP", code = 129, text = "SIGHUP" } }
   for _, sig in ipairs(signals) do
     it("SIG" .. sig.name .. " to the process group: clean stop, one line, exit " .. sig.code .. ", resume finishes",
       function()
