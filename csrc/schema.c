@@ -82,23 +82,24 @@ static jtype *compile_type(compiler *c, int idx);
 static const struct {
   const char *name;
   int kind;           /* rows in JK_* order: KINDS[k].kind == k */
+  int scalar;         /* a plain value type: dsl.lua makes dsl.<name> from the row */
   int bounded;        /* min/max below apply */
   int64_t min, max;
 } KINDS[] = {
-  {"u8", JK_U8, 1, 0, 255},
-  {"u16", JK_U16, 1, 0, 65535},
-  {"u32", JK_U32, 1, 0, 4294967295LL},
-  {"u64", JK_U64, 0, 0, 0},
-  {"i32", JK_I32, 1, -2147483647LL - 1, 2147483647LL},
-  {"bool", JK_BOOL, 0, 0, 0},
-  {"string", JK_STRING, 0, 0, 0},
-  {"bytes", JK_BYTES, 0, 0, 0},
-  {"id", JK_ID, 0, 0, 0},
-  {"option", JK_OPTION, 0, 0, 0},
-  {"list", JK_LIST, 0, 0, 0},
-  {"record", JK_RECORD, 0, 0, 0},
-  {"enum", JK_ENUM, 0, 0, 0},
-  {NULL, 0, 0, 0, 0}
+  {"u8", JK_U8, 1, 1, 0, 255},
+  {"u16", JK_U16, 1, 1, 0, 65535},
+  {"u32", JK_U32, 1, 1, 0, 4294967295LL},
+  {"u64", JK_U64, 1, 0, 0, 0},
+  {"i32", JK_I32, 1, 1, -2147483647LL - 1, 2147483647LL},
+  {"bool", JK_BOOL, 1, 0, 0, 0},
+  {"string", JK_STRING, 1, 0, 0, 0},
+  {"bytes", JK_BYTES, 1, 0, 0, 0},
+  {"id", JK_ID, 0, 0, 0, 0},
+  {"option", JK_OPTION, 0, 0, 0, 0},
+  {"list", JK_LIST, 0, 0, 0, 0},
+  {"record", JK_RECORD, 0, 0, 0, 0},
+  {"enum", JK_ENUM, 0, 0, 0, 0},
+  {NULL, 0, 0, 0, 0, 0}
 };
 
 const char *aqs_kind_name(int kind) {
@@ -106,13 +107,18 @@ const char *aqs_kind_name(int kind) {
   return kind >= 0 && kind <= JK_ENUM ? KINDS[kind].name : "?";
 }
 
-/* schema_kinds() -> {u8 = {min = 0, max = 255}, ..., u64 = {}, bool = {}, ...}: the kinds
- * table for dsl.lua (min/max only for the bounded integer kinds). */
+/* schema_kinds() -> {u8 = {scalar = true, min = 0, max = 255}, ..., u64 = {scalar = true},
+ * id = {}, record = {}, ...}: the kinds table for dsl.lua (min/max only for the bounded
+ * integer kinds). */
 int aqs_schema_kinds(lua_State *L) {
   int i;
   lua_createtable(L, 0, (int)(sizeof KINDS / sizeof KINDS[0]));
   for (i = 0; KINDS[i].name; i++) {
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
+    if (KINDS[i].scalar) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "scalar");
+    }
     if (KINDS[i].bounded) {
       lua_pushinteger(L, (lua_Integer)KINDS[i].min);
       lua_setfield(L, -2, "min");

@@ -36,24 +36,13 @@ local dsl = {}
 --- Sentinel default for an optional field whose explicit default is "absent".
 dsl.NONE = setmetatable({}, { __tostring = function() return "NONE" end })
 
--- The kinds and the integer ranges come from the C core's one table of kinds
--- (csrc/schema.c), which every codec enforces: `min`/`max` here are that range, for
--- the Lua code that checks values (build, validate).
-local KINDS = core.schema_kinds()
-
-local function scalar(kind)
-  local k = assert(KINDS[kind], kind)
-  return { kind = kind, min = k.min, max = k.max }
+-- The scalar types `dsl.u8`, `dsl.u16`, `dsl.u32`, `dsl.u64`, `dsl.i32`, `dsl.bool`,
+-- `dsl.string` and `dsl.bytes` are made from the C core's one table of kinds
+-- (csrc/schema.c), which every codec enforces: a scalar kind is added there only, and
+-- `min`/`max` here are its range, for the Lua code that checks values (build, validate).
+for kind, k in pairs(core.schema_kinds()) do
+  if k.scalar then dsl[kind] = { kind = kind, min = k.min, max = k.max } end
 end
-
-dsl.u8 = scalar("u8")
-dsl.u16 = scalar("u16")
-dsl.u32 = scalar("u32")
-dsl.u64 = scalar("u64")
-dsl.i32 = scalar("i32")
-dsl.bool = scalar("bool")
-dsl.string = scalar("string")
-dsl.bytes = scalar("bytes")
 
 --- A UUID-based identifier type.
 -- @tparam string name e.g. "TaskId"
