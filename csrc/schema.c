@@ -207,6 +207,7 @@ static void compile_enum(compiler *c, jtype *t, int idx) {
       v = lua_gettop(L);
       lua_getfield(L, v, "feature");
       if (lua_isnil(L, -1) == pass) { lua_pop(L, 2); continue; }
+      t->nall = k + 1;   /* slot k is filled from here on (free_type frees it on an error) */
       if (pass) {
         feature = lua_tolstring(L, -1, &len);
         if (!feature) luaL_error(L, "schema: enum %s: variant feature must be a string", t->name);

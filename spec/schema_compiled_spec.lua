@@ -108,6 +108,11 @@ describe("the compiled schema (core.schema)", function()
   it("rejects what is not a schema type", function()
     assert.has_error(function() core.schema({ kind = "u7" }) end, "schema: unknown kind 'u7'")
     assert.has_error(function() core.schema(42) end)
+    -- a gated variant without a name: the compile error frees what it built (no leak
+    -- under make sanitize)
+    local bad = { kind = "enum", name = "Bad", variants = { { name = "A" }, { feature = "workflow" } } }
+    assert.has_error(function() core.schema(bad) end, "schema: enum Bad: variant without a name")
+    collectgarbage()
   end)
 end)
 
