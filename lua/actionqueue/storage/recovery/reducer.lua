@@ -62,11 +62,18 @@ end
 
 local C_HANDLER = {}
 
+-- The one record a Lua caller's event is wrapped in to be encoded (reused: hydration
+-- applies one synthesized event per snapshot record and history entry).
+local WRAP_EVENT = {}
+local WRAP = { sequence = 0, event = WRAP_EVENT }
+
 local function c_handler(variant)
   local h = function(st, e, payload)
     if not payload then
+      WRAP_EVENT[variant] = e
       local err
-      payload, err = encode({ sequence = 0, event = { [variant] = e } }, WalEvent, WORKFLOW)
+      payload, err = encode(WRAP, WalEvent, WORKFLOW)
+      WRAP_EVENT[variant] = nil
       if not payload then error("reducer: invalid " .. variant .. " event: " .. err, 2) end
     end
     local ok, kind, detail, text = st.core:apply(payload)
@@ -254,15 +261,8 @@ end
 -- @tparam table rec `{sequence = n, event = {Variant = fields}}`
 -- @return true | nil, err
 function M.apply(st, rec)
-  local seq = rec.sequence
-  if not ult(st.latest, seq) then return invalid() end
   local variant, fields = next(rec.event)
-  local h = H[variant]
-  if not h then return unknown(variant) end
-  local ok, err = h(st, fields)
-  if not ok then return nil, err end
-  st.latest = seq
-  return true
+  return M.apply_event(st, rec.sequence, variant, fields)
 end
 
 --- Applies one WAL record given as its postcard payload, already validated (the
@@ -286,8 +286,15 @@ function M.apply_payload(st, payload, seq, variant)
 end
 
 --- Applies an event given as (variant, fields) with an explicit sequence.
+-- @return true | nil, err
 function M.apply_event(st, sequence, variant, fields)
-  return M.apply(st, { sequence = sequence, event = { [variant] = fields } })
+  if not ult(st.latest, sequence) then return invalid() end
+  local h = H[variant]
+  if not h then return unknown(variant) end
+  local ok, err = h(st, fields)
+  if not ok then return nil, err end
+  st.latest = sequence
+  return true
 end
 
 return M
