@@ -151,7 +151,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_DIR     := build-fuzz
 FUZZ_TARGETS ?= frame snapshot_json snapshot_verdict wal_postcard wal_stream snapshot_transcode \
-                wal_replay
+                wal_replay snapshot_rules
 FUZZ_FLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 AQ_FIXTURES  ?= $(firstword $(wildcard $(CURDIR)/../shared/fixtures /work/shared/fixtures))

@@ -7,6 +7,7 @@
 --   snapshot_transcode  snapshot payloads, and each valid/compat one respelled: pretty
 --                  printed, keys shuffled (seeded, deterministic), both
 --   wal_replay     whole WAL files (first 64 KiB; the recovery fixtures' WALs included)
+--   snapshot_rules the snapshot payloads (as snapshot_verdict)
 -- Usage: lua5.4 fuzz/seed.lua FIXTURES_DIR OUT_DIR   (writes OUT_DIR/<target>/<name>)
 local fixtures, out = arg[1], arg[2]
 assert(fixtures and out, "usage: seed.lua FIXTURES OUT")
@@ -116,6 +117,7 @@ for _, p in ipairs(files(fixtures .. "/snapshot", "*.snap")) do
     emit("snapshot_json", base, d:sub(13))
     emit("snapshot_verdict", base, d:sub(13))
     emit("snapshot_transcode", base, d:sub(13))
+    emit("snapshot_rules", base, d:sub(13))
     if base:match("^valid_") or base:match("^compat_") then
       for _, v in ipairs { { "pretty", true, false }, { "shuffled", false, true },
                            { "pretty_shuffled", true, true } } do

@@ -1,7 +1,8 @@
 -- The differential fuzz targets' drivers (fuzz/snapshot_transcode.lua: the transcoding
 -- rewrite against the table path; fuzz/wal_replay.lua: recovery's C replay against the
--- record-at-a-time reducer path and the golden recovery fixtures) on golden inputs and on
--- every input kept in spec/regressions/<target>/; and a broken property must raise.
+-- record-at-a-time reducer path and the golden recovery fixtures; fuzz/snapshot_rules.lua:
+-- snapshot.validate on mutated tables against the verdict of their encoding) on golden
+-- inputs and on every input kept in spec/regressions/<target>/; a broken property raises.
 local fixtures = require "support.fixtures"
 local files = require "support.files"
 local lfs = require "lfs"
@@ -105,5 +106,30 @@ describe("fuzz target wal_replay", function()
     assert.is_false(ok)
     assert.matches("records say", err)
     no_new_temp_dirs(before, "aqs-fuzz-replay-")
+  end)
+end)
+
+describe("fuzz target snapshot_rules", function()
+  local driver = dofile(root .. "/fuzz/snapshot_rules.lua")
+
+  test("golden payloads, mutated by their own bytes, hold the property", function()
+    for _, e in ipairs(fixtures.manifest("snapshot")) do
+      if e.kind ~= "frame" then driver(payload(e.file)) end
+    end
+    driver("not json")
+  end)
+
+  it("every kept input replays cleanly", function()
+    for _, p in ipairs(kept("snapshot_rules")) do driver(assert(files.read(p))) end
+  end)
+
+  test("a disagreement raises", function()
+    local load = require "actionqueue.storage.snapshot.load"
+    local real = load.verdict
+    load.verdict = function() return { tasks = -1, runs = -1 } end
+    local ok, err = pcall(driver, payload("valid_01_tasks.snap"))
+    load.verdict = real
+    assert.is_false(ok)
+    assert.matches("verdict counts", err)
   end)
 end)
