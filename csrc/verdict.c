@@ -24,8 +24,8 @@
  * snapshot_read(path, plan [, opts]) -> the same, but the snapshot is built (status =
  *   "ok", value) from the streamed payload; the hooks judge the rules while it is built.
  * snapshot_rules(payload, plan [, all]) -> {violation...} | nil, msg, line, col: the rules
- *   on a JSON payload (snapshot.validate of a Lua table, through its encoding), the
- *   decode-time checks off; all = every violation in the engine's order, each with its
+ *   on a JSON payload (snapshot.validate of a Lua table, through its encoding), only
+ *   the decode-time checks no rule repeats; all = every violation in the engine's order, each with its
  *   document path, else at most the first.  The rules exist only here.
  *   opts = {version = 4, max_length = 268435456}.  "ok" also has `canonical` (the payload
  *   is byte for byte its canonical encoding) and `json_version` (the document's version).
@@ -118,7 +118,9 @@ typedef struct {
   int writer_ref;               /* copy of the payload: AtomicWriter ref (LUA_NOREF = none) */
   int writer_failed;            /* its first failure (the writer repeats it to Lua) */
   int all;                      /* every violation (validate's all mode), not only the first */
-  int checks;                   /* the decode-time checks (3.6) are on (off for Lua tables) */
+  int checks;                   /* the decode-time checks (3.6): 1 all (files), 2 those no
+                                   section 6 rule repeats (Lua tables: a value the loader
+                                   would refuse must not pass validate and be written) */
   int transcode;                /* the writer receives the canonical encoding (transcode.c),
                                    not a copy */
   uint64_t json_version;        /* the document's own "version" field */
@@ -512,7 +514,7 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       const jcap *state = CAP(t, caps, 2);
       for (k = 0; k < 7; k++) v->ri[k] = *CAP(t, caps, k);
       v->ri_seen = 1;
-      if (!v->checks) return 0;
+      if (v->checks != 1) return 0;   /* section 6 repeats these with its own texts */
       if (is_nil_id(CAP(t, caps, 0)->id)) return msgf(msg, n, "run_id must not be nil");
       if (is_nil_id(CAP(t, caps, 1)->id)) return msgf(msg, n, "task_id must not be nil");
       if (CAP(t, caps, 3)->present && (int)state->u != pl->st_running)
@@ -1014,7 +1016,7 @@ int aqs_snapshot_read(lua_State *L) {
 
 /* snapshot_rules(payload, plan [, all]) -> {violation...} | nil, message, line, column
  * The 27 mapping rules on a JSON payload (the encoding of a snapshot built in Lua:
- * snapshot.validate), the decode-time checks off (section 6 alone).  Violations are
+ * snapshot.validate), with the decode-time checks that no rule repeats (checks = 2).  Violations are
  * {kind, path, message}, in the engine's order; without `all` at most the first. */
 int aqs_snapshot_rules(lua_State *L) {
   size_t n, j;
@@ -1031,6 +1033,7 @@ int aqs_snapshot_rules(lua_State *L) {
   v->L = L;
   v->pl = pl;
   v->all = all;
+  v->checks = 2;
   v->payload_len = n;
   lua_getiuservalue(L, 2, 1);   /* 4: the compiled schema */
   ok = aqs_json_decode_hooked(L, 4, NULL, s, n, &HOOKS_IMPL, v, 0);

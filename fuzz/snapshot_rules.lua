@@ -9,7 +9,7 @@
 -- Properties: the default mode's violation is the first of {all = true} (valid iff that
 -- list is empty); a table the encoder refuses is an EncodeError violation and nothing
 -- else is; the encoding's verdict is OK with the table's counts iff validate accepts, and
--- otherwise the same rule, path and text (a decode error of the encoding is a finding).
+-- otherwise the same rule, path and text, or the same decode-time check's text.
 local core = require "actionqueue.storage.core"
 local codec = require "actionqueue.storage.snapshot.codec"
 local validate = require "actionqueue.storage.snapshot.validate"
@@ -100,6 +100,14 @@ return function(data)
   else
     if r then error("validate says " .. describe(v) .. ", the verdict of the encoding says OK") end
     if err.kind == "IncompatibleVersion" then return end
+    if v.kind == "DecodeError" then -- a decode-time check no section 6 rule repeats
+      local want = "Failed to decode snapshot: " .. v.message
+      if err.kind ~= "DecodeError" or err.message:sub(-#want) ~= want then
+        error("validate says " .. describe(v) .. ", the verdict " .. tostring(err.kind) .. " " ..
+          tostring(err.message))
+      end
+      return
+    end
     if err.kind ~= "MappingError" then
       error("validate says " .. describe(v) .. ", the verdict " .. tostring(err.kind) .. " " ..
         tostring(err.message))

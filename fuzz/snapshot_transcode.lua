@@ -79,6 +79,7 @@ local function clean()
   lfs.rmdir(dir)
 end
 
+-- (the second value, the temp dir, is for the spec)
 return function(data)
   assert(lfs.mkdir(dir))
   local ok, err = pcall(function()
@@ -87,4 +88,4 @@ return function(data)
   end)
   clean()
   if not ok then error(err, 0) end
-end
+end, dir

@@ -164,9 +164,10 @@ local function clean()
   lfs.rmdir(dir)
 end
 
+-- (the second value, the temp dir, is for the spec)
 return function(data)
   for _, d in ipairs { dir, DATA, DATA .. "/wal", DATA .. "/snapshots" } do assert(lfs.mkdir(d)) end
   local ok, err = pcall(check, data)
   clean()
   if not ok then error(err, 0) end
-end
+end, dir

@@ -24,36 +24,24 @@ local function payload(name)
   return assert(files.read(fixtures.path("snapshot", name))):sub(13)
 end
 
--- The drivers' temp dirs (/dev/shm/<prefix>...) present now: a fuzzer running beside
--- the suite may hold one.
-local function temp_dirs(prefix)
-  local set = {}
-  if lfs.attributes("/dev/shm", "mode") ~= "directory" then return set end
-  for name in lfs.dir("/dev/shm") do
-    if name:sub(1, #prefix) == prefix then set[name] = true end
-  end
-  return set
-end
-local function no_new_temp_dirs(before, prefix)
-  for name in pairs(temp_dirs(prefix)) do
-    assert.is_true(before[name], "left behind: /dev/shm/" .. name)
-  end
+-- A driver's own temp dir (its second return value) is gone after each input.
+local function removed(dir)
+  assert.is_nil(lfs.attributes(dir), "left behind: " .. dir)
 end
 
 local test = fixtures.available() and it or pending
 
 describe("fuzz target snapshot_transcode", function()
-  local driver = dofile(root .. "/fuzz/snapshot_transcode.lua")
+  local driver, tmp = dofile(root .. "/fuzz/snapshot_transcode.lua")
 
   test("golden payloads, a pretty respelling and garbage hold the property", function()
-    local before = temp_dirs("aqs-fuzz-transcode-")
     for _, name in ipairs { "valid_01_tasks.snap", "compat_05_pretty_whitespace.snap",
                             "compat_06_uuid_uppercase.snap" } do
       driver(payload(name))
     end
     driver("")
     driver("{\"version\":")
-    no_new_temp_dirs(before, "aqs-fuzz-transcode-")
+    removed(tmp)
   end)
 
   it("every kept input replays cleanly", function()
@@ -61,7 +49,6 @@ describe("fuzz target snapshot_transcode", function()
   end)
 
   test("a disagreement raises (and the temp dir is removed)", function()
-    local before = temp_dirs("aqs-fuzz-transcode-")
     local rewrite = require "actionqueue.storage.snapshot.rewrite"
     local real = rewrite.by_tables
     rewrite.by_tables = function(input, output)
@@ -73,22 +60,21 @@ describe("fuzz target snapshot_transcode", function()
     rewrite.by_tables = real
     assert.is_false(ok)
     assert.matches("transcoder says", err)
-    no_new_temp_dirs(before, "aqs-fuzz-transcode-")
+    removed(tmp)
   end)
 end)
 
 describe("fuzz target wal_replay", function()
-  local driver = dofile(root .. "/fuzz/wal_replay.lua")
+  local driver, tmp = dofile(root .. "/fuzz/wal_replay.lua")
   local function wal(rel) return assert(files.read(fixtures.path("wal", rel))) end
 
   test("fixture WALs (golden expectations included) and garbage hold the property", function()
-    local before = temp_dirs("aqs-fuzz-replay-")
     for _, e in ipairs(fixtures.manifest("wal")) do
       if e.kind == "recovery" and type(e.wal) == "table" then driver(wal(e.wal.file)) end
     end
     driver("")
     driver("\5\0\0\0\1")
-    no_new_temp_dirs(before, "aqs-fuzz-replay-")
+    removed(tmp)
   end)
 
   it("every kept input replays cleanly", function()
@@ -96,7 +82,6 @@ describe("fuzz target wal_replay", function()
   end)
 
   test("a disagreement raises", function()
-    local before = temp_dirs("aqs-fuzz-replay-")
     local reducer = require "actionqueue.storage.recovery.reducer"
     local real = reducer.apply
     reducer.apply = function() return nil, { message = "planted" } end
@@ -105,7 +90,7 @@ describe("fuzz target wal_replay", function()
     reducer.apply = real
     assert.is_false(ok)
     assert.matches("records say", err)
-    no_new_temp_dirs(before, "aqs-fuzz-replay-")
+    removed(tmp)
   end)
 end)
 
