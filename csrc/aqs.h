@@ -92,6 +92,9 @@ int aqs_proc_write(lua_State *L);
 int aqs_json_decode(lua_State *L);
 int aqs_json_encode(lua_State *L);
 
+/* checks.c (see checks.h) */
+int aqs_schema_check(lua_State *L);
+
 /* text.c (see schema.h) */
 int aqs_uuid_parse(lua_State *L);
 

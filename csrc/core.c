@@ -39,6 +39,7 @@ static const luaL_Reg core_funcs[] = {
   {"proc_write", aqs_proc_write},
   {"replay_state", aqs_replay_state},
   {"schema", aqs_schema},
+  {"schema_check", aqs_schema_check},
   {"schema_kinds", aqs_schema_kinds},
   {"snapshot_read", aqs_snapshot_read},
   {"snapshot_rules", aqs_snapshot_rules},

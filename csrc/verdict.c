@@ -34,6 +34,7 @@
  *   the caller finishes or aborts it).  A copy is given up at the first list element
  *   after something non-canonical: {status = "not_canonical"}, nothing judged.
  */
+#include "checks.h"
 #include "json.h"
 #include "io.h"
 #include "transcode.h"
@@ -327,14 +328,6 @@ static const char *pathf(char *buf, size_t n, const char *fmt, uint64_t a, uint6
 
 /* ---- hooks ---------------------------------------------------------------------------- */
 
-static int msgf(char *msg, size_t n, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, n, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
 static int known_task(vstate *v, const unsigned char id[16]) {
   vkey key = key_of(id, 0);
   return idset_find(v, &v->tasks, &key, 0);
@@ -474,23 +467,26 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       if (v->tasks.cap == 0 && declared(v, v->md_tasks) > 1024) idset_resize(v, &v->tasks, declared(v, v->md_tasks));
       if (v->runs.cap == 0 && declared(v, v->md_runs) > 1024) idset_resize(v, &v->runs, declared(v, v->md_runs));
       return 0;
-    case VK_TASKSPEC:
-      if (v->checks && is_nil_id(CAP(t, caps, 0)->id))
-        return msgf(msg, n, "invalid task identifier for task admission: 00000000-0000-0000-0000-000000000000");
+    case VK_TASKSPEC: {
+      aqs_taskspec_vals c;
+      c.nil_id = is_nil_id(CAP(t, caps, 0)->id);
+      if (v->checks && aqs_check_taskspec(&c, msg, n)) return -1;
       memcpy(v->cur_task_id, CAP(t, caps, 0)->id, 16);
       return 0;
+    }
     case VK_CONSTRAINTS: {
+      aqs_constraints_vals c;
       const jcap *caps_list = CAP(t, caps, 3);
       if (!v->checks) return 0;
-      if (CAP(t, caps, 0)->u == 0) return msgf(msg, n, "invalid max_attempts value: 0 (must be >= 1)");
-      if (CAP(t, caps, 1)->present && CAP(t, caps, 1)->u == 0) return msgf(msg, n, "timeout_secs must not be zero");
-      if (CAP(t, caps, 2)->present && CAP(t, caps, 2)->u == 0)
-        return msgf(msg, n, "concurrency key must not be an empty string");
-      if (caps_list->present) {
-        if (caps_list->u == 0) return msgf(msg, n, "required capabilities list must not be empty");
-        if (caps_list->empty_elem) return msgf(msg, n, "required_capabilities contains an empty string");
-      }
-      return 0;
+      c.max_attempts_zero = CAP(t, caps, 0)->u == 0;
+      c.has_timeout = CAP(t, caps, 1)->present;
+      c.timeout_secs = CAP(t, caps, 1)->u;
+      c.has_key = CAP(t, caps, 2)->present;
+      c.key_len = CAP(t, caps, 2)->u;
+      c.has_caps = caps_list->present;
+      c.ncaps = caps_list->u;
+      c.empty_cap = caps_list->empty_elem;
+      return aqs_check_constraints(&c, msg, n);
     }
     case VK_TASK: {
       const jcap *created = CAP(t, caps, 0), *canceled = CAP(t, caps, 1);
@@ -510,19 +506,20 @@ static int record_end(void *ud, const jtype *t, const jcap *caps, char *msg, siz
       return 0;
     }
     case VK_RUNINST: {
+      aqs_runinst_vals c;
       int k;
       const jcap *state = CAP(t, caps, 2);
       for (k = 0; k < 7; k++) v->ri[k] = *CAP(t, caps, k);
       v->ri_seen = 1;
       if (v->checks != 1) return 0;   /* section 6 repeats these with its own texts */
-      if (is_nil_id(CAP(t, caps, 0)->id)) return msgf(msg, n, "run_id must not be nil");
-      if (is_nil_id(CAP(t, caps, 1)->id)) return msgf(msg, n, "task_id must not be nil");
-      if (CAP(t, caps, 3)->present && (int)state->u != pl->st_running)
-        return msgf(msg, n, "active attempt_id is only valid in Running state");
-      if ((int)state->u == pl->st_ready && CAP(t, caps, 5)->u < CAP(t, caps, 6)->u)
-        return msgf(msg, n, "Ready state requires scheduled_at (%llu) <= created_at (%llu)",
-                    (unsigned long long)CAP(t, caps, 6)->u, (unsigned long long)CAP(t, caps, 5)->u);
-      return 0;
+      c.nil_run_id = is_nil_id(CAP(t, caps, 0)->id);
+      c.nil_task_id = is_nil_id(CAP(t, caps, 1)->id);
+      c.has_attempt = CAP(t, caps, 3)->present;
+      c.running = (int)state->u == pl->st_running;
+      c.ready = (int)state->u == pl->st_ready;
+      c.created_at = CAP(t, caps, 5)->u;
+      c.scheduled_at = CAP(t, caps, 6)->u;
+      return aqs_check_runinst(&c, msg, n);
     }
     case VK_HIST: {
       vhist e;
@@ -579,8 +576,10 @@ static int variant_end(void *ud, const jtype *t, const jitem *it, const jcap *ca
   const jtype *r = it->type;
   (void)t;
   if (it->vk == VK_REPEAT && ((vstate *)ud)->checks) {
-    if (CAP(r, caps, 0)->u == 0) return msgf(msg, n, "invalid repeat count: 0 (must be >= 1)");
-    if (CAP(r, caps, 1)->u == 0) return msgf(msg, n, "invalid repeat interval_secs: 0 (must be >= 1)");
+    aqs_repeat_vals c;
+    c.count = CAP(r, caps, 0)->u;
+    c.interval_secs = CAP(r, caps, 1)->u;
+    return aqs_check_repeat(&c, msg, n);
   }
   return 0;
 }
@@ -746,7 +745,7 @@ static int plan_state(lua_State *L, vplan *pl, const char *name) {
 }
 
 /* Sets the hook ids and field slots on the compiled schema's types. */
-static void plan_compile(lua_State *L, vplan *pl, jschema *sc) {
+static void plan_compile(lua_State *L, vplan *pl, jschema *sc, int sidx) {
   int k, j, f;
   for (k = 1; k < VK_COUNT; k++) {
     jtype *t = NULL;
@@ -790,19 +789,31 @@ static void plan_compile(lua_State *L, vplan *pl, jschema *sc) {
         luaL_error(L, "verdict_plan: SnapshotBudget.dimension is not an enum of at most 256 variants");
     }
   }
-  /* every decode-time check of the schema must have its C twin here */
+  /* the hooks replace the schema's check functions: each must be the native check
+   * (checks.c) that its hook calls */
+  aqs_schema_push_refs(L, sidx);
   for (j = 0; j < sc->ntypes; j++) {
     jtype *t = sc->types[j];
     int m;
-    if (t->kind == JK_RECORD && t->check_ref
-        && t->vk != VK_TASKSPEC && t->vk != VK_CONSTRAINTS && t->vk != VK_RUNINST)
-      luaL_error(L, "verdict_plan: record %s has a check the verdict does not implement", t->name);
+    if (t->kind == JK_RECORD && t->check_ref) {
+      int want = t->vk == VK_TASKSPEC ? AQS_CHECK_TASKSPEC : t->vk == VK_CONSTRAINTS ? AQS_CHECK_CONSTRAINTS
+               : t->vk == VK_RUNINST ? AQS_CHECK_RUNINST : AQS_CHECK_NONE;
+      lua_rawgeti(L, -1, t->check_ref);
+      if (want == AQS_CHECK_NONE || aqs_check_native(L, -1) != want)
+        luaL_error(L, "verdict_plan: record %s has a check the verdict does not implement", t->name);
+      lua_pop(L, 1);
+    }
     if (t->kind == JK_ENUM)
-      for (m = 0; m < t->nitems; m++)
-        if (t->items[m].check_ref && t->items[m].vk != VK_REPEAT)
+      for (m = 0; m < t->nitems; m++) {
+        if (!t->items[m].check_ref) continue;
+        lua_rawgeti(L, -1, t->items[m].check_ref);
+        if (t->items[m].vk != VK_REPEAT || aqs_check_native(L, -1) != AQS_CHECK_REPEAT)
           luaL_error(L, "verdict_plan: variant %s of %s has a check the verdict does not implement",
                      t->items[m].name, t->name);
+        lua_pop(L, 1);
+      }
   }
+  lua_pop(L, 1);
 }
 
 /* verdict_plan(schema, sm) -> VerdictPlan */
@@ -821,7 +832,7 @@ int aqs_verdict_plan(lua_State *L) {
   lua_getfield(L, 2, "schema_version");
   pl->schema_version = (uint32_t)luaL_checkinteger(L, -1);
   lua_pop(L, 1);
-  plan_compile(L, pl, sc);
+  plan_compile(L, pl, sc, 1);
   pl->st_scheduled = plan_state(L, pl, "Scheduled");
   pl->st_ready = plan_state(L, pl, "Ready");
   pl->st_running = plan_state(L, pl, "Running");

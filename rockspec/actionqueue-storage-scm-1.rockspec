@@ -33,6 +33,7 @@ build = {
     ["actionqueue.storage.core"] = {
       sources = {
         "csrc/atomic_writer.c",
+        "csrc/checks.c",
         "csrc/core.c",
         "csrc/crc32.c",
         "csrc/frame.c",

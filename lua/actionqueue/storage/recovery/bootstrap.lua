@@ -10,6 +10,7 @@ local errors = require "actionqueue.storage.errors"
 local state_mod = require "actionqueue.storage.recovery.state"
 local reducer = require "actionqueue.storage.recovery.reducer"
 local sm = require "actionqueue.storage.statemachine"
+local T = require "actionqueue.storage.schema.types"
 local W = require "actionqueue.storage.schema.wal"
 
 local M = {}
@@ -57,8 +58,6 @@ local function open_wal(wal_path, snap_path, create)
   end
   return rd
 end
-
-local NIL_ID = "00000000-0000-0000-0000-000000000000"
 
 -- The replay pass's postcard skim (every record validated, the default build's features).
 local REPLAY_SCHEMA = require("actionqueue.storage.core").schema(W.WalEvent)
@@ -121,13 +120,15 @@ end
 local function runs(items, apply, bad, st)
   for _, r in ipairs(items) do
     local ri = r.run_instance
-    if ri.id == NIL_ID then bad("run_id must not be nil") end
-    if ri.task_id == NIL_ID then bad("task_id must not be nil") end
-    apply("RunCreated", { run_instance = {
+    local created = {
       id = ri.id, task_id = ri.task_id, state = "Scheduled", attempt_count = 0,
       created_at = ri.created_at, scheduled_at = ri.scheduled_at, effective_priority = 0,
       last_state_change_at = ri.created_at,
-    } })
+    }
+    -- the engine re-creates the run: RunInstance's decode-time check (nil ids here)
+    local msg = T.RunInstance.check(created)
+    if msg then bad(msg) end
+    apply("RunCreated", { run_instance = created })
     local prev = "Scheduled"
     local hist = r.state_history or {}
     for i = 2, #hist do

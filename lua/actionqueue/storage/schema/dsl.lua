@@ -13,7 +13,8 @@
 --   `{name = ..., type = ..., default = ...}`; a field with a `default` has an explicit
 --   default (filled when the key is missing, may be left out at the end of the JSON
 --   array form); `dsl.NONE` is the default "absent" of an optional field;
---   `check(value)` returns nil or the reference's decode-time validation text;
+--   `check(value)` returns nil or the reference's decode-time validation text (a Lua
+--   function, or `dsl.native(name)`: one of the C core's checks, csrc/checks.c);
 --   `skip_if_none = true` on an optional field (serde's "skip serializing if none"): the
 --   JSON encoder leaves the key out entirely when the value is nil instead of writing
 --   `null`; it affects JSON output only (postcard always writes the Option tag);
@@ -42,6 +43,14 @@ dsl.NONE = setmetatable({}, { __tostring = function() return "NONE" end })
 -- `min`/`max` here are its range, for the Lua code that checks values (build, validate).
 for kind, k in pairs(core.schema_kinds()) do
   if k.scalar then dsl[kind] = { kind = kind, min = k.min, max = k.max } end
+end
+
+--- One of the C core's decode-time checks (csrc/checks.c), as a `check` function.
+-- Every codec, the verdict path and `snapshot.build` run that one implementation.
+-- @tparam string name "TaskSpec", "TaskConstraints", "RunInstance" or "Repeat"
+-- @treturn function check(value) -> nil | text
+function dsl.native(name)
+  return core.schema_check(name)
 end
 
 --- A UUID-based identifier type.

@@ -2,8 +2,10 @@
 -- identifiers, TaskSpec, RunInstance, policies, constraints and the enums.
 -- Record names are the reference's internal type names (they appear in JSON decode
 -- errors such as `expected struct TaskSpecWire`). The `check` functions are the
--- decode-time validations (snapshot-format.md §3.6, wal-format.md §8.4); both decoders
--- call them when a record (or enum variant) has been read completely.
+-- decode-time validations (snapshot-format.md §3.6, wal-format.md §8.4); every decoder
+-- calls them when a record (or enum variant) has been read completely. All but Cron's
+-- are the C core's (`dsl.native`, csrc/checks.c): one implementation that the codecs,
+-- the verdict path and `snapshot.build` share.
 -- @module actionqueue.storage.schema.types
 local dsl = require "actionqueue.storage.schema.dsl"
 
@@ -46,13 +48,6 @@ T.CronPolicy = dsl.record { "RunPolicyWire::Cron",
   { "max_occurrences", dsl.option(dsl.u32), skip_if_none = true },
 }
 
-local function check_repeat(v)
-  local p = v.Repeat
-  if p.count == 0 then return "invalid repeat count: 0 (must be >= 1)" end
-  if p.interval_secs == 0 then return "invalid repeat interval_secs: 0 (must be >= 1)" end
-  return nil
-end
-
 -- Workflow build only (wal-format.md §8.4): a valid seconds-first cron schedule and
 -- max_occurrences not Some(0).
 local function check_cron(v)
@@ -63,7 +58,7 @@ end
 
 T.RunPolicy = dsl.enum { "RunPolicyWire",
   { "Once" },
-  { "Repeat", T.RepeatPolicy, check = check_repeat },
+  { "Repeat", T.RepeatPolicy, check = dsl.native "Repeat" },
   -- Only in the reference's optional "workflow" build; the default build rejects it.
   { "Cron", T.CronPolicy, feature = "workflow", check = check_cron },
 }
@@ -73,20 +68,6 @@ T.TaskPayload = dsl.record { "TaskPayload",
   { "content_type", dsl.option(dsl.string) },
 }
 
-local function check_constraints(c)
-  if c.max_attempts == 0 then return "invalid max_attempts value: 0 (must be >= 1)" end
-  if c.timeout_secs == 0 then return "timeout_secs must not be zero" end
-  if c.concurrency_key == "" then return "concurrency key must not be an empty string" end
-  local caps = c.required_capabilities
-  if caps then
-    if #caps == 0 then return "required capabilities list must not be empty" end
-    for i = 1, #caps do
-      if caps[i] == "" then return "required_capabilities contains an empty string" end
-    end
-  end
-  return nil
-end
-
 T.TaskConstraints = dsl.record { "TaskConstraintsWire",
   { "max_attempts", dsl.u32, build_default = 1 },
   { "timeout_secs", dsl.option(dsl.u64) },
@@ -94,7 +75,7 @@ T.TaskConstraints = dsl.record { "TaskConstraintsWire",
   { "concurrency_key_hold_policy", T.ConcurrencyKeyHoldPolicy, default = "HoldDuringRetry" },
   { "safety_level", T.SafetyLevel, default = "Pure" },
   { "required_capabilities", dsl.option(dsl.list(dsl.string)), default = dsl.NONE },
-  check = check_constraints,
+  check = dsl.native "TaskConstraints",
 }
 
 T.TaskMetadata = dsl.record { "TaskMetadata",
@@ -111,12 +92,7 @@ T.TaskSpec = dsl.record { "TaskSpecWire",
   { "metadata", T.TaskMetadata, build_default = empty },
   { "parent_task_id", dsl.option(T.TaskId), default = dsl.NONE },
   { "tenant_id", dsl.option(T.TenantId), default = dsl.NONE },
-  check = function(s)
-    if s.id == T.NIL_UUID then
-      return "invalid task identifier for task admission: " .. T.NIL_UUID
-    end
-    return nil
-  end,
+  check = dsl.native "TaskSpec",
 }
 
 T.RunInstance = dsl.record { "RunInstanceWire",
@@ -129,20 +105,7 @@ T.RunInstance = dsl.record { "RunInstanceWire",
   { "scheduled_at", dsl.u64 },
   { "effective_priority", dsl.i32, build_default = 0 },
   { "last_state_change_at", dsl.u64, default = 0 },
-  check = function(r)
-    if r.id == T.NIL_UUID then return "run_id must not be nil" end
-    if r.task_id == T.NIL_UUID then return "task_id must not be nil" end
-    if r.current_attempt_id ~= nil then
-      if r.state ~= "Running" then return "active attempt_id is only valid in Running state" end
-      if T.TERMINAL_STATES[r.state] then return "terminal state cannot have an active attempt" end
-    end
-    if r.state == "Ready" and math.ult(r.created_at, r.scheduled_at) then
-      -- %u: u64 values above 2^63-1 live in Lua as the same bit pattern.
-      return string.format("Ready state requires scheduled_at (%u) <= created_at (%u)",
-        r.scheduled_at, r.created_at)
-    end
-    return nil
-  end,
+  check = dsl.native "RunInstance",
 }
 
 T.EventFilter = dsl.enum { "EventFilter",
