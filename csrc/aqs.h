@@ -123,6 +123,11 @@ int aqs_verdict_plan(lua_State *L);
 int aqs_u64_parse(lua_State *L);
 int aqs_u64_tostring(lua_State *L);
 
+/* lua_alloc.c: the small-object allocator, installed once per state by luaopen */
+void aqs_lua_alloc_install(lua_State *L);
+int aqs_alloc_selftest(lua_State *L);
+int aqs_alloc_stats(lua_State *L);
+
 /* mem_budget.c */
 int aqs_mem_budget(lua_State *L);
 

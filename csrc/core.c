@@ -6,6 +6,8 @@
 
 static const luaL_Reg core_funcs[] = {
   /* keep sorted by name */
+  {"_alloc_selftest", aqs_alloc_selftest},
+  {"_alloc_stats", aqs_alloc_stats},
   {"_bench_crc32_c", aqs_bench_crc32_c},
   {"_monotonic", aqs_monotonic},
   {"atomic_writer", aqs_atomic_writer},
@@ -52,6 +54,7 @@ static const luaL_Reg core_funcs[] = {
 };
 
 int luaopen_actionqueue_storage_core(lua_State *L) {
+  aqs_lua_alloc_install(L);  /* first: the module's own objects come from the slabs too */
   aqs_atomic_writer_init(L);
   aqs_frame_init(L);
   aqs_framed_log_init(L);

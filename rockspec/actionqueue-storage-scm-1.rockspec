@@ -42,6 +42,7 @@ build = {
         "csrc/json_decode.c",
         "csrc/json_encode.c",
         "csrc/lock.c",
+        "csrc/lua_alloc.c",
         "csrc/mem_budget.c",
         "csrc/postcard.c",
         "csrc/process.c",
