@@ -98,11 +98,21 @@ function runners.build(job)
   return write_output(snapshot, job, snap)
 end
 
-function runners.rewrite(job)
+-- `snapshot.rewrite`, as `aqstore rewrite` does: the input is judged and transcoded
+-- straight into the output's atomic writer, without a Lua tree (issue 15.4).
+function runners.rewrite(job, res)
   local snapshot = snapshot_api()
-  local snap, text, kind = load_input(snapshot, job)
-  if not snap then return nil, text, kind end
-  return write_output(snapshot, job, snap)
+  local done, err, side = snapshot.rewrite(job.path, job.output_path)
+  if done == false then return nil, "no snapshot", "NoSnapshot" end
+  if not done then
+    if side == "output" then
+      local text, kind = output_error(job, err)
+      return nil, text, kind or "WriteError"
+    end
+    return nil, errtext(err)
+  end
+  res.tasks, res.runs = done.tasks, done.runs
+  return true
 end
 
 function runners.compact(job, res)
@@ -176,7 +186,7 @@ kinds.register({ name = "validate", output = false, run = runners.validate,
 kinds.register({ name = "build", output = true, run = runners.build,
   does = "build the Lua/JSON table in input, write output" })
 kinds.register({ name = "rewrite", output = true, run = runners.rewrite,
-  does = "load input, write it canonically to output" })
+  does = "snapshot.rewrite: input judged and written canonically to output (no Lua tree)" })
 kinds.register({ name = "compact", output = true, run = runners.compact, fields = { timestamp = "number" },
   does = "recovery.compact of the data dir input into output" })
 
