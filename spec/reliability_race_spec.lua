@@ -14,9 +14,7 @@ local lfs = require "lfs"
 local full = os.getenv("AQS_RELIABILITY") == "full"
 local q = files.q
 
-local function have_strace()
-  return os.execute("strace -qq -o /dev/null -e trace=none true >/dev/null 2>&1") == true
-end
+local have_strace = require("support.proc").have_strace
 
 -- The writer: load a snapshot and write it to the target (snapshot.write, the protocol
 -- every command uses). Prints OK or ERR <text>.

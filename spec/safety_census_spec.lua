@@ -20,18 +20,9 @@ local lfs = require "lfs"
 
 local q = files.q
 
-local function have_strace()
-  return os.getenv("LD_PRELOAD") == nil
-    and os.execute("strace -qq -o /dev/null -e trace=none true >/dev/null 2>&1") == true
-end
+local have_strace = proc.have_strace
 
-local function temps(dir)
-  local found = {}
-  for name in lfs.dir(dir) do
-    if name:match("%.tmp%.%d+%.%x+$") then found[#found + 1] = name end
-  end
-  return found
-end
+local temps = proc.writer_temps
 
 -- Starts `aqstore ARGS` in `cwd` under strace, holding its first pwrite64 for `hold` s;
 -- returns a handle for `finish`.

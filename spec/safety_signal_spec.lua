@@ -14,19 +14,9 @@ local lfs = require "lfs"
 
 local q = files.q
 
-local function have_strace()
-  return os.getenv("LD_PRELOAD") == nil
-    and os.execute("strace -qq -o /dev/null -e trace=none true >/dev/null 2>&1") == true
-end
+local have_strace = proc.have_strace
 
--- Names in `dir` that look like a temp file of ours.
-local function temps(dir)
-  local found = {}
-  for name in lfs.dir(dir) do
-    if name:match("%.tmp%.%d+%.%x+$") then found[#found + 1] = name end
-  end
-  return found
-end
+local temps = proc.writer_temps
 
 -- Runs `aqstore ARGS` in `cwd` under strace, holding its `nth` pwrite64 for 1.5 s, and
 -- sends `sig` once `wait_path()` says the write has begun. Returns code, stderr.

@@ -7,6 +7,22 @@ local proc = {}
 --- Sleeps `s` seconds (fractions allowed).
 function proc.sleep(s) os.execute(string.format("sleep %.3f", s)) end
 
+--- True when strace can trace here (ptrace allowed; never under the sanitizer preloads,
+-- which strace cannot run with).
+function proc.have_strace()
+  return os.getenv("LD_PRELOAD") == nil
+    and os.execute("strace -qq -o /dev/null -e trace=none true >/dev/null 2>&1") == true
+end
+
+--- Names in `dir` that look like a writer's temp file of ours (`TARGET.tmp.<pid>.<hex>`).
+function proc.writer_temps(dir)
+  local found = {}
+  for name in lfs.dir(dir) do
+    if name:match("%.tmp%.%d+%.%x+$") then found[#found + 1] = name end
+  end
+  return found
+end
+
 --- Waits (bounded) until `path` exists; true when it does.
 function proc.wait_for_file(path, seconds)
   for _ = 1, seconds * 50 do
