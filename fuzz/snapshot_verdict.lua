@@ -1,6 +1,7 @@
 -- libFuzzer target (differential): the streamed verdict (snapshot.verdict, csrc/verdict.c:
 -- chunked read, CRC on the way, skim decoder, the rules in C) against the table path
--- (snapshot.load: the decoder building Lua values, then snapshot/validate.lua).
+-- (snapshot.load: the decoder building Lua values, judging the same C rules as it builds;
+-- what this still compares is the two decoder modes, the streaming and the order of texts).
 -- Each input is judged twice: framed with a correct CRC (so that it reaches the decoder
 -- and the rules) and as a whole file (frame-level faults).  Property: both paths give
 -- the same outcome, error kind, text and violation path.
