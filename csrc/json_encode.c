@@ -494,6 +494,39 @@ void aqs_json_string_append(lua_State *L, aqs_obuf *b, const unsigned char *s, s
   put_string(&e, s, n);
 }
 
+/* The canonical encoding of the value at idx with the compiled schema at sidx, into a
+ * buffer owned by a userdata pushed on the stack (its __gc frees it, on every path):
+ * returns the buffer, or NULL with the userdata and then the encoder's message pushed.
+ * snapshot_rules judges a Lua table through it, so that validating a table never makes
+ * a Lua string of its whole encoding beside the buffer (95 MB at 100k tasks + runs). */
+aqs_obuf *aqs_json_encode_owned(lua_State *L, int idx, int sidx) {
+  jschema *sc;
+  je e;
+  ebuf *b;
+  idx = lua_absindex(L, idx);
+  sidx = lua_absindex(L, sidx);
+  sc = aqs_schema_at(L, sidx);
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  e.chunk = 65536;
+  b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, STATE_MT)) {
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  e.b = b;
+  aqs_schema_push_refs(L, sidx);
+  e.refs = lua_gettop(L);
+  if (ev(&e, sc->root, idx)) {
+    lua_remove(L, e.refs);
+    return NULL;
+  }
+  lua_pop(L, 1);
+  return b;
+}
+
 /* Reads opts.indent (at the options table idx) into e; pushes the unit string (slot 7). */
 static void read_indent(lua_State *L, je *e, int opts) {
   static const char SPACES[] = "                ";

@@ -24,6 +24,10 @@ typedef struct {
 /* json_encode.c: appends the canonical encoding of the Lua value at idx (of type t) to b;
  * 0, or -1 with the encoder's message pushed. */
 int aqs_json_encode_append(lua_State *L, int idx, jtype *t, aqs_obuf *b);
+/* json_encode.c: the canonical encoding of the value at idx with the compiled schema at
+ * sidx in a buffer owned by a userdata it pushes; NULL with the encoder's message pushed
+ * above that userdata on failure. */
+aqs_obuf *aqs_json_encode_owned(lua_State *L, int idx, int sidx);
 /* json_encode.c: appends s as a JSON string with the reference's escaping. */
 void aqs_json_string_append(lua_State *L, aqs_obuf *b, const unsigned char *s, size_t n);
 

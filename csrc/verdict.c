@@ -1025,17 +1025,37 @@ int aqs_snapshot_read(lua_State *L) {
   return read_file(L, 1);
 }
 
-/* snapshot_rules(payload, plan [, all]) -> {violation...} | nil, message, line, column
- * The 27 mapping rules on a JSON payload (the encoding of a snapshot built in Lua:
- * snapshot.validate), with the decode-time checks that no rule repeats (checks = 2).  Violations are
+/* snapshot_rules(payload | snapshot, plan [, all]) -> {violation...}
+ *   | nil, message, line, column (decode error) | nil, message, "encode" (a table the
+ *   encoder refuses: "path: text")
+ * The 27 mapping rules on a JSON payload, or on the canonical encoding of a snapshot
+ * table built in Lua (snapshot.validate; encoded into a C buffer, never a Lua string),
+ * with the decode-time checks that no rule repeats (checks = 2).  Violations are
  * {kind, path, message}, in the engine's order; without `all` at most the first. */
 int aqs_snapshot_rules(lua_State *L) {
   size_t n, j;
-  const char *s = luaL_checklstring(L, 1, &n);
+  const char *s;
   vplan *pl = (vplan *)luaL_checkudata(L, 2, PLAN_MT);
   int all = lua_toboolean(L, 3), ok;
   vstate *v;
   lua_settop(L, 2);
+  if (lua_istable(L, 1)) {
+    aqs_obuf *b;
+    lua_getiuservalue(L, 2, 1);   /* 3: the compiled schema */
+    b = aqs_json_encode_owned(L, 1, 3);   /* 4: the buffer's owner */
+    if (!b) {
+      lua_pushnil(L);
+      lua_insert(L, -2);
+      lua_pushliteral(L, "encode");
+      return 3;
+    }
+    lua_replace(L, 1);            /* the owner stays at 1 while the rules read it */
+    lua_settop(L, 2);
+    s = b->p ? b->p : "";
+    n = b->len;
+  } else {
+    s = luaL_checklstring(L, 1, &n);
+  }
   v = (vstate *)lua_newuserdatauv(L, sizeof(vstate), 0);   /* 3 (freed by __gc) */
   memset(v, 0, sizeof *v);
   v->fd = -1;

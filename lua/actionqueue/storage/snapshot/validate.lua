@@ -16,7 +16,6 @@
 local core = require "actionqueue.storage.core"
 local dsl = require "actionqueue.storage.schema.dsl"
 local S = require "actionqueue.storage.schema.snapshot"
-local codec = require "actionqueue.storage.snapshot.codec"
 local load = require "actionqueue.storage.snapshot.load"
 
 local M = {}
@@ -55,15 +54,15 @@ end
 function M.validate(snap, opts)
   assert(type(snap) == "table", "validate: snapshot table expected")
   local all = type(opts) == "table" and opts.all or false
-  local payload, msg = core.json_encode(with_defaults(snap), codec.schema())
-  local list
-  if not payload then
-    list = { encode_violation(msg) }
-  else
-    local dmsg
-    list, dmsg = core.snapshot_rules(payload, load.verdict_plan(), all)
-    -- (the encoding is the decoder's input by construction; kept visible if not)
-    if not list then list = { { kind = "DecodeError", path = "", message = dmsg } } end
+  -- the rules judge the table's encoding in a C buffer (no Lua string of it)
+  local list, msg, where = core.snapshot_rules(with_defaults(snap), load.verdict_plan(), all)
+  if not list then
+    if where == "encode" then
+      list = { encode_violation(msg) }
+    else
+      -- (the encoding is the decoder's input by construction; kept visible if not)
+      list = { { kind = "DecodeError", path = "", message = msg } }
+    end
   end
   if all then return list end
   if list[1] then return nil, list[1] end
