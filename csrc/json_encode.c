@@ -73,6 +73,19 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
+/* Pushes an empty output buffer owned by a userdata (its __gc frees the bytes, on every
+ * path, errors included). */
+static ebuf *push_buffer(lua_State *L) {
+  ebuf *b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, STATE_MT)) {
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return b;
+}
+
 static void reserve(je *e, size_t extra) {
   ebuf *b = e->b;
   if (b->len + extra > b->cap) {
@@ -509,13 +522,7 @@ aqs_obuf *aqs_json_encode_owned(lua_State *L, int idx, int sidx) {
   memset(&e, 0, sizeof e);
   e.L = L;
   e.chunk = 65536;
-  b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);
-  memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, STATE_MT)) {
-    lua_pushcfunction(L, state_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  b = push_buffer(L);
   e.b = b;
   aqs_schema_push_refs(L, sidx);
   e.refs = lua_gettop(L);
@@ -590,13 +597,7 @@ int aqs_json_encode(lua_State *L) {
       e.sink_method = 1;
     }
   }
-  b = (ebuf *)lua_newuserdatauv(L, sizeof(ebuf), 0);   /* 8 */
-  memset(b, 0, sizeof *b);
-  if (luaL_newmetatable(L, STATE_MT)) {
-    lua_pushcfunction(L, state_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  b = push_buffer(L);                     /* 8 */
   e.b = b;
   aqs_schema_push_refs(L, 2);             /* 9 */
   e.refs = 9;
